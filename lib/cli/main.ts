@@ -1,0 +1,52 @@
+/**
+ * The `userns` command line. Exit codes: 0 ok, 1 refused or failed check, 2 usage.
+ */
+import { Command, CommanderError } from "commander";
+import { UsernsError } from "../errors.js";
+import { runDemo } from "./demo.js";
+
+/** Documented exit codes. */
+export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+
+/** Builds the command tree; `out` and `err` are where output goes (tests capture them). */
+export function buildProgram(io: { out: (s: string) => void; err: (s: string) => void }): Command {
+  const program = new Command("userns")
+    .description("Linux user namespaces, id mappings and idmapped mounts")
+    .version("0.1.0")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError();
+
+  program
+    .command("demo")
+    .description("walk through what the library can do, for real, on this machine")
+    .option("--json", "print the results as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      await runDemo(io, { json: opts.json === true });
+    });
+
+  return program;
+}
+
+/** Runs the CLI and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const io = {
+    out: (s: string) => process.stdout.write(s),
+    err: (s: string) => process.stderr.write(s),
+  };
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (UsernsError.isUsernsError(e)) {
+      io.err(`userns: ${e.message}\n`);
+      return e.code === "ERR_USERNS_USAGE" ? EXIT.usage : EXIT.refused;
+    }
+    throw e;
+  }
+}

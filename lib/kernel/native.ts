@@ -1,0 +1,78 @@
+/**
+ * The one place the addon is loaded, and the one declaration of exactly what
+ * it exports. Feature modules import `native` from here, never the `.node`
+ * file.
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { UsernsError } from "../errors.js";
+
+/** A namespace's identity: the nsfs device and inode. */
+export interface NsIdentityRaw {
+  dev: bigint;
+  ino: bigint;
+}
+
+/** What the addon exports. Every function throws a {@link UsernsError} on failure. */
+export interface NativeBinding {
+  setErrorClass(cls: new (attempted: string, opts: { errno: number; syscall: string }) => Error): void;
+  openNs(path: string): number;
+  close(fd: number): void;
+  nsIdentity(fd: number): NsIdentityRaw;
+  nsGetOwnerUid(fd: number): number;
+  nsGetParent(fd: number): number;
+  nsGetUserns(fd: number): number;
+  nsGetNstype(fd: number): number;
+  nsGetId(fd: number): bigint;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root: lib/kernel or dist/kernel, two levels up. */
+export const packageRoot: string = join(here, "..", "..");
+
+function load(): NativeBinding {
+  const require = createRequire(import.meta.url);
+  const explicit = process.env.USERNS_BINDING;
+  if (explicit) {
+    // An explicit binary (the sanitizer build, or a user's own) wins.
+    return require(explicit) as NativeBinding;
+  }
+  const nodeGypBuild = require("node-gyp-build") as (dir: string) => unknown;
+  try {
+    return nodeGypBuild(packageRoot) as NativeBinding;
+  } catch (cause) {
+    throw new UsernsError(
+      `loading the userns native addon from ${packageRoot} (tried prebuilds/${process.platform}-${process.arch} and build/Release; set USERNS_BINDING to a .node file to override)`,
+      { code: "ERR_USERNS_NATIVE_LOAD", cause },
+    );
+  }
+}
+
+let cached: NativeBinding | undefined;
+
+/** The loaded addon. Loaded lazily, so the pure model works without it. */
+export function native(): NativeBinding {
+  if (cached === undefined) {
+    const b = load();
+    b.setErrorClass(NativeError);
+    cached = b;
+  }
+  return cached;
+}
+
+/** Where the addon was loaded from, for diagnostics and tests. */
+export function nativePath(): string {
+  const require = createRequire(import.meta.url);
+  if (process.env.USERNS_BINDING) return process.env.USERNS_BINDING;
+  const nodeGypBuild = require("node-gyp-build") as { resolve(dir: string): string };
+  return nodeGypBuild.resolve(packageRoot);
+}
+
+/** Adapter so native code constructs UsernsError with its (attempted, {errno, syscall}) shape. */
+class NativeError extends UsernsError {
+  constructor(attempted: string, opts: { errno: number; syscall: string }) {
+    super(attempted, { errno: opts.errno, syscall: opts.syscall });
+  }
+}
+Object.defineProperty(NativeError.prototype, "name", { value: "UsernsError", enumerable: false });

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Reads one or more vitest JSON reports and prints the closing line
+// `N passed, N failed, N skipped`. Exits 1 when any test failed, when a report
+// is missing, or (under CI) when any kernel test was skipped: kernel tests
+// must run in CI.
+import { existsSync, readFileSync } from "node:fs";
+
+const files = process.argv.slice(2);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const skippedKernel = [];
+let ok = true;
+for (const f of files) {
+  if (!existsSync(f)) {
+    console.error(`ci-summary: no report at ${f} (the test run did not finish)`);
+    ok = false;
+    failed += 1;
+    continue;
+  }
+  const report = JSON.parse(readFileSync(f, "utf8"));
+  for (const file of report.testResults ?? []) {
+    // A file that failed to load has no assertions but counts as a failure.
+    if (file.status === "failed" && (file.assertionResults ?? []).length === 0) {
+      failed += 1;
+      console.error(`ci-summary: ${f}: ${file.name} failed to run: ${file.message ?? ""}`);
+    }
+    for (const t of file.assertionResults ?? []) {
+      if (t.status === "passed") passed += 1;
+      else if (t.status === "failed") failed += 1;
+      else {
+        skipped += 1;
+        if ((t.ancestorTitles ?? []).some((a) => a.startsWith("[kernel]"))) skippedKernel.push(t.fullName);
+      }
+    }
+  }
+}
+if (process.env.CI && skippedKernel.length > 0) {
+  console.error(`ci-summary: ${skippedKernel.length} kernel test(s) were skipped in CI, where they must run:`);
+  for (const n of skippedKernel.slice(0, 20)) console.error(`  - ${n}`);
+  failed += skippedKernel.length;
+}
+if (passed === 0) {
+  console.error("ci-summary: no test passed");
+  ok = false;
+}
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(ok && failed === 0 ? 0 : 1);
