@@ -1,0 +1,110 @@
+/**
+ * An id map as the kernel holds it (`struct uid_gid_map`): extents in written
+ * order, plus forward (by first) and reverse (by lowerFirst) sorted views for
+ * binary search. Immutable; equality is on the written extents, and
+ * `canonical()` gives a form in which maps that mean the same compare equal.
+ */
+import { compareForward, compareReverse, type Extent, extent, extentEquals, formatExtent } from "./extent.js";
+import { INVALID_ID } from "./u32.js";
+
+/** Which of a namespace's maps: the kernel keeps uid_map, gid_map and projid_map. */
+export type MapKind = "uid" | "gid" | "projid";
+
+/** UID_GID_MAP_MAX_BASE_EXTENTS: up to this many extents the kernel scans linearly and prints in write order. */
+export const MAX_BASE_EXTENTS = 5;
+/** UID_GID_MAP_MAX_EXTENTS: the most lines a map may have (since 4.15). */
+export const MAX_EXTENTS = 340;
+
+/** An immutable id map. Construct with {@link IdMap.of} or {@link IdMap.from}. */
+export class IdMap {
+  /** Extents in the order they were written. */
+  readonly extents: readonly Extent[];
+  /** Extents sorted by `first` (the kernel's `forward` array). */
+  readonly forward: readonly Extent[];
+  /** Extents sorted by `lowerFirst` (the kernel's `reverse` array). */
+  readonly reverse: readonly Extent[];
+
+  private constructor(extents: readonly Extent[]) {
+    this.extents = Object.freeze([...extents]);
+    this.forward = Object.freeze([...extents].sort(compareForward));
+    this.reverse = Object.freeze([...extents].sort(compareReverse));
+    Object.freeze(this);
+  }
+
+  /** The empty map: a map not written yet (`nr_extents == 0`). */
+  static readonly EMPTY: IdMap = new IdMap([]);
+
+  /** The initial namespace's map, `0 0 4294967295`. */
+  static readonly IDENTITY: IdMap = new IdMap([extent(0, 0, INVALID_ID)]);
+
+  /** A map from extents or `[first, lowerFirst, count]` triples, kept in the given order. No validation beyond u32 fields: see the model's map-write rules for that. */
+  static of(...items: (Extent | readonly [number, number, number])[]): IdMap {
+    return new IdMap(
+      items.map((i) =>
+        Array.isArray(i)
+          ? extent(i[0], i[1], i[2])
+          : extent((i as Extent).first, (i as Extent).lowerFirst, (i as Extent).count),
+      ),
+    );
+  }
+
+  /** A map from a list of extents, kept in the given order. */
+  static from(extents: Iterable<Extent>): IdMap {
+    return IdMap.of(...extents);
+  }
+
+  /** Number of extents (`nr_extents`). */
+  get size(): number {
+    return this.extents.length;
+  }
+
+  /** True when no map has been written. */
+  get isEmpty(): boolean {
+    return this.extents.length === 0;
+  }
+
+  /** The extents in the order the kernel prints them: write order up to 5 extents, sorted by `first` above. */
+  get printOrder(): readonly Extent[] {
+    return this.extents.length > MAX_BASE_EXTENTS ? this.forward : this.extents;
+  }
+
+  /** Same extents in the same written order. */
+  equals(other: IdMap): boolean {
+    return (
+      this.extents.length === other.extents.length && this.extents.every((e, i) => extentEquals(e, other.extents[i]!))
+    );
+  }
+
+  /**
+   * The canonical form: sorted by `first`, with extents that continue each
+   * other on both sides merged. Two maps that translate every id the same way
+   * have equal canonical forms.
+   */
+  canonical(): IdMap {
+    const out: Extent[] = [];
+    for (const e of this.forward) {
+      const prev = out[out.length - 1];
+      if (prev && prev.first + prev.count === e.first && prev.lowerFirst + prev.count === e.lowerFirst) {
+        out[out.length - 1] = extent(prev.first, prev.lowerFirst, prev.count + e.count);
+      } else {
+        out.push(e);
+      }
+    }
+    return new IdMap(out);
+  }
+
+  /** Translates the same ids: canonical forms are equal. */
+  sameMapping(other: IdMap): boolean {
+    return this.canonical().equals(other.canonical());
+  }
+
+  /** The text to write to /proc/PID/uid_map in one write(2): `first lower count\n` per line, in written order. */
+  toString(): string {
+    return this.extents.map((e) => `${formatExtent(e)}\n`).join("");
+  }
+
+  /** Plain data for JSON. */
+  toJSON(): { first: number; lowerFirst: number; count: number }[] {
+    return this.extents.map((e) => ({ first: e.first, lowerFirst: e.lowerFirst, count: e.count }));
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * The mirror model: the kernel's id-mapping rules in pure TypeScript, no I/O.
+ * Nothing here imports from outside lib/model.
+ *
+ * @packageDocumentation
+ */
+export * from "./extent.js";
+export * from "./idmap.js";
+export * from "./u32.js";
