@@ -6,4 +6,5 @@
  */
 export * from "./extent.js";
 export * from "./idmap.js";
+export * from "./lookup.js";
 export * from "./u32.js";
