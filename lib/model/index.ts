@@ -4,7 +4,12 @@
  *
  * @packageDocumentation
  */
+
+export * from "./caps.js";
 export * from "./extent.js";
 export * from "./idmap.js";
 export * from "./lookup.js";
+export * from "./mapwrite.js";
+export * from "./ns.js";
+export * from "./parse.js";
 export * from "./u32.js";
