@@ -6,10 +6,12 @@
  */
 
 export * from "./caps.js";
+export * from "./cases.js";
 export * from "./extent.js";
 export * from "./idmap.js";
 export * from "./lookup.js";
 export * from "./mapwrite.js";
 export * from "./ns.js";
 export * from "./parse.js";
+export * from "./readback.js";
 export * from "./u32.js";
