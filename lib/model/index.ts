@@ -7,4 +7,6 @@
 export * from "./extent.js";
 export * from "./idmap.js";
 export * from "./lookup.js";
+export * from "./ranges.js";
+export * from "./split.js";
 export * from "./u32.js";
