@@ -4,6 +4,8 @@
  *
  * @packageDocumentation
  */
+
+export * from "./algebra.js";
 export * from "./extent.js";
 export * from "./idmap.js";
 export * from "./lookup.js";
