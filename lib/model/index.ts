@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+export * from "./algebra.js";
 export * from "./caps.js";
 export * from "./cases.js";
 export * from "./extent.js";
@@ -13,5 +14,7 @@ export * from "./lookup.js";
 export * from "./mapwrite.js";
 export * from "./ns.js";
 export * from "./parse.js";
+export * from "./ranges.js";
 export * from "./readback.js";
+export * from "./split.js";
 export * from "./u32.js";
