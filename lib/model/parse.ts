@@ -76,8 +76,33 @@ export function mappingsOverlap(
 
 /** Mirrors the wrap check in map_write: `(a + count) mod 2^32 <= a` (count 0, or the range reaches 2^32). */
 export function extentWraps(start: number, count: number): boolean {
-  return (start + count) % U32_RANGE <= start;
+  const sum = start + count;
+  return (sum >= U32_RANGE ? sum - U32_RANGE : sum) <= start;
 }
+
+/** True when [first, first+count-1] meets a range of the sorted, disjoint list (starts[], lasts[]); inserts it otherwise. */
+function meetsOrInsert(starts: number[], lasts: number[], first: number, last: number): boolean {
+  let lo = 0;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (starts[mid]! <= first) lo = mid + 1;
+    else hi = mid;
+  }
+  // lo = the first range starting after `first`; the one before may reach it.
+  if (lo > 0 && lasts[lo - 1]! >= first) return true;
+  if (lo < starts.length && starts[lo]! <= last) return true;
+  if (lo === starts.length) {
+    starts.push(first);
+    lasts.push(last);
+  } else {
+    starts.splice(lo, 0, first);
+    lasts.splice(lo, 0, last);
+  }
+  return false;
+}
+
+const FIELD_NAMES = ["first", "lower", "count"] as const;
 
 /**
  * Parses map text as map_write does, for any bytes; never throws. Strings are
@@ -98,71 +123,72 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
   if (end < 0) end = buf.length;
 
   const extents: Extent[] = [];
+  // Sorted disjoint upper and lower ranges seen so far: overlap detection in O(log n) per line;
+  // the kernel's linear mappings_overlap scan only runs to name the earlier line.
+  const upStarts: number[] = [];
+  const upLasts: number[] = [];
+  const lowStarts: number[] = [];
+  const lowLasts: number[] = [];
+  const vals = [0, 0, 0];
   let pos = 0;
   let lineNo = 0;
   for (;;) {
     lineNo++;
-    let lineEnd = buf.indexOf(10, pos);
-    let next: number | undefined;
-    if (lineEnd < 0 || lineEnd >= end) {
+    let lineEnd = pos;
+    while (lineEnd < end && buf[lineEnd] !== 10) lineEnd++;
+    let more: boolean;
+    if (lineEnd >= end) {
       lineEnd = end;
-      next = undefined;
+      more = false;
     } else {
       // A `\n` that is the very last character ends the input instead of starting an empty line.
-      next = lineEnd + 1 < end ? lineEnd + 1 : undefined;
+      more = lineEnd + 1 < end;
     }
-    const at = (i: number): number => (i < lineEnd ? buf[i]! : 0);
     let p = pos;
-    const skip = (): void => {
-      while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
-    };
-    // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64 result's low 32 bits only depend on them.
-    const strtoul = (): number => {
+    while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
+    if (p === lineEnd) {
+      return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
+    }
+    for (let f = 0; f < 3; f++) {
+      if (f > 0) while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
+      // simple_strtoul(p, &p, 10) reduced mod 2^32: the u64 result's low 32 bits depend only on them.
+      const startP = p;
       let v = 0;
       while (p < lineEnd) {
         const c = buf[p]!;
         if (c < 48 || c > 57) break;
-        v = (v * 10 + (c - 48)) % U32_RANGE;
+        v = v * 10 + (c - 48);
+        if (v >= U32_RANGE) v %= U32_RANGE;
         p++;
       }
-      return v;
-    };
-    const names = ["first", "lower", "count"] as const;
-    skip();
-    if (p === lineEnd) {
-      return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
-    }
-    const vals: number[] = [];
-    for (let f = 0; f < 3; f++) {
-      if (f > 0) skip();
-      const startP = p;
-      const v = strtoul();
-      const c = at(p);
-      const needSpace = f < 2;
-      if (needSpace ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
+      const c = p < lineEnd ? buf[p]! : 0;
+      if (f < 2 ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
+        const name = FIELD_NAMES[f]!;
         if (p === startP && c !== 0) {
           return fail(
             "syntax",
             lineNo,
-            `the ${names[f]} field starts with ${showByte(c)}; only decimal digits are accepted`,
+            `the ${name} field starts with ${showByte(c)}; only decimal digits are accepted`,
           );
         }
         if (p === startP || c === 0) {
-          return fail("syntax", lineNo, `the ${names[f]} field is missing; expected three numbers: first lower count`);
+          return fail("syntax", lineNo, `the ${name} field is missing; expected three numbers: first lower count`);
         }
         return fail(
           "syntax",
           lineNo,
-          `unexpected ${showByte(c)} in the ${names[f]} field; only decimal digits are accepted`,
+          `unexpected ${showByte(c)} in the ${name} field; only decimal digits are accepted`,
         );
       }
-      vals.push(v);
+      vals[f] = v;
     }
-    skip();
+    while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
     if (p < lineEnd) {
-      return fail("syntax", lineNo, `unexpected ${showByte(at(p))} after the count; a line has exactly three fields`);
+      return fail("syntax", lineNo, `unexpected ${showByte(buf[p])} after the count; a line has exactly three fields`);
     }
-    const [first, lower, count] = vals as [number, number, number];
+    const first = vals[0]!;
+    const lower = vals[1]!;
+    const count = vals[2]!;
     if (first === INVALID_ID || lower === INVALID_ID) {
       const which = first === INVALID_ID ? "first" : "lower";
       return fail("invalid_id", lineNo, `${which} id 4294967295 is (u32)-1, which is never a valid id`);
@@ -174,18 +200,23 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       const which = extentWraps(first, count) ? `inside ids from ${first}` : `outside ids from ${lower}`;
       return fail("extent_wrap", lineNo, `${which} with count ${count} reach past 4294967294, the last usable id`);
     }
-    const e: Extent = Object.freeze({ first, lowerFirst: lower, count });
-    const ov = mappingsOverlap(extents, e);
-    if (ov !== undefined) {
+    // IdMap.from freezes its own copies.
+    const e: Extent = { first, lowerFirst: lower, count };
+    if (
+      meetsOrInsert(upStarts, upLasts, first, first + count - 1) ||
+      meetsOrInsert(lowStarts, lowLasts, lower, lower + count - 1)
+    ) {
+      const ov = mappingsOverlap(extents, e)!;
       const o = extents[ov.index]!;
       const [mine, theirs] =
         ov.side === "upper"
           ? [range(first, count), range(o.first, o.count)]
           : [range(lower, count), range(o.lowerFirst, o.count)];
-      const what = ov.side === "upper" ? "inside ids" : "outside ids";
-      return fail("mappings_overlap", lineNo, `${what} ${mine} overlap line ${ov.index + 1}'s ${theirs}`);
+      const side = ov.side === "upper" ? "inside" : "outside";
+      const what = count === 1 ? `${side} id ${mine} overlaps` : `${side} ids ${mine} overlap`;
+      return fail("mappings_overlap", lineNo, `${what} line ${ov.index + 1}'s ${theirs}`);
     }
-    if (extents.length + 1 === MAX_EXTENTS && next !== undefined) {
+    if (extents.length + 1 === MAX_EXTENTS && more) {
       return fail(
         "max_extents",
         lineNo,
@@ -193,8 +224,8 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       );
     }
     extents.push(e);
-    if (next === undefined) break;
-    pos = next;
+    if (!more) break;
+    pos = lineEnd + 1;
   }
   return { ok: true, map: IdMap.from(extents) };
 }
