@@ -11,7 +11,8 @@
  *   there when P maps them, and otherwise keeps its kernel ids.
  * - `uid`/`gid` in a credential object apply to the unprivileged role only
  *   (default 1000); an id the writer's namespace does not map is a setup error.
- * - `drop_caps` on an `inside` role removes capabilities after unshare.
+ * - `drop_caps` on an `inside` role removes capabilities after unshare; an
+ *   inside writer and an inside opener are the same process, so both drop lists apply to it.
  * - The child's setgroups file (`setgroups`, `setgroups_after`) is opened and
  *   written by the writer; map files are opened by the opener.
  * - Every process is dumpable, so /proc/PID files are owned by the task's
@@ -322,17 +323,13 @@ function simulate(c: MapWriteCase): MapWriteCaseResult {
   );
   if (!made.ok) throw new SetupError(`unshare(CLONE_NEWUSER) by the creator: ${made.errno}: ${made.reason}`);
   let T = made.ns;
-  // The child process: same kernel ids, every capability in T (set_cred_user_ns).
+  // The child process: same kernel ids, every capability in T (set_cred_user_ns), minus what the
+  // inside roles drop; writer and opener "inside" are the same process, so their drops add up.
+  const insideDrops = [c.writer, c.opener].flatMap((s) => (s?.role === "inside" ? s.dropCaps : []));
+  const childCaps = insideDrops.length ? dropCaps(FULL_CAPS, insideDrops) : FULL_CAPS;
   const credFor = (spec: CaseCred): Cred =>
     spec.role === "inside"
-      ? {
-          ns: T,
-          euid: creator.euid,
-          egid: creator.egid,
-          fsuid: creator.euid,
-          fsgid: creator.egid,
-          caps: spec.dropCaps.length ? dropCaps(FULL_CAPS, spec.dropCaps) : FULL_CAPS,
-        }
+      ? { ns: T, euid: creator.euid, egid: creator.egid, fsuid: creator.euid, fsgid: creator.egid, caps: childCaps }
       : credIn(P.ns, spec, root);
   const writer = credFor(c.writer);
   const opener = c.opener ? credFor(c.opener) : writer;

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { expect, it } from "vitest";
 import { predictMapWriteCaseLine } from "../../lib/model/index.js";
 import { describeKernel } from "../helpers/kernel.js";
+import { sampleMapCases } from "../helpers/mapcase-gen.js";
 
 const desc = (n: number) =>
   Array.from({ length: n }, (_, i) => `${(n - 1 - i) * 10} ${(n - 1 - i) * 10} 10`).join("\n");
@@ -176,8 +177,8 @@ function pick(r: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(COMPARED.filter((k) => k in r).map((k) => [k, r[k]]));
 }
 
-describeKernel("map-write cases: the model predicts the kernel", () => {
-  const input = cases.map((c) => JSON.stringify(c)).join("\n");
+function runKernel(list: Record<string, unknown>[]) {
+  const input = list.map((c) => JSON.stringify(c)).join("\n");
   const run = spawnSync("python3", [join(import.meta.dirname, "../helpers/mapcase_runner.py")], {
     input,
     encoding: "utf8",
@@ -188,6 +189,11 @@ describeKernel("map-write cases: the model predicts the kernel", () => {
     const r = JSON.parse(l) as Record<string, unknown>;
     kernel.set(String(r.id), r);
   }
+  return { run, kernel };
+}
+
+describeKernel("map-write cases: the model predicts the kernel", () => {
+  const { run, kernel } = runKernel(cases);
 
   it("the runner ran every case", () => {
     expect(run.stderr).toBe("");
@@ -199,5 +205,30 @@ describeKernel("map-write cases: the model predicts the kernel", () => {
     const actual = kernel.get(id);
     expect(actual, `kernel result for ${id}`).toBeDefined();
     expect(pick(predicted as unknown as Record<string, unknown>)).toEqual(pick(actual!));
+  });
+});
+
+describeKernel("generated map-write cases: the model predicts the kernel", () => {
+  // 200 cases from a fixed seed, spread over every input field (test/helpers/mapcase-gen.ts).
+  const generated = sampleMapCases(20261124, 200);
+  const { run, kernel } = runKernel(generated);
+
+  it("the runner ran every case", () => {
+    expect(run.stderr).toBe("");
+    expect(kernel.size).toBe(generated.length);
+  });
+
+  it("every field agrees on every case", () => {
+    const disagreements: string[] = [];
+    for (const c of generated) {
+      const predicted = pick(predictMapWriteCaseLine(JSON.stringify(c)) as unknown as Record<string, unknown>);
+      const actual = pick(kernel.get(String(c.id)) ?? {});
+      if (JSON.stringify(predicted) !== JSON.stringify(actual)) {
+        disagreements.push(
+          `${JSON.stringify(c)}\n  model  ${JSON.stringify(predicted)}\n  kernel ${JSON.stringify(actual)}`,
+        );
+      }
+    }
+    expect(disagreements).toEqual([]);
   });
 });
