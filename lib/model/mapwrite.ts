@@ -362,6 +362,23 @@ export function usernsMaySetgroups(ns: UserNs): boolean {
 // ------------------------------------------------------ procfs DAC for opening
 
 /**
+ * Mirrors fs/proc/base.c: task_dump_owner (spec §2.6): the owner of a task's
+ * /proc/PID files. A dumpable task's files belong to its euid/egid; a
+ * non-dumpable one's (after a uid change, until PR_SET_DUMPABLE) to root of
+ * the namespace its mm was created in (`mm->user_ns`, the namespace at exec),
+ * or to global root when that namespace does not map 0.
+ */
+export function taskDumpOwner(task: { euid: number; egid: number; dumpable: boolean; mmUserNs: UserNs }): {
+  uid: number;
+  gid: number;
+} {
+  if (task.dumpable) return { uid: task.euid, gid: task.egid };
+  const uid = makeKid(task.mmUserNs, "uid", 0);
+  const gid = makeKid(task.mmUserNs, "gid", 0);
+  return { uid: uid === INVALID_ID ? 0 : uid, gid: gid === INVALID_ID ? 0 : gid };
+}
+
+/**
  * Mirrors fs/namei.c: generic_permission for MAY_WRITE on a /proc/PID file of
  * mode 0644 owned by the task's euid/egid (task_dump_owner, dumpable task):
  * the owner may write, or CAP_DAC_OVERRIDE in the opener's namespace when the

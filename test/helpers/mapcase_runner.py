@@ -94,7 +94,8 @@ def actor_loop(sock):
                         fn(0, 0, 0)
                     except OSError:
                         pass
-                check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+                if cmd.get("dumpable", True):
+                    check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
             elif op == "unprivileged":
                 try:
                     os.setgroups([])
@@ -236,7 +237,8 @@ def run_case(c, root):
             must(acting.do("open", name="m", path=f"/proc/{q.pid}/{k}_map"), f"open parent {k}_map")
             must(acting.do("write", name="m", hex=b(text).hex()), f"writing parent {i + 1}'s {k}_map")
             acting.do("close", name="m")
-        must(q.do("become_root"), "become root")
+        # Outside the case format: "_nondumpable_parents" leaves P's root non-dumpable after its uid change.
+        must(q.do("become_root", dumpable=not c.get("_nondumpable_parents")), "become root")
         acting = q
 
     writer_spec = role_of(c.get("writer") or "privileged")

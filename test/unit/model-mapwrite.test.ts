@@ -15,6 +15,7 @@ import {
   nsCapable,
   procFileMayWrite,
   setgroupsWrite,
+  taskDumpOwner,
   type UserNs,
   usernsMaySetgroups,
   validateMapRequest,
@@ -314,6 +315,19 @@ describe("cap_capable (spec §1.6) and opening /proc files", () => {
     ["another uid is not the owner", cred(INIT_USER_NS, 1001, 1001, NO_CAPS), child, false],
   ])("%s", (_n, c, target, want) => {
     expect(nsCapable(c, target, "CAP_SETUID")).toBe(want);
+  });
+
+  it("task_dump_owner: dumpable tasks own their files; others belong to root of mm->user_ns", () => {
+    expect(taskDumpOwner({ euid: 1000, egid: 1001, dumpable: true, mmUserNs: INIT_USER_NS })).toEqual({
+      uid: 1000,
+      gid: 1001,
+    });
+    expect(taskDumpOwner({ euid: 1000, egid: 1001, dumpable: false, mmUserNs: INIT_USER_NS })).toEqual({
+      uid: 0,
+      gid: 0,
+    });
+    const c = mapWrite({ file: open("uid", makeChild(root), root), writer: root, data: "0 100000 10" }).ns;
+    expect(taskDumpOwner({ euid: 100005, egid: 5, dumpable: false, mmUserNs: c })).toEqual({ uid: 100000, gid: 0 });
   });
 
   it("DAC on /proc/PID files: owner, or CAP_DAC_OVERRIDE over mapped owner ids", () => {
