@@ -127,26 +127,27 @@ export function newIdmapPermitted(writer: Cred, opener: Cred, ns: UserNs, kind: 
 
 function explainNewIdmapRefusal(writer: Cred, opener: Cred, ns: UserNs, kind: MapKind, newMap: IdMap): string {
   const cap = capSetid(kind)!;
-  const parts: string[] = [];
   const w = nsCapable(writer, ns.parent!, cap);
   const o = fileNsCapable(opener, ns.parent!, cap);
-  if (!w && !o) parts.push(`neither the writer nor the opener has ${cap} in the parent namespace`);
-  else if (!w) parts.push(`the writer lacks ${cap} in the parent namespace (the opener has it)`);
-  else parts.push(`the opener lacks ${cap} in the parent namespace (the writer has it)`);
+  const who =
+    !w && !o
+      ? `neither the writer nor the opener has ${cap} in the parent namespace`
+      : !w
+        ? `the writer lacks ${cap} in the parent namespace (the opener has it)`
+        : `the opener lacks ${cap} in the parent namespace (the writer has it)`;
   // Say why the unprivileged single-id form did not apply either.
   const idName = kind === "uid" ? "uid" : "gid";
   const own = kind === "uid" ? opener.euid : opener.egid;
   let why: string;
-  if (newMap.size !== 1) why = `the map has ${newMap.size} lines`;
-  else if (newMap.extents[0]!.count !== 1) why = `the count is ${newMap.extents[0]!.count}`;
+  if (newMap.size !== 1) why = `this map has ${newMap.size} lines`;
+  else if (newMap.extents[0]!.count !== 1) why = `this line's count is ${newMap.extents[0]!.count}`;
   else if (ns.ownerKuid !== opener.euid) why = "the opener does not own the namespace";
-  else if (kind === "gid" && ns.setgroupsAllowed) why = 'setgroups is "allow" (write "deny" first)';
+  else if (kind === "gid" && ns.setgroupsAllowed) why = 'setgroups is still "allow" (write "deny" first)';
   else {
     const k = makeKid(ns.parent!, kind, newMap.extents[0]!.lowerFirst);
-    why = `lower id ${newMap.extents[0]!.lowerFirst} is ${k === INVALID_ID ? "not mapped" : `kernel ${idName} ${k}`}, not the opener's own (kernel ${idName} ${own})`;
+    why = `lower id ${newMap.extents[0]!.lowerFirst} is ${k === INVALID_ID ? "not mapped in the parent namespace" : `kernel ${idName} ${k}`}, not the opener's own ${idName} (kernel ${idName} ${own})`;
   }
-  parts.push(`without it only one line of count 1 mapping the opener's own ${idName} is allowed, and ${why}`);
-  return parts.join("; ");
+  return `${who}, so only one line of count 1 mapping the opener's own ${idName} is allowed, and ${why}`;
 }
 
 function explainRootMapRefusal(opener: Cred, ns: UserNs, newMap: IdMap): string {

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { IdMap, kernelIsspace, MAX_EXTENTS, parseMapText } from "../../lib/model/index.js";
+import {
+  type Extent,
+  IdMap,
+  kernelIsspace,
+  MAX_EXTENTS,
+  mappingsOverlap,
+  parseMapText,
+} from "../../lib/model/index.js";
 
 const ok = (text: string | Uint8Array) => {
   const r = parseMapText(text);
@@ -191,6 +198,40 @@ describe("parseMapText properties", () => {
         if (r.ok) expect(r.map.equals(m)).toBe(true);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("the sorted overlap index agrees with the kernel's linear mappings_overlap scan", () => {
+    const small = fc.tuple(fc.nat(40), fc.nat(40), fc.integer({ min: 1, max: 8 }));
+    fc.assert(
+      fc.property(fc.array(small, { minLength: 1, maxLength: 12 }), (triples) => {
+        // Reference: the kernel's loop, one line at a time against every earlier line.
+        const seen: Extent[] = [];
+        let want: number | undefined;
+        for (const [i, [first, lowerFirst, count]] of triples.entries()) {
+          const e = { first, lowerFirst, count };
+          if (mappingsOverlap(seen, e)) {
+            want = i + 1;
+            break;
+          }
+          seen.push(e);
+        }
+        const r = parseMapText(triples.map((t) => t.join(" ")).join("\n"));
+        if (want === undefined) expect(r.ok).toBe(true);
+        else expect(r).toMatchObject({ ok: false, rule: "mappings_overlap", line: want });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("mappingsOverlap is symmetric", () => {
+    const ext = fc.tuple(fc.nat(50), fc.nat(50), fc.integer({ min: 1, max: 10 }));
+    fc.assert(
+      fc.property(ext, ext, ([a, b, c], [d, e, f]) => {
+        const x = { first: a, lowerFirst: b, count: c };
+        const y = { first: d, lowerFirst: e, count: f };
+        expect(mappingsOverlap([x], y) !== undefined).toBe(mappingsOverlap([y], x) !== undefined);
+      }),
     );
   });
 
