@@ -1,0 +1,200 @@
+/**
+ * Parsing map text exactly as kernel/user_namespace.c: map_write does
+ * (spec §2.2 and §2.3): bytes, a NUL ends the input, lines split on `\n`,
+ * `skip_spaces` + `simple_strtoul(…, 10)` per field, u64 → u32 truncation,
+ * then the per-line checks in the kernel's order.
+ */
+import type { Extent } from "./extent.js";
+import { IdMap, MAX_EXTENTS } from "./idmap.js";
+import { INVALID_ID, U32_RANGE } from "./u32.js";
+
+/** PAGE_SIZE on x86_64: map_write refuses `count >= PAGE_SIZE`. */
+export const PAGE_SIZE = 4096;
+
+/** The rules a parse can fail, each named after the kernel check it mirrors. */
+export type ParseRule =
+  /** `count >= PAGE_SIZE` (map_write). */
+  | "page_size"
+  /** A line with no fields at all (empty or only whitespace): `simple_strtoul` stops on `\0`. */
+  | "empty_line"
+  /** A field is not decimal digits, a field is missing, or junk follows the third field. */
+  | "syntax"
+  /** `first == (u32)-1` or `lower_first == (u32)-1`. */
+  | "invalid_id"
+  /** `first + count <= first` or `lower_first + count <= lower_first` in u32: count 0 or a range reaching 2^32. */
+  | "extent_wrap"
+  /** mappings_overlap: the upper or lower range meets an earlier line's. */
+  | "mappings_overlap"
+  /** The 340th extent is followed by more text (UID_GID_MAP_MAX_EXTENTS). */
+  | "max_extents";
+
+/** Parse outcome: the map as written (lower values still in the parent's ids), or the first failing rule. */
+export type ParseResult =
+  | { ok: true; map: IdMap }
+  | { ok: false; errno: "EINVAL"; rule: ParseRule; line: number; reason: string };
+
+const encoder = new TextEncoder();
+
+/** Bytes the kernel would receive for this input: strings are UTF-8 encoded. */
+export function toBytes(input: string | Uint8Array): Uint8Array {
+  return typeof input === "string" ? encoder.encode(input) : input;
+}
+
+/** Mirrors the kernel's isspace (lib/ctype.c): \t \n \v \f \r, space and 0xA0 (Latin-1 NBSP is _S in _ctype). */
+export function kernelIsspace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 0xa0;
+}
+
+function showByte(c: number | undefined): string {
+  if (c === undefined || c === 0) return "end of line";
+  if (c >= 0x21 && c < 0x7f) return `'${String.fromCharCode(c)}'`;
+  return `byte 0x${c.toString(16).padStart(2, "0")}`;
+}
+
+function range(first: number, count: number): string {
+  return count === 1 ? `${first}` : `${first}-${first + count - 1}`;
+}
+
+function fail(rule: ParseRule, line: number, reason: string): ParseResult {
+  return { ok: false, errno: "EINVAL", rule, line, reason: line > 0 ? `line ${line}: ${reason}` : reason };
+}
+
+/** Mirrors mappings_overlap: the index of an earlier extent whose upper or lower range meets e's, and which side. */
+export function mappingsOverlap(
+  earlier: readonly Extent[],
+  e: Extent,
+): { index: number; side: "upper" | "lower" } | undefined {
+  const upLast = e.first + e.count - 1;
+  const lowLast = e.lowerFirst + e.count - 1;
+  for (let i = 0; i < earlier.length; i++) {
+    const p = earlier[i]!;
+    if (p.first <= upLast && p.first + p.count - 1 >= e.first) return { index: i, side: "upper" };
+    if (p.lowerFirst <= lowLast && p.lowerFirst + p.count - 1 >= e.lowerFirst) return { index: i, side: "lower" };
+  }
+  return undefined;
+}
+
+/** Mirrors the wrap check in map_write: `(a + count) mod 2^32 <= a` (count 0, or the range reaches 2^32). */
+export function extentWraps(start: number, count: number): boolean {
+  return (start + count) % U32_RANGE <= start;
+}
+
+/**
+ * Parses map text as map_write does, for any bytes; never throws. Strings are
+ * UTF-8 encoded first. On success the map holds the extents in written order
+ * with the lower values as written (not yet translated to kuids).
+ */
+export function parseMapText(input: string | Uint8Array): ParseResult {
+  const buf = toBytes(input);
+  if (buf.length >= PAGE_SIZE) {
+    return fail(
+      "page_size",
+      0,
+      `the text is ${buf.length} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`,
+    );
+  }
+  // memdup_user_nul: the kernel sees a C string that ends at the first NUL.
+  let end = buf.indexOf(0);
+  if (end < 0) end = buf.length;
+
+  const extents: Extent[] = [];
+  let pos = 0;
+  let lineNo = 0;
+  for (;;) {
+    lineNo++;
+    let lineEnd = buf.indexOf(10, pos);
+    let next: number | undefined;
+    if (lineEnd < 0 || lineEnd >= end) {
+      lineEnd = end;
+      next = undefined;
+    } else {
+      // A `\n` that is the very last character ends the input instead of starting an empty line.
+      next = lineEnd + 1 < end ? lineEnd + 1 : undefined;
+    }
+    const at = (i: number): number => (i < lineEnd ? buf[i]! : 0);
+    let p = pos;
+    const skip = (): void => {
+      while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
+    };
+    // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64 result's low 32 bits only depend on them.
+    const strtoul = (): number => {
+      let v = 0;
+      while (p < lineEnd) {
+        const c = buf[p]!;
+        if (c < 48 || c > 57) break;
+        v = (v * 10 + (c - 48)) % U32_RANGE;
+        p++;
+      }
+      return v;
+    };
+    const names = ["first", "lower", "count"] as const;
+    skip();
+    if (p === lineEnd) {
+      return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
+    }
+    const vals: number[] = [];
+    for (let f = 0; f < 3; f++) {
+      if (f > 0) skip();
+      const startP = p;
+      const v = strtoul();
+      const c = at(p);
+      const needSpace = f < 2;
+      if (needSpace ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
+        if (p === startP && c !== 0) {
+          return fail(
+            "syntax",
+            lineNo,
+            `the ${names[f]} field starts with ${showByte(c)}; only decimal digits are accepted`,
+          );
+        }
+        if (p === startP || c === 0) {
+          return fail("syntax", lineNo, `the ${names[f]} field is missing; expected three numbers: first lower count`);
+        }
+        return fail(
+          "syntax",
+          lineNo,
+          `unexpected ${showByte(c)} in the ${names[f]} field; only decimal digits are accepted`,
+        );
+      }
+      vals.push(v);
+    }
+    skip();
+    if (p < lineEnd) {
+      return fail("syntax", lineNo, `unexpected ${showByte(at(p))} after the count; a line has exactly three fields`);
+    }
+    const [first, lower, count] = vals as [number, number, number];
+    if (first === INVALID_ID || lower === INVALID_ID) {
+      const which = first === INVALID_ID ? "first" : "lower";
+      return fail("invalid_id", lineNo, `${which} id 4294967295 is (u32)-1, which is never a valid id`);
+    }
+    if (extentWraps(first, count) || extentWraps(lower, count)) {
+      if (count === 0) {
+        return fail("extent_wrap", lineNo, "count is 0 (missing or zero); a line must map at least one id");
+      }
+      const which = extentWraps(first, count) ? `inside ids from ${first}` : `outside ids from ${lower}`;
+      return fail("extent_wrap", lineNo, `${which} with count ${count} reach past 4294967294, the last usable id`);
+    }
+    const e: Extent = Object.freeze({ first, lowerFirst: lower, count });
+    const ov = mappingsOverlap(extents, e);
+    if (ov !== undefined) {
+      const o = extents[ov.index]!;
+      const [mine, theirs] =
+        ov.side === "upper"
+          ? [range(first, count), range(o.first, o.count)]
+          : [range(lower, count), range(o.lowerFirst, o.count)];
+      const what = ov.side === "upper" ? "inside ids" : "outside ids";
+      return fail("mappings_overlap", lineNo, `${what} ${mine} overlap line ${ov.index + 1}'s ${theirs}`);
+    }
+    if (extents.length + 1 === MAX_EXTENTS && next !== undefined) {
+      return fail(
+        "max_extents",
+        lineNo,
+        `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`,
+      );
+    }
+    extents.push(e);
+    if (next === undefined) break;
+    pos = next;
+  }
+  return { ok: true, map: IdMap.from(extents) };
+}
