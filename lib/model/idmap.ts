@@ -17,11 +17,12 @@ export const MAX_EXTENTS = 340;
 
 function flatten(extents: readonly Extent[]): Uint32Array {
   const t = new Uint32Array(extents.length * 3);
-  extents.forEach((e, i) => {
-    t[i * 3] = e.first;
-    t[i * 3 + 1] = e.lowerFirst;
-    t[i * 3 + 2] = e.count;
-  });
+  for (let i = 0, j = 0; i < extents.length; i++, j += 3) {
+    const e = extents[i]!;
+    t[j] = e.first;
+    t[j + 1] = e.lowerFirst;
+    t[j + 2] = e.count;
+  }
   return t;
 }
 
@@ -68,6 +69,14 @@ export class IdMap {
           : extent((i as Extent).first, (i as Extent).lowerFirst, (i as Extent).count),
       ),
     );
+  }
+
+  /**
+   * @internal For the model's own parsers: extents already known to be frozen
+   * u32 triples with count ≥ 1, so they are not checked and copied again.
+   */
+  static fromValidated(extents: readonly Extent[]): IdMap {
+    return new IdMap(extents);
   }
 
   /** A map from a list of extents, kept in the given order. */

@@ -80,6 +80,43 @@ export function extentWraps(start: number, count: number): boolean {
 }
 
 /**
+ * Sorted, pairwise-disjoint inclusive intervals, for an O(log n) overlap test
+ * per line. The kernel compares each line with every earlier one
+ * (mappings_overlap, O(n²)); the answer is the same because earlier ranges
+ * never overlap each other, so only the neighbours of a new range can meet it.
+ */
+class Intervals {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+
+  /** Index of the first interval whose start is > x. */
+  private upper(x: number): number {
+    let lo = 0;
+    let hi = this.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.starts[mid]! <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  meets(start: number, end: number): boolean {
+    const i = this.upper(start);
+    if (i > 0 && this.ends[i - 1]! >= start) return true;
+    return i < this.starts.length && this.starts[i]! <= end;
+  }
+
+  add(start: number, end: number): void {
+    const i = this.upper(start);
+    this.starts.splice(i, 0, start);
+    this.ends.splice(i, 0, end);
+  }
+}
+
+const FIELD_NAMES = ["first", "lower", "count"] as const;
+
+/**
  * Parses map text as map_write does, for any bytes; never throws. Strings are
  * UTF-8 encoded first. On success the map holds the extents in written order
  * with the lower values as written (not yet translated to kuids).
@@ -98,71 +135,63 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
   if (end < 0) end = buf.length;
 
   const extents: Extent[] = [];
-  let pos = 0;
+  const uppers = new Intervals();
+  const lowers = new Intervals();
+  const vals = [0, 0, 0];
+  // One pass over the bytes. The kernel first cuts the text at each `\n` and
+  // then parses the line; stopping every scan at `\n` (which isspace would
+  // otherwise skip) gives the same result without a separate search.
+  let p = 0;
   let lineNo = 0;
   for (;;) {
     lineNo++;
-    let lineEnd = buf.indexOf(10, pos);
-    let next: number | undefined;
-    if (lineEnd < 0 || lineEnd >= end) {
-      lineEnd = end;
-      next = undefined;
-    } else {
-      // A `\n` that is the very last character ends the input instead of starting an empty line.
-      next = lineEnd + 1 < end ? lineEnd + 1 : undefined;
-    }
-    const at = (i: number): number => (i < lineEnd ? buf[i]! : 0);
-    let p = pos;
-    const skip = (): void => {
-      while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
-    };
-    // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64 result's low 32 bits only depend on them.
-    const strtoul = (): number => {
-      let v = 0;
-      while (p < lineEnd) {
-        const c = buf[p]!;
-        if (c < 48 || c > 57) break;
-        v = (v * 10 + (c - 48)) % U32_RANGE;
-        p++;
-      }
-      return v;
-    };
-    const names = ["first", "lower", "count"] as const;
-    skip();
-    if (p === lineEnd) {
+    while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
+    if (p === end || buf[p] === 10) {
       return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
     }
-    const vals: number[] = [];
     for (let f = 0; f < 3; f++) {
-      if (f > 0) skip();
+      if (f > 0) while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
       const startP = p;
-      const v = strtoul();
-      const c = at(p);
-      const needSpace = f < 2;
-      if (needSpace ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
+      // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64
+      // result's low 32 bits depend only on the low 32 bits at each step.
+      let v = 0;
+      while (p < end) {
+        const d = buf[p]! - 48;
+        if (d < 0 || d > 9) break;
+        v = v * 10 + d;
+        if (v >= U32_RANGE) v %= U32_RANGE;
+        p++;
+      }
+      const c = p < end && buf[p] !== 10 ? buf[p]! : 0;
+      if (f < 2 ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
+        const name = FIELD_NAMES[f];
         if (p === startP && c !== 0) {
           return fail(
             "syntax",
             lineNo,
-            `the ${names[f]} field starts with ${showByte(c)}; only decimal digits are accepted`,
+            `the ${name} field starts with ${showByte(c)}; only decimal digits are accepted`,
           );
         }
         if (p === startP || c === 0) {
-          return fail("syntax", lineNo, `the ${names[f]} field is missing; expected three numbers: first lower count`);
+          return fail("syntax", lineNo, `the ${name} field is missing; expected three numbers: first lower count`);
         }
         return fail(
           "syntax",
           lineNo,
-          `unexpected ${showByte(c)} in the ${names[f]} field; only decimal digits are accepted`,
+          `unexpected ${showByte(c)} in the ${name} field; only decimal digits are accepted`,
         );
       }
-      vals.push(v);
+      vals[f] = v;
     }
-    skip();
-    if (p < lineEnd) {
-      return fail("syntax", lineNo, `unexpected ${showByte(at(p))} after the count; a line has exactly three fields`);
+    while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
+    if (p < end && buf[p] !== 10) {
+      return fail("syntax", lineNo, `unexpected ${showByte(buf[p])} after the count; a line has exactly three fields`);
     }
-    const [first, lower, count] = vals as [number, number, number];
+    // A `\n` that is the very last character ends the input instead of starting an empty line.
+    const more = p < end && p + 1 < end;
+    const first = vals[0]!;
+    const lower = vals[1]!;
+    const count = vals[2]!;
     if (first === INVALID_ID || lower === INVALID_ID) {
       const which = first === INVALID_ID ? "first" : "lower";
       return fail("invalid_id", lineNo, `${which} id 4294967295 is (u32)-1, which is never a valid id`);
@@ -175,8 +204,9 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       return fail("extent_wrap", lineNo, `${which} with count ${count} reach past 4294967294, the last usable id`);
     }
     const e: Extent = Object.freeze({ first, lowerFirst: lower, count });
-    const ov = mappingsOverlap(extents, e);
-    if (ov !== undefined) {
+    if (uppers.meets(first, first + count - 1) || lowers.meets(lower, lower + count - 1)) {
+      // Name the line the kernel's own scan would meet first.
+      const ov = mappingsOverlap(extents, e)!;
       const o = extents[ov.index]!;
       const [mine, theirs] =
         ov.side === "upper"
@@ -185,16 +215,18 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       const what = ov.side === "upper" ? "inside ids" : "outside ids";
       return fail("mappings_overlap", lineNo, `${what} ${mine} overlap line ${ov.index + 1}'s ${theirs}`);
     }
-    if (extents.length + 1 === MAX_EXTENTS && next !== undefined) {
+    if (extents.length + 1 === MAX_EXTENTS && more) {
       return fail(
         "max_extents",
         lineNo,
         `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`,
       );
     }
+    uppers.add(first, first + count - 1);
+    lowers.add(lower, lower + count - 1);
     extents.push(e);
-    if (next === undefined) break;
-    pos = next;
+    if (!more) break;
+    p++;
   }
-  return { ok: true, map: IdMap.from(extents) };
+  return { ok: true, map: IdMap.fromValidated(extents) };
 }
