@@ -15,6 +15,17 @@ export const MAX_BASE_EXTENTS = 5;
 /** UID_GID_MAP_MAX_EXTENTS: the most lines a map may have (since 4.15). */
 export const MAX_EXTENTS = 340;
 
+function flatten(extents: readonly Extent[]): Uint32Array {
+  const t = new Uint32Array(extents.length * 3);
+  for (let i = 0, j = 0; i < extents.length; i++, j += 3) {
+    const e = extents[i]!;
+    t[j] = e.first;
+    t[j + 1] = e.lowerFirst;
+    t[j + 2] = e.count;
+  }
+  return t;
+}
+
 /** An immutable id map. Construct with {@link IdMap.of} or {@link IdMap.from}. */
 export class IdMap {
   /** Extents in the order they were written. */
@@ -24,10 +35,22 @@ export class IdMap {
   /** Extents sorted by `lowerFirst` (the kernel's `reverse` array). */
   readonly reverse: readonly Extent[];
 
+  /**
+   * @internal Flat `[first, lowerFirst, count]*n` copies of the written,
+   * forward and reverse views: lookups walk these instead of objects, which
+   * keeps the hot path to typed-array loads (see lookup.ts).
+   */
+  readonly tables: { readonly written: Uint32Array; readonly forward: Uint32Array; readonly reverse: Uint32Array };
+
   private constructor(extents: readonly Extent[]) {
     this.extents = Object.freeze([...extents]);
     this.forward = Object.freeze([...extents].sort(compareForward));
     this.reverse = Object.freeze([...extents].sort(compareReverse));
+    this.tables = Object.freeze({
+      written: flatten(this.extents),
+      forward: flatten(this.forward),
+      reverse: flatten(this.reverse),
+    });
     Object.freeze(this);
   }
 
@@ -46,6 +69,14 @@ export class IdMap {
           : extent((i as Extent).first, (i as Extent).lowerFirst, (i as Extent).count),
       ),
     );
+  }
+
+  /**
+   * @internal For the model's own parsers: extents already known to be frozen
+   * u32 triples with count ≥ 1, so they are not checked and copied again.
+   */
+  static fromValidated(extents: readonly Extent[]): IdMap {
+    return new IdMap(extents);
   }
 
   /** A map from a list of extents, kept in the given order. */

@@ -2,65 +2,70 @@
  * Id translation through one map, as kernel/user_namespace.c does it:
  * a linear scan up to 5 extents, a binary search over the sorted arrays
  * above. A range translates only when ONE extent covers all of it.
+ *
+ * The searches run over the map's flat typed-array tables
+ * (`[first, lowerFirst, count]` per extent); each returns the extent's index
+ * in that table, or -1.
  */
 import type { Extent } from "./extent.js";
 import { type IdMap, MAX_BASE_EXTENTS } from "./idmap.js";
 import { INVALID_ID, OVERFLOW_ID } from "./u32.js";
 
-/** Mirrors kernel/user_namespace.c: map_id_range_down_base (linear scan of the written extents). */
-function findUpperBase(extents: readonly Extent[], id: number, count: number): Extent | undefined {
-  const last = id + count - 1;
-  for (const e of extents) {
-    if (id >= e.first && last <= e.first + e.count - 1) return e;
+// Field offsets within a table row. `key` selects the searched side:
+// 0 = upper (first), 1 = lower (lowerFirst).
+const COUNT = 2;
+
+/** Mirrors kernel/user_namespace.c: map_id_range_down_base / map_id_range_up_base (linear scan, written order). */
+function scan(t: Uint32Array, key: 0 | 1, id: number, last: number): number {
+  for (let i = 0; i < t.length; i += 3) {
+    const start = t[i + key]!;
+    if (id >= start && last <= start + t[i + COUNT]! - 1) return i;
   }
-  return undefined;
+  return -1;
 }
 
-/** Mirrors map_id_range_down_max: binary search over `forward` with cmp_map_id. */
-function findUpperMax(sorted: readonly Extent[], id: number, count: number): Extent | undefined {
-  const last = id + count - 1;
+/** Mirrors map_id_range_down_max / map_id_range_up_max: bsearch with cmp_map_id over a sorted table. */
+function bsearch(t: Uint32Array, key: 0 | 1, id: number, last: number): number {
   let lo = 0;
-  let hi = sorted.length - 1;
+  let hi = t.length / 3 - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const e = sorted[mid]!;
-    if (id < e.first) hi = mid - 1;
-    else if (id > e.first + e.count - 1) lo = mid + 1;
-    else return last <= e.first + e.count - 1 ? e : undefined;
+    const i = mid * 3;
+    const start = t[i + key]!;
+    const end = start + t[i + COUNT]! - 1;
+    if (id < start) hi = mid - 1;
+    else if (id > end) lo = mid + 1;
+    else return last <= end ? i : -1;
   }
-  return undefined;
+  return -1;
 }
 
-function findLowerBase(extents: readonly Extent[], id: number, count: number): Extent | undefined {
+function rowDown(map: IdMap, id: number, count: number): number {
   const last = id + count - 1;
-  for (const e of extents) {
-    if (id >= e.lowerFirst && last <= e.lowerFirst + e.count - 1) return e;
-  }
-  return undefined;
+  return map.size <= MAX_BASE_EXTENTS
+    ? scan(map.tables.written, 0, id, last)
+    : bsearch(map.tables.forward, 0, id, last);
 }
 
-function findLowerMax(sorted: readonly Extent[], id: number, count: number): Extent | undefined {
+function rowUp(map: IdMap, id: number, count: number): number {
   const last = id + count - 1;
-  let lo = 0;
-  let hi = sorted.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const e = sorted[mid]!;
-    if (id < e.lowerFirst) hi = mid - 1;
-    else if (id > e.lowerFirst + e.count - 1) lo = mid + 1;
-    else return last <= e.lowerFirst + e.count - 1 ? e : undefined;
-  }
-  return undefined;
+  return map.size <= MAX_BASE_EXTENTS
+    ? scan(map.tables.written, 1, id, last)
+    : bsearch(map.tables.reverse, 1, id, last);
 }
 
 /** The extent whose upper range holds all of [id, id+count-1], or undefined. */
 export function findExtentDown(map: IdMap, id: number, count = 1): Extent | undefined {
-  return map.size <= MAX_BASE_EXTENTS ? findUpperBase(map.extents, id, count) : findUpperMax(map.forward, id, count);
+  const i = rowDown(map, id, count);
+  if (i < 0) return undefined;
+  return (map.size <= MAX_BASE_EXTENTS ? map.extents : map.forward)[i / 3];
 }
 
 /** The extent whose lower range holds all of [id, id+count-1], or undefined. */
 export function findExtentUp(map: IdMap, id: number, count = 1): Extent | undefined {
-  return map.size <= MAX_BASE_EXTENTS ? findLowerBase(map.extents, id, count) : findLowerMax(map.reverse, id, count);
+  const i = rowUp(map, id, count);
+  if (i < 0) return undefined;
+  return (map.size <= MAX_BASE_EXTENTS ? map.extents : map.reverse)[i / 3];
 }
 
 /**
@@ -68,8 +73,10 @@ export function findExtentUp(map: IdMap, id: number, count = 1): Extent | undefi
  * or INVALID_ID (4294967295) when no single extent holds the whole range.
  */
 export function mapIdRangeDown(map: IdMap, id: number, count: number): number {
-  const e = findExtentDown(map, id, count);
-  return e === undefined ? INVALID_ID : e.lowerFirst + (id - e.first);
+  const i = rowDown(map, id, count);
+  if (i < 0) return INVALID_ID;
+  const t = map.size <= MAX_BASE_EXTENTS ? map.tables.written : map.tables.forward;
+  return t[i + 1]! + (id - t[i]!);
 }
 
 /** Mirrors map_id_down (make_kuid over one map): `mapIdRangeDown(map, id, 1)`. */
@@ -79,8 +86,10 @@ export function mapIdDown(map: IdMap, id: number): number {
 
 /** Mirrors map_id_range_up: outside id → inside id, or INVALID_ID. */
 export function mapIdRangeUp(map: IdMap, id: number, count: number): number {
-  const e = findExtentUp(map, id, count);
-  return e === undefined ? INVALID_ID : e.first + (id - e.lowerFirst);
+  const i = rowUp(map, id, count);
+  if (i < 0) return INVALID_ID;
+  const t = map.size <= MAX_BASE_EXTENTS ? map.tables.written : map.tables.reverse;
+  return t[i]! + (id - t[i + 1]!);
 }
 
 /** Mirrors map_id_up (from_kuid over one map). */

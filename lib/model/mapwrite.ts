@@ -5,7 +5,7 @@
  * check is its own predicate named after the kernel function.
  */
 import { type Capability, type Cred, FULL_CAPS, fileNsCapable, NO_CAPS, nsCapable } from "./caps.js";
-import { type Extent, extent } from "./extent.js";
+import type { Extent } from "./extent.js";
 import { IdMap, MAX_BASE_EXTENTS, type MapKind } from "./idmap.js";
 import { mapIdRangeDown } from "./lookup.js";
 import { INIT_USER_NS, kidHasMapping, makeKid, nsMap, sameNs, type UserNs, withMap, withSetgroups } from "./ns.js";
@@ -200,8 +200,11 @@ export function translateToParent(
   }
   return {
     ok: true,
-    installed: IdMap.from(
-      newMap.extents.map((e) => extent(e.first, mapIdRangeDown(parentMap, e.lowerFirst, e.count), e.count)),
+    // Each installed range lies inside one parent extent, so the fields stay valid u32s.
+    installed: IdMap.fromValidated(
+      newMap.extents.map((e) =>
+        Object.freeze({ first: e.first, lowerFirst: mapIdRangeDown(parentMap, e.lowerFirst, e.count), count: e.count }),
+      ),
     ),
   };
 }

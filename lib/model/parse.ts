@@ -76,30 +76,44 @@ export function mappingsOverlap(
 
 /** Mirrors the wrap check in map_write: `(a + count) mod 2^32 <= a` (count 0, or the range reaches 2^32). */
 export function extentWraps(start: number, count: number): boolean {
+  // No float modulo: it is the slowest operation on this path.
   const sum = start + count;
   return (sum >= U32_RANGE ? sum - U32_RANGE : sum) <= start;
 }
 
-/** True when [first, first+count-1] meets a range of the sorted, disjoint list (starts[], lasts[]); inserts it otherwise. */
-function meetsOrInsert(starts: number[], lasts: number[], first: number, last: number): boolean {
-  let lo = 0;
-  let hi = starts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (starts[mid]! <= first) lo = mid + 1;
-    else hi = mid;
+/**
+ * Sorted, pairwise-disjoint inclusive intervals, for an O(log n) overlap test
+ * per line. The kernel compares each line with every earlier one
+ * (mappings_overlap, O(n²)); the answer is the same because earlier ranges
+ * never overlap each other, so only the neighbours of a new range can meet it.
+ */
+class Intervals {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+
+  /** Index of the first interval whose start is > x. */
+  private upper(x: number): number {
+    let lo = 0;
+    let hi = this.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.starts[mid]! <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
-  // lo = the first range starting after `first`; the one before may reach it.
-  if (lo > 0 && lasts[lo - 1]! >= first) return true;
-  if (lo < starts.length && starts[lo]! <= last) return true;
-  if (lo === starts.length) {
-    starts.push(first);
-    lasts.push(last);
-  } else {
-    starts.splice(lo, 0, first);
-    lasts.splice(lo, 0, last);
+
+  meets(start: number, end: number): boolean {
+    const i = this.upper(start);
+    if (i > 0 && this.ends[i - 1]! >= start) return true;
+    return i < this.starts.length && this.starts[i]! <= end;
   }
-  return false;
+
+  add(start: number, end: number): void {
+    const i = this.upper(start);
+    this.starts.splice(i, 0, start);
+    this.ends.splice(i, 0, end);
+  }
 }
 
 const FIELD_NAMES = ["first", "lower", "count"] as const;
@@ -123,47 +137,36 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
   if (end < 0) end = buf.length;
 
   const extents: Extent[] = [];
-  // Sorted disjoint upper and lower ranges seen so far: overlap detection in O(log n) per line;
-  // the kernel's linear mappings_overlap scan only runs to name the earlier line.
-  const upStarts: number[] = [];
-  const upLasts: number[] = [];
-  const lowStarts: number[] = [];
-  const lowLasts: number[] = [];
+  const uppers = new Intervals();
+  const lowers = new Intervals();
   const vals = [0, 0, 0];
-  let pos = 0;
+  // One pass over the bytes. The kernel first cuts the text at each `\n` and
+  // then parses the line; stopping every scan at `\n` (which isspace would
+  // otherwise skip) gives the same result without a separate search.
+  let p = 0;
   let lineNo = 0;
   for (;;) {
     lineNo++;
-    let lineEnd = pos;
-    while (lineEnd < end && buf[lineEnd] !== 10) lineEnd++;
-    let more: boolean;
-    if (lineEnd >= end) {
-      lineEnd = end;
-      more = false;
-    } else {
-      // A `\n` that is the very last character ends the input instead of starting an empty line.
-      more = lineEnd + 1 < end;
-    }
-    let p = pos;
-    while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
-    if (p === lineEnd) {
+    while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
+    if (p === end || buf[p] === 10) {
       return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
     }
     for (let f = 0; f < 3; f++) {
-      if (f > 0) while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
-      // simple_strtoul(p, &p, 10) reduced mod 2^32: the u64 result's low 32 bits depend only on them.
+      if (f > 0) while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
       const startP = p;
+      // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64
+      // result's low 32 bits depend only on the low 32 bits at each step.
       let v = 0;
-      while (p < lineEnd) {
-        const c = buf[p]!;
-        if (c < 48 || c > 57) break;
-        v = v * 10 + (c - 48);
+      while (p < end) {
+        const d = buf[p]! - 48;
+        if (d < 0 || d > 9) break;
+        v = v * 10 + d;
         if (v >= U32_RANGE) v %= U32_RANGE;
         p++;
       }
-      const c = p < lineEnd ? buf[p]! : 0;
+      const c = p < end && buf[p] !== 10 ? buf[p]! : 0;
       if (f < 2 ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
-        const name = FIELD_NAMES[f]!;
+        const name = FIELD_NAMES[f];
         if (p === startP && c !== 0) {
           return fail(
             "syntax",
@@ -182,10 +185,12 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       }
       vals[f] = v;
     }
-    while (p < lineEnd && kernelIsspace(buf[p]!)) p++;
-    if (p < lineEnd) {
+    while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
+    if (p < end && buf[p] !== 10) {
       return fail("syntax", lineNo, `unexpected ${showByte(buf[p])} after the count; a line has exactly three fields`);
     }
+    // A `\n` that is the very last character ends the input instead of starting an empty line.
+    const more = p < end && p + 1 < end;
     const first = vals[0]!;
     const lower = vals[1]!;
     const count = vals[2]!;
@@ -200,12 +205,9 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       const which = extentWraps(first, count) ? `inside ids from ${first}` : `outside ids from ${lower}`;
       return fail("extent_wrap", lineNo, `${which} with count ${count} reach past 4294967294, the last usable id`);
     }
-    // IdMap.from freezes its own copies.
-    const e: Extent = { first, lowerFirst: lower, count };
-    if (
-      meetsOrInsert(upStarts, upLasts, first, first + count - 1) ||
-      meetsOrInsert(lowStarts, lowLasts, lower, lower + count - 1)
-    ) {
+    const e: Extent = Object.freeze({ first, lowerFirst: lower, count });
+    if (uppers.meets(first, first + count - 1) || lowers.meets(lower, lower + count - 1)) {
+      // Name the line the kernel's own scan would meet first.
       const ov = mappingsOverlap(extents, e)!;
       const o = extents[ov.index]!;
       const [mine, theirs] =
@@ -223,9 +225,11 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
         `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`,
       );
     }
+    uppers.add(first, first + count - 1);
+    lowers.add(lower, lower + count - 1);
     extents.push(e);
     if (!more) break;
-    pos = lineEnd + 1;
+    p++;
   }
-  return { ok: true, map: IdMap.from(extents) };
+  return { ok: true, map: IdMap.fromValidated(extents) };
 }

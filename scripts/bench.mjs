@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// npm run bench: every figure is a ratio against a baseline measured in the
+// same run, on this machine. C baselines are compiled here (gcc -O2) from
+// scripts/bench/*.c. Prints a Markdown table for the README; `--json` for data.
+//
+// Sections run only where the feature exists in dist/ (the harness is shared
+// by features that land at different times).
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { cpus, release, tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = join(import.meta.dirname, "..");
+const json = process.argv.includes("--json");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+const buildDir = mkdtempSync(join(tmpdir(), "userns-bench-"));
+
+/** Compiles scripts/bench/NAME.c and returns the binary path. */
+export function compileC(name, extra = []) {
+  const src = join(root, "scripts", "bench", `${name}.c`);
+  const out = join(buildDir, name);
+  execFileSync("gcc", ["-O2", "-o", out, src, ...extra], { stdio: "inherit" });
+  return out;
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+export function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
+}
+
+const sections = [
+  ["model", "./bench/model.mjs"],
+  ["spawn", "./bench/spawn.mjs"],
+  ["mount", "./bench/mount.mjs"],
+  ["verify", "./bench/verify.mjs"],
+];
+
+const rows = [];
+for (const [name, file] of sections) {
+  if (only && only !== name) continue;
+  if (!existsSync(join(import.meta.dirname, file))) continue;
+  const mod = await import(file);
+  const r = await mod.run({ compileC, median, percentile, root });
+  if (r === null) {
+    console.error(`bench: ${name}: skipped (feature not present in dist/)`);
+    continue;
+  }
+  rows.push(...r);
+}
+
+const env = `Linux ${release()}, ${cpus()[0]?.model ?? "cpu"} ×${cpus().length}, Node ${process.version}`;
+if (json) {
+  console.log(JSON.stringify({ env, rows }));
+} else {
+  console.log(`\n${env}\n`);
+  console.log("| benchmark | userns | baseline | ratio | goal |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const r of rows) console.log(`| ${r.name} | ${r.ours} | ${r.base} | ${r.ratio} | ${r.goal ?? ""} |`);
+}
