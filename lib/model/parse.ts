@@ -111,8 +111,14 @@ class Intervals {
 
   add(start: number, end: number): void {
     const i = this.upper(start);
-    this.starts.splice(i, 0, start);
-    this.ends.splice(i, 0, end);
+    // Maps are usually written in ascending order: append without splice's copying.
+    if (i === this.starts.length) {
+      this.starts.push(start);
+      this.ends.push(end);
+    } else {
+      this.starts.splice(i, 0, start);
+      this.ends.splice(i, 0, end);
+    }
   }
 }
 
