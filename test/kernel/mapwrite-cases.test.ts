@@ -145,6 +145,8 @@ const cases: Record<string, unknown>[] = [
     setgroups: "allow",
   },
   { id: "p: chain", parent: ["0 100000 65536", "0 1000 1000"], lines: "0 5 10" },
+  { id: "p: 32 nested parents", parent: Array(32).fill("0 0 65536"), lines: "0 0 10" },
+  { id: "p: 33 nested parents, the child is the 34th (ENOSPC)", parent: Array(33).fill("0 0 65536"), lines: "0 0 10" },
   { id: "p: projid", parent: "0 100000 65536", kind: "projid", lines: "0 0 65536" },
   { id: "p: projid outside", parent: "0 100000 65536", kind: "projid", lines: "0 0 65537" },
   // setgroups (rule 23)
