@@ -30,28 +30,50 @@ function flatten(extents: readonly Extent[]): Uint32Array {
 export class IdMap {
   /** Extents in the order they were written. */
   readonly extents: readonly Extent[];
+
+  // The sorted views, the flat tables and the text are derived on first use:
+  // most maps the model builds (parse results, installed copies) are looked up
+  // rarely or never. Private fields stay writable on a frozen object, so the
+  // value stays immutable to its users while the caches fill in.
+  #forward: readonly Extent[] | undefined;
+  #reverse: readonly Extent[] | undefined;
+  #tables: { readonly written: Uint32Array; readonly forward: Uint32Array; readonly reverse: Uint32Array } | undefined;
+  #text: string | undefined;
+
+  private constructor(extents: readonly Extent[]) {
+    this.extents = Object.freeze([...extents]);
+    Object.freeze(this);
+  }
+
   /** Extents sorted by `first` (the kernel's `forward` array). */
-  readonly forward: readonly Extent[];
+  get forward(): readonly Extent[] {
+    if (this.#forward === undefined) this.#forward = Object.freeze([...this.extents].sort(compareForward));
+    return this.#forward;
+  }
+
   /** Extents sorted by `lowerFirst` (the kernel's `reverse` array). */
-  readonly reverse: readonly Extent[];
+  get reverse(): readonly Extent[] {
+    if (this.#reverse === undefined) this.#reverse = Object.freeze([...this.extents].sort(compareReverse));
+    return this.#reverse;
+  }
 
   /**
    * @internal Flat `[first, lowerFirst, count]*n` copies of the written,
    * forward and reverse views: lookups walk these instead of objects, which
    * keeps the hot path to typed-array loads (see lookup.ts).
    */
-  readonly tables: { readonly written: Uint32Array; readonly forward: Uint32Array; readonly reverse: Uint32Array };
-
-  private constructor(extents: readonly Extent[]) {
-    this.extents = Object.freeze([...extents]);
-    this.forward = Object.freeze([...extents].sort(compareForward));
-    this.reverse = Object.freeze([...extents].sort(compareReverse));
-    this.tables = Object.freeze({
-      written: flatten(this.extents),
-      forward: flatten(this.forward),
-      reverse: flatten(this.reverse),
-    });
-    Object.freeze(this);
+  get tables(): { readonly written: Uint32Array; readonly forward: Uint32Array; readonly reverse: Uint32Array } {
+    if (this.#tables === undefined) {
+      const written = flatten(this.extents);
+      // Up to 5 extents the kernel (and lookup.ts) only scans the written order.
+      const small = this.extents.length <= MAX_BASE_EXTENTS;
+      this.#tables = Object.freeze({
+        written,
+        forward: small ? written : flatten(this.forward),
+        reverse: small ? written : flatten(this.reverse),
+      });
+    }
+    return this.#tables;
   }
 
   /** The empty map: a map not written yet (`nr_extents == 0`). */
@@ -131,7 +153,12 @@ export class IdMap {
 
   /** The text to write to /proc/PID/uid_map in one write(2): `first lower count\n` per line, in written order. */
   toString(): string {
-    return this.extents.map((e) => `${formatExtent(e)}\n`).join("");
+    if (this.#text === undefined) {
+      let t = "";
+      for (const e of this.extents) t += `${formatExtent(e)}\n`;
+      this.#text = t;
+    }
+    return this.#text;
   }
 
   /** Plain data for JSON. */

@@ -97,7 +97,9 @@ export function openerNsMayWrite(opener: Cred, target: UserNs): boolean {
 
 /** Mirrors kernel/user_namespace.c: verify_root_map (spec §2.4.1): mapping parent uid 0 needs CAP_SETFCAP. */
 export function verifyRootMap(opener: Cred, ns: UserNs, newMap: IdMap): boolean {
-  if (!newMap.extents.some((e) => e.lowerFirst === 0)) return true;
+  let mapsRoot = false;
+  for (const e of newMap.extents) if (e.lowerFirst === 0) mapsRoot = true;
+  if (!mapsRoot) return true;
   if (sameNs(ns, opener.ns)) return ns.parentCouldSetfcap;
   return fileNsCapable(opener, ns.parent!, "CAP_SETFCAP");
 }
@@ -191,20 +193,29 @@ export function translateToParent(
   newMap: IdMap,
   parentMap: IdMap,
 ): { ok: true; installed: IdMap } | { ok: false; index: number; extent: Extent } {
+  // Under the initial namespace's identity map every legal lower range
+  // (parse already refused ones reaching 4294967295) translates to itself.
+  if (parentMap.size === 1) {
+    const p = parentMap.extents[0]!;
+    if (p.first === 0 && p.lowerFirst === 0 && p.count === INVALID_ID) return { ok: true, installed: newMap };
+  }
   // The kernel walks extent[] (write order) up to 5 extents, the sorted forward array above.
   const order = newMap.size <= MAX_BASE_EXTENTS ? newMap.extents : newMap.forward;
+  const lowers = new Map<Extent, number>();
+  let identity = true;
   for (const e of order) {
-    if (mapIdRangeDown(parentMap, e.lowerFirst, e.count) === INVALID_ID) {
-      return { ok: false, index: newMap.extents.indexOf(e), extent: e };
-    }
+    const k = mapIdRangeDown(parentMap, e.lowerFirst, e.count);
+    if (k === INVALID_ID) return { ok: false, index: newMap.extents.indexOf(e), extent: e };
+    lowers.set(e, k);
+    if (k !== e.lowerFirst) identity = false;
   }
+  // Under an identity parent (the initial namespace) the installed map is the written one.
+  if (identity) return { ok: true, installed: newMap };
   return {
     ok: true,
     // Each installed range lies inside one parent extent, so the fields stay valid u32s.
     installed: IdMap.fromValidated(
-      newMap.extents.map((e) =>
-        Object.freeze({ first: e.first, lowerFirst: mapIdRangeDown(parentMap, e.lowerFirst, e.count), count: e.count }),
-      ),
+      newMap.extents.map((e) => Object.freeze({ first: e.first, lowerFirst: lowers.get(e)!, count: e.count })),
     ),
   };
 }
