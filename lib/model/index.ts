@@ -8,6 +8,7 @@
 export * from "./algebra.js";
 export * from "./extent.js";
 export * from "./idmap.js";
+export * from "./idmapped.js";
 export * from "./lookup.js";
 export * from "./ranges.js";
 export * from "./split.js";
