@@ -157,7 +157,7 @@ function callerMaps(c: FsCaller, side: IdSide, kid: number): boolean {
 }
 
 /** `ns_capable(sb->s_user_ns, cap)` for the caller (see {@link FsCaller.capsOverFs}). */
-function capableOverFs(c: FsCaller, fs: FsUserns, cap: FsCapability): boolean {
+function capableOverFs(c: FsCaller, _fs: FsUserns, cap: FsCapability): boolean {
   // cap_capable (spec §1.6): capabilities of the initial namespace reach every namespace; a
   // namespaced caller's never reach init, and for two namespaced ones the caller must say.
   const reach = c.capsOverFs ?? callerUserns(c) === "init";
