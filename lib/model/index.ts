@@ -12,5 +12,6 @@ export * from "./idmapped.js";
 export * from "./lookup.js";
 export * from "./mountcases.js";
 export * from "./ranges.js";
+export * as sim from "./sim/index.js";
 export * from "./split.js";
 export * from "./u32.js";
