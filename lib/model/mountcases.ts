@@ -617,3 +617,18 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     ...(reidmap ? { reidmap } : {}),
   };
 }
+
+/**
+ * The batch form for `userns check --mount-batch`: one result line (JSON) per
+ * case line, in input order; empty lines and lines starting with `#` are
+ * skipped (case-formats, both formats).
+ */
+export function predictMountBatch(text: string, options: MountCaseOptions = {}): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const t = line.trim();
+    if (t === "" || t.startsWith("#")) continue;
+    out.push(JSON.stringify(predictMountCaseLine(t, options)));
+  }
+  return out;
+}

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   ALL_FS_CAPS,
@@ -249,5 +250,37 @@ describe("mount_setattr check order (spec §8.2; rules 41–51)", () => {
   ])("%s", (_n, over, errno, check) => {
     const r = mountSetattr({ ...base, ...over });
     expect(r.ok ? [null, null] : [r.errno, r.check]).toEqual([errno, check]);
+  });
+});
+
+describe("idmapped translation properties", () => {
+  const mapArb = fc
+    .array(fc.tuple(fc.integer({ min: 1, max: 50 }), fc.nat(30), fc.nat(30)), { minLength: 1, maxLength: 12 })
+    .map((specs) => {
+      let up = 0;
+      let low = 0;
+      return IdMap.of(
+        ...specs.map(([n, gu, gl]) => {
+          const e = [up + gu, 100000 + low + gl, n] as const;
+          up += gu + n;
+          low += gl + n;
+          return e;
+        }),
+      );
+    });
+  it("from_vfsuid undoes make_vfsuid on every id shown through the mount, and the reverse", () => {
+    fc.assert(
+      fc.property(mapArb, mapArb, fc.nat(2000), (mnt, fsMap, id) => {
+        for (const fs of ["init", { uid: fsMap, gid: fsMap }] as const) {
+          const idmap = { uid: mnt, gid: mnt };
+          const kuid = fs === "init" ? id : 100000 + id;
+          const v = makeVfsuid(idmap, fs, kuid);
+          if (v !== INVALID_ID) expect(fromVfsuid(idmap, fs, v)).toBe(kuid);
+          const back = fromVfsuid(idmap, fs, 100000 + id);
+          if (back !== INVALID_ID) expect(makeVfsuid(idmap, fs, back)).toBe(100000 + id);
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });

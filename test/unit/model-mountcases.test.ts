@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { predictMountCase, predictMountCaseLine } from "../../lib/model/index.js";
+import { predictMountBatch, predictMountCase, predictMountCaseLine } from "../../lib/model/index.js";
 
 const M = "0 100000 65536";
 const base = { id: "c", uid_map: M, gid_map: M };
@@ -199,5 +199,16 @@ describe("mount-case predictor (case-formats §2)", () => {
     expect(r.stage).toBe("input");
     expect(r.ok).toBeNull();
     expect(r.error).toContain(msg);
+  });
+});
+
+describe("predictMountBatch", () => {
+  it("skips blank and # lines, keeps order, and reports malformed lines in place", () => {
+    const out = predictMountBatch(`# header\n{"id":1,"userns":"init"}\n\n  \nnot json\n{"id":2,"userns":"none"}\n`);
+    expect(out.map((l) => JSON.parse(l) as { id: unknown; stage?: string; ok: unknown })).toMatchObject([
+      { id: 1, ok: false },
+      { id: null, stage: "input" },
+      { id: 2, ok: true },
+    ]);
   });
 });
