@@ -354,6 +354,8 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
   }
   const main: Fs = { root, nodes: new Map() };
   const fileNames: string[] = [];
+  // Output echoes names as written; the walk uses normalized ones.
+  const labels = new Map<string, string>();
   for (const [i, f] of listOf(c, "files").entries()) {
     const where = `files[${i}]`;
     const name = normName(f.name, where);
@@ -369,8 +371,9 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
       type,
     });
     fileNames.push(name);
+    labels.set(name, f.name as string);
   }
-  let sub: { name: string; fs: Fs } | undefined;
+  let sub: { name: string; label: string; fs: Fs } | undefined;
   if (c.submount !== undefined && c.submount !== null) {
     if (!isObj(c.submount)) throw new InputError("submount must be an object");
     const name = normName(c.submount.name, "submount");
@@ -387,13 +390,14 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
       mode: 0o1777,
       type: "dir",
     };
-    sub = { name, fs: { root: subRoot, nodes: new Map() } };
+    sub = { name, label: c.submount.name as string, fs: { root: subRoot, nodes: new Map() } };
   }
   const creates = listOf(c, "creates").map((o, i) => {
     const where = `creates[${i}]`;
     const type = oneOf(o, "type", ["file", "dir"] as const, "file");
     return {
       name: normName(o.name, where),
+      label: o.name as string,
       type,
       mode: optMode(o, where) ?? (type === "dir" ? 0o755 : 0o644),
       caller: callerOf(o.as, where, rootGroups),
@@ -403,7 +407,13 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     const where = `chowns[${i}]`;
     const uid = optInt(o, "uid", where);
     const gid = optInt(o, "gid", where);
-    return { name: normName(o.name, where), uid: uid ?? -1, gid: gid ?? -1, caller: callerOf(o.as, where, rootGroups) };
+    return {
+      name: normName(o.name, where),
+      label: o.name as string,
+      uid: uid ?? -1,
+      gid: gid ?? -1,
+      caller: callerOf(o.as, where, rootGroups),
+    };
   });
   let reidmapMaps: { uid: string | null; gid: string | null } | undefined;
   if (c.reidmap !== undefined && c.reidmap !== null) {
@@ -499,8 +509,12 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
 
   const rootStat = statOf("")!;
   const statNames = [...fileNames];
-  if (sub && !statNames.includes(sub.name)) statNames.push(sub.name);
-  const stat = statNames.map((n) => statOf(n)!);
+  if (sub && !statNames.includes(sub.name)) {
+    statNames.push(sub.name);
+    labels.set(sub.name, sub.label);
+  }
+  const relabel = (l: StatLine, n: string): StatLine => ({ ...l, name: labels.get(n) ?? l.name });
+  const stat = statNames.map((n) => relabel(statOf(n)!, n));
 
   /** Walks to the parent directory of `rel`, checking search permission on each directory (may_lookup). */
   const walk = (caller: FsCaller, rel: string): { place: Place; dir: Inode; leaf: string } | { errno: string } => {
@@ -528,10 +542,10 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     disk_uid: null,
     disk_gid: null,
   });
-  const okOp = (name: string): OpLine => {
+  const okOp = (name: string, label: string): OpLine => {
     const s = statOf(name)!;
     return {
-      name,
+      name: label,
       ok: true,
       errno: null,
       uid: s.uid,
@@ -543,15 +557,15 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
   };
 
   const createLines: OpLine[] = creates.map((cr) => {
-    if (cr.name === "") return failedOp(cr.name, "EEXIST");
+    if (cr.name === "") return failedOp(cr.label, "EEXIST");
     const w = walk(cr.caller, cr.name);
-    if ("errno" in w) return failedOp(cr.name, w.errno);
+    if ("errno" in w) return failedOp(cr.label, w.errno);
     const target = w.place.rel === "" ? w.leaf : `${w.place.rel}/${w.leaf}`;
-    if (w.place.fs.nodes.has(target)) return failedOp(cr.name, "EEXIST");
+    if (w.place.fs.nodes.has(target)) return failedOp(cr.label, "EEXIST");
     const r = createThroughMount(cr.caller, w.place.idmap, "init", w.dir, cr.type, cr.mode, umask);
-    if (!r.ok) return failedOp(cr.name, r.errno);
+    if (!r.ok) return failedOp(cr.label, r.errno);
     w.place.fs.nodes.set(target, r.inode);
-    return okOp(cr.name);
+    return okOp(cr.name, cr.label);
   });
 
   const chownLines: OpLine[] = chowns.map((ch) => {
@@ -562,7 +576,7 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
       node = place.fs.root;
     } else {
       const w = walk(ch.caller, ch.name);
-      if ("errno" in w) return failedOp(ch.name, w.errno);
+      if ("errno" in w) return failedOp(ch.label, w.errno);
       place = { ...w.place, rel: w.place.rel === "" ? w.leaf : `${w.place.rel}/${w.leaf}` };
       node = nodeAt(place.fs, place.rel);
       // The leaf may itself be the submount's root.
@@ -572,12 +586,12 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
         node = nodeAt(p2.fs, p2.rel);
       }
     }
-    if (!node) return failedOp(ch.name, "ENOENT");
+    if (!node) return failedOp(ch.label, "ENOENT");
     const r = chownCommon(ch.caller, place.idmap, "init", node, ch.uid, ch.gid);
-    if (!r.ok) return failedOp(ch.name, r.errno);
+    if (!r.ok) return failedOp(ch.label, r.errno);
     if (place.rel === "") place.fs.root = r.inode;
     else place.fs.nodes.set(place.rel, r.inode);
-    return okOp(ch.name === "" ? "" : ch.name);
+    return okOp(ch.name, ch.label);
   });
 
   let reidmap: MountCaseResult["reidmap"];
@@ -598,7 +612,7 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
       if (!r.ok) reidmap = { ok: false, errno: r.errno, stat: null };
       else {
         const m2: MountIdmap = u?.ok && g?.ok ? { uid: u.map, gid: g.map } : "nop";
-        reidmap = { ok: true, errno: null, stat: fileNames.map((n) => statOf(n, m2)!) };
+        reidmap = { ok: true, errno: null, stat: fileNames.map((n) => relabel(statOf(n, m2)!, n)) };
       }
     }
   }
