@@ -73,11 +73,18 @@ export interface CallResult {
 /** One stat line: ids seen through the mount, and through the source (`disk_*`). */
 export interface StatLine {
   readonly name: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly mode: string;
+  /** null when stat() through the mount failed (`stat_errno`). */
+  readonly uid: number | null;
+  readonly gid: number | null;
+  readonly mode: string | null;
   readonly disk_uid: number;
   readonly disk_gid: number;
+  /**
+   * Present only when stat() through the mount failed: root itself cannot
+   * search a directory whose owner or group is not mapped through the mount
+   * and whose mode bits deny it (no CAP_DAC_READ_SEARCH over such inodes).
+   */
+  readonly stat_errno?: string;
 }
 
 /** One create or chown: observation fields are null when it failed ([A5]). */
@@ -90,6 +97,8 @@ export interface OpLine {
   readonly mode: string | null;
   readonly disk_uid: number | null;
   readonly disk_gid: number | null;
+  /** As in {@link StatLine}: the operation succeeded but stat() through the mount failed. */
+  readonly stat_errno?: string;
 }
 
 /** The predicted result line of a mount case (case-formats §2 output). */
@@ -227,6 +236,7 @@ function optMapText(o: Record<string, unknown>, k: string, where: string): strin
 
 function normName(v: unknown, where: string): string {
   if (typeof v !== "string") throw new InputError(`${where}.name must be a string`);
+  if (v === "") throw new InputError(`${where}.name is empty (use "." for the mount's root)`);
   const parts = v.split("/").filter((s) => s !== "" && s !== ".");
   if (parts.includes("..")) throw new InputError(`${where}.name must not contain ".."`);
   return parts.join("/");
@@ -481,11 +491,11 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
   }
 
   // Where a path lands through the clone: the submount only exists in a recursive clone.
-  const through = (rel: string): Place => {
+  const through = (rel: string, top: MountIdmap = idmap): Place => {
     if (sub && recursive && (rel === sub.name || rel.startsWith(`${sub.name}/`))) {
       return { fs: sub.fs, idmap: subIdmap, rel: rel === sub.name ? "" : rel.slice(sub.name.length + 1) };
     }
-    return { fs: main, idmap, rel };
+    return { fs: main, idmap: top, rel };
   };
   // Through the source, submounts are always there.
   const onSource = (rel: string): Place => {
@@ -498,30 +508,34 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     const shown = statThroughMount(m, "init", seen);
     return { name, uid: shown.uid, gid: shown.gid, mode: octal(seen.mode), disk_uid: disk.uid, disk_gid: disk.gid };
   };
+  const rootCaller: FsCaller = { fsuid: 0, fsgid: 0, groups: rootGroups, caps: ALL_FS_CAPS };
+  // stat through the mount as the runner (root) does it: the walk needs search permission too.
   const statOf = (name: string, m: MountIdmap = idmap): StatLine | undefined => {
-    const p = through(name);
-    const seen = nodeAt(p.fs, p.rel);
     const s = onSource(name);
     const disk = nodeAt(s.fs, s.rel);
-    if (!seen || !disk) return undefined;
-    return statLine(name === "" ? "." : name, p.fs === main ? m : p.idmap, seen, disk);
+    if (!disk) return undefined;
+    if (name !== "") {
+      const w = walk(rootCaller, name, m);
+      if ("errno" in w) {
+        return { name, uid: null, gid: null, mode: null, disk_uid: disk.uid, disk_gid: disk.gid, stat_errno: w.errno };
+      }
+    }
+    const p = through(name, m);
+    const seen = nodeAt(p.fs, p.rel);
+    if (!seen) return undefined;
+    return statLine(name === "" ? "." : name, p.idmap, seen, disk);
   };
 
-  const rootStat = statOf("")!;
-  const statNames = [...fileNames];
-  if (sub && !statNames.includes(sub.name)) {
-    statNames.push(sub.name);
-    labels.set(sub.name, sub.label);
-  }
-  const relabel = (l: StatLine, n: string): StatLine => ({ ...l, name: labels.get(n) ?? l.name });
-  const stat = statNames.map((n) => relabel(statOf(n)!, n));
-
   /** Walks to the parent directory of `rel`, checking search permission on each directory (may_lookup). */
-  const walk = (caller: FsCaller, rel: string): { place: Place; dir: Inode; leaf: string } | { errno: string } => {
+  const walk = (
+    caller: FsCaller,
+    rel: string,
+    top: MountIdmap = idmap,
+  ): { place: Place; dir: Inode; leaf: string } | { errno: string } => {
     const parts = rel.split("/");
     let cur = "";
     for (let i = 0; i < parts.length; i++) {
-      const p = through(cur);
+      const p = through(cur, top);
       const node = nodeAt(p.fs, p.rel);
       if (!node) return { errno: "ENOENT" };
       if (node.type !== "dir") return { errno: "ENOTDIR" };
@@ -532,6 +546,15 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     }
     return { errno: "ENOENT" };
   };
+  const rootStat = statOf("")!;
+  const statNames = [...fileNames];
+  if (sub && !statNames.includes(sub.name)) {
+    statNames.push(sub.name);
+    labels.set(sub.name, sub.label);
+  }
+  const relabel = (l: StatLine, n: string): StatLine => ({ ...l, name: labels.get(n) ?? l.name });
+  const stat = statNames.map((n) => relabel(statOf(n)!, n));
+
   const failedOp = (name: string, errno: string): OpLine => ({
     name,
     ok: false,
@@ -553,11 +576,16 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
       mode: s.mode,
       disk_uid: s.disk_uid,
       disk_gid: s.disk_gid,
+      ...(s.stat_errno ? { stat_errno: s.stat_errno } : {}),
     };
   };
 
   const createLines: OpLine[] = creates.map((cr) => {
-    if (cr.name === "") return failedOp(cr.label, "EEXIST");
+    if (cr.name === "") {
+      // "." : may_lookup on the root first, then the name exists.
+      const denied = mayLookup(cr.caller, idmap, "init", main.root);
+      return failedOp(cr.label, denied ? denied.errno : "EEXIST");
+    }
     const w = walk(cr.caller, cr.name);
     if ("errno" in w) return failedOp(cr.label, w.errno);
     const target = w.place.rel === "" ? w.leaf : `${w.place.rel}/${w.leaf}`;
@@ -574,6 +602,9 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     if (ch.name === "") {
       place = through("");
       node = place.fs.root;
+      // "." is still a path walk: may_lookup on the root before it resolves to itself.
+      const denied = mayLookup(ch.caller, place.idmap, "init", node);
+      if (denied) return failedOp(ch.label, denied.errno);
     } else {
       const w = walk(ch.caller, ch.name);
       if ("errno" in w) return failedOp(ch.label, w.errno);
