@@ -801,3 +801,15 @@ export function utimesNow(c: FsCaller, idmap: MountIdmap, fs: FsUserns, inode: I
   if (inodeOwnerOrCapable(c, idmap, fs, inode)) return undefined;
   return inodePermission(c, idmap, fs, inode, MAY_WRITE);
 }
+
+/**
+ * Mirrors fs/namespace.c: SYSCALL open_tree's flag checks (spec §8.1): unknown
+ * flags → EINVAL; AT_RECURSIVE without OPEN_TREE_CLONE → EINVAL (verified on
+ * 6.18 by test/kernel/model-mountcases.test.ts); a clone needs may_mount
+ * (EPERM). Returns the errno name, or undefined when the call proceeds.
+ */
+export function openTree(call: { clone: boolean; recursive: boolean; mayMount?: boolean }): string | undefined {
+  if (call.recursive && !call.clone) return "EINVAL";
+  if (call.clone && call.mayMount === false) return "EPERM";
+  return undefined;
+}

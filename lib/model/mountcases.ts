@@ -19,7 +19,8 @@
  *   (default 0:0, mode 1777 for tmpfs, 0755 for ramfs); `files` are created
  *   on the source as root with exactly the given owner and mode (defaults
  *   0:0, 0644 for files, 0755 for dirs). A `submount` is a tmpfs mounted at
- *   `name` (a directory the runner makes, 0:0 0755, unless `files` has it)
+ *   `name` (a directory the runner makes as root with mkdir 0755, unless
+ *   `files` has it, so it inherits a setgid parent's group and S_ISGID)
  *   whose root is `uid:gid` mode 1777.
  * - [A4] Creates and chowns run in child processes with umask 0 (option
  *   `umask`), in input order, creates first, after `stat` was taken.
@@ -36,7 +37,9 @@
  *   `userns:"none"` (no call). After a failed step no later field is
  *   present. `mount_setattr_again` is present when `twice` and the first
  *   call succeeded. Failures of creates, chowns, the second setattr and
- *   reidmap do not fail the case.
+ *   reidmap do not fail the case. `source:"attached"` with `userns:"none"`
+ *   is unspecified (nothing refuses it; attaching would move the source
+ *   mount itself); the prediction then treats it as a plain clone.
  * - [A6] `reidmap` happens last: a new namespace with the given maps (root
  *   of init writes them), then open_tree_attr(OPEN_TREE_CLONE) with
  *   attr_set = attr_clr = MOUNT_ATTR_IDMAP (Linux 6.15+; 6.18 assumed). Its
@@ -57,6 +60,7 @@ import {
   type MountSetattrCall,
   mayLookup,
   mountSetattr,
+  openTree,
   type SetattrMount,
   statThroughMount,
   type UidGidMaps,
@@ -392,7 +396,10 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     if (at && at.type !== "dir") throw new InputError("submount.name names a file");
     if (!at) {
       if (!nodeAt(main, parentOf(name))) throw new InputError("submount: parent directory is not in files");
-      main.nodes.set(name, { uid: 0, gid: 0, mode: 0o755, type: "dir" });
+      // Made by root with mkdir(0755), umask 0: a setgid parent passes on its group and S_ISGID.
+      const parent = nodeAt(main, parentOf(name))!;
+      const sgid = (parent.mode & 0o2000) !== 0;
+      main.nodes.set(name, { uid: 0, gid: sgid ? parent.gid : 0, mode: sgid ? 0o2755 : 0o755, type: "dir" });
     }
     const subRoot: Inode = {
       uid: optInt(c.submount, "uid", "submount", 0) ?? 0,
@@ -461,8 +468,12 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     usernsFd = { kind: "file" };
   }
 
-  // mount_setattr on the clone (or the attached mount for source "attached")
+  // open_tree: a clone, or the attached mount itself for source "attached"
   const detached = source !== "attached";
+  const opened = openTree({ clone: detached, recursive });
+  if (opened) return fail("open_tree", opened);
+
+  // mount_setattr on the clone (or the attached mount)
   const top: SetattrMount = { fsType, detached };
   const setattrMounts: SetattrMount[] = [top];
   if (sub && recursive) setattrMounts.push({ fsType: "tmpfs", detached });
@@ -491,8 +502,8 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
   }
 
   // Where a path lands through the clone: the submount only exists in a recursive clone.
-  const through = (rel: string, top: MountIdmap = idmap): Place => {
-    if (sub && recursive && (rel === sub.name || rel.startsWith(`${sub.name}/`))) {
+  const through = (rel: string, top: MountIdmap = idmap, withSub = recursive): Place => {
+    if (sub && withSub && (rel === sub.name || rel.startsWith(`${sub.name}/`))) {
       return { fs: sub.fs, idmap: subIdmap, rel: rel === sub.name ? "" : rel.slice(sub.name.length + 1) };
     }
     return { fs: main, idmap: top, rel };
@@ -510,17 +521,17 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
   };
   const rootCaller: FsCaller = { fsuid: 0, fsgid: 0, groups: rootGroups, caps: ALL_FS_CAPS };
   // stat through the mount as the runner (root) does it: the walk needs search permission too.
-  const statOf = (name: string, m: MountIdmap = idmap): StatLine | undefined => {
+  const statOf = (name: string, m: MountIdmap = idmap, withSub = recursive): StatLine | undefined => {
     const s = onSource(name);
     const disk = nodeAt(s.fs, s.rel);
     if (!disk) return undefined;
     if (name !== "") {
-      const w = walk(rootCaller, name, m);
+      const w = walk(rootCaller, name, m, withSub);
       if ("errno" in w) {
         return { name, uid: null, gid: null, mode: null, disk_uid: disk.uid, disk_gid: disk.gid, stat_errno: w.errno };
       }
     }
-    const p = through(name, m);
+    const p = through(name, m, withSub);
     const seen = nodeAt(p.fs, p.rel);
     if (!seen) return undefined;
     return statLine(name === "" ? "." : name, p.idmap, seen, disk);
@@ -531,11 +542,12 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     caller: FsCaller,
     rel: string,
     top: MountIdmap = idmap,
+    withSub = recursive,
   ): { place: Place; dir: Inode; leaf: string } | { errno: string } => {
     const parts = rel.split("/");
     let cur = "";
     for (let i = 0; i < parts.length; i++) {
-      const p = through(cur, top);
+      const p = through(cur, top, withSub);
       const node = nodeAt(p.fs, p.rel);
       if (!node) return { errno: "ENOENT" };
       if (node.type !== "dir") return { errno: "ENOTDIR" };
@@ -643,7 +655,7 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
       if (!r.ok) reidmap = { ok: false, errno: r.errno, stat: null };
       else {
         const m2: MountIdmap = u?.ok && g?.ok ? { uid: u.map, gid: g.map } : "nop";
-        reidmap = { ok: true, errno: null, stat: fileNames.map((n) => relabel(statOf(n, m2)!, n)) };
+        reidmap = { ok: true, errno: null, stat: fileNames.map((n) => relabel(statOf(n, m2, false)!, n)) };
       }
     }
   }

@@ -18,6 +18,7 @@ import {
   makeVfsgid,
   makeVfsuid,
   mountSetattr,
+  openTree,
   type SetattrMount,
   statmountMntIdmap,
   statThroughMount,
@@ -282,5 +283,17 @@ describe("idmapped translation properties", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe("open_tree flag checks (spec §8.1)", () => {
+  it.each([
+    ["a clone", { clone: true, recursive: false }, undefined],
+    ["a recursive clone", { clone: true, recursive: true }, undefined],
+    ["the attached mount (no clone)", { clone: false, recursive: false }, undefined],
+    ["AT_RECURSIVE without OPEN_TREE_CLONE", { clone: false, recursive: true }, "EINVAL"],
+    ["a clone without may_mount", { clone: true, recursive: false, mayMount: false }, "EPERM"],
+  ] as const)("%s", (_n, call, want) => {
+    expect(openTree(call)).toBe(want);
   });
 });
