@@ -81,8 +81,9 @@ export interface StatLine {
   readonly uid: number | null;
   readonly gid: number | null;
   readonly mode: string | null;
-  readonly disk_uid: number;
-  readonly disk_gid: number;
+  /** null when the source cannot see it: hidden under a submount ([A3]). */
+  readonly disk_uid: number | null;
+  readonly disk_gid: number | null;
   /**
    * Present only when stat() through the mount failed: root itself cannot
    * search a directory whose owner or group is not mapped through the mount
@@ -515,20 +516,22 @@ function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCa
     }
     return { fs: main, idmap: "nop", rel };
   };
-  const statLine = (name: string, m: MountIdmap, seen: Inode, disk: Inode): StatLine => {
+  const statLine = (name: string, m: MountIdmap, seen: Inode, disk: Inode | undefined): StatLine => {
     const shown = statThroughMount(m, "init", seen);
-    return { name, uid: shown.uid, gid: shown.gid, mode: octal(seen.mode), disk_uid: disk.uid, disk_gid: disk.gid };
+    const d = { disk_uid: disk?.uid ?? null, disk_gid: disk?.gid ?? null };
+    return { name, uid: shown.uid, gid: shown.gid, mode: octal(seen.mode), ...d };
   };
   const rootCaller: FsCaller = { fsuid: 0, fsgid: 0, groups: rootGroups, caps: ALL_FS_CAPS };
   // stat through the mount as the runner (root) does it: the walk needs search permission too.
   const statOf = (name: string, m: MountIdmap = idmap, withSub = recursive): StatLine | undefined => {
     const s = onSource(name);
+    // Undefined when a submount on the source hides it (made in the mountpoint through a non-recursive clone).
     const disk = nodeAt(s.fs, s.rel);
-    if (!disk) return undefined;
     if (name !== "") {
       const w = walk(rootCaller, name, m, withSub);
       if ("errno" in w) {
-        return { name, uid: null, gid: null, mode: null, disk_uid: disk.uid, disk_gid: disk.gid, stat_errno: w.errno };
+        const d = { disk_uid: disk?.uid ?? null, disk_gid: disk?.gid ?? null };
+        return { name, uid: null, gid: null, mode: null, ...d, stat_errno: w.errno };
       }
     }
     const p = through(name, m, withSub);

@@ -200,14 +200,18 @@ def run(case, base):
 
         def stat_line(name, fd=None):
             fd = dfd if fd is None else fd
-            disk = os.stat(os.path.join(src, name), follow_symlinks=False)
+            try:
+                disk = os.stat(os.path.join(src, name), follow_symlinks=False)
+                du, dg = disk.st_uid, disk.st_gid
+            except FileNotFoundError:  # hidden under a submount on the source
+                du = dg = None
             try:
                 seen = os.stat(fd) if name in ("", ".") else os.stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError as e:
                 return {"name": name or ".", "uid": None, "gid": None, "mode": None,
-                        "disk_uid": disk.st_uid, "disk_gid": disk.st_gid, "stat_errno": E.errorcode[e.errno]}
+                        "disk_uid": du, "disk_gid": dg, "stat_errno": E.errorcode[e.errno]}
             return {"name": name or ".", "uid": seen.st_uid, "gid": seen.st_gid, "mode": octal(seen.st_mode),
-                    "disk_uid": disk.st_uid, "disk_gid": disk.st_gid}
+                    "disk_uid": du, "disk_gid": dg}
 
         def op_line(name, e):
             if e:
