@@ -10,6 +10,7 @@ import { usageError } from "../errors.js";
 import { predictMapWriteCaseLine } from "../model/cases.js";
 import { IdMap, type MapKind } from "../model/idmap.js";
 import { validateMapRequest } from "../model/mapwrite.js";
+import { type MountCaseResult, predictMountCaseLine } from "../model/mountcases.js";
 import { parseMapText } from "../model/parse.js";
 import { splitAgainstParent } from "../model/split.js";
 
@@ -30,6 +31,7 @@ interface CheckOptions {
   setgroups: string;
   json?: boolean;
   batch?: string;
+  mountBatch?: string;
 }
 
 /** The verdict `userns check` prints (also its --json shape). */
@@ -115,12 +117,18 @@ function formatVerdict(v: CheckVerdict): string {
   return s;
 }
 
-async function runBatch(source: string, io: CheckIo): Promise<void> {
+/** Skips blank and `#` lines as the case format says; predicts the rest. */
+function predictMountCaseOrSkip(line: string): MountCaseResult | undefined {
+  const t = line.trim();
+  return t === "" || t.startsWith("#") ? undefined : predictMountCaseLine(t);
+}
+
+async function runBatch(source: string, io: CheckIo, predict: (line: string) => object | undefined): Promise<void> {
   const input = source === "-" ? (io.in ?? process.stdin) : createReadStream(source);
   const rl = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let buf = "";
   for await (const line of rl) {
-    const r = predictMapWriteCaseLine(line);
+    const r = predict(line);
     if (r === undefined) continue;
     buf += `${JSON.stringify(r)}\n`;
     if (buf.length > 1 << 16) {
@@ -148,11 +156,17 @@ export function registerCheckCommands(program: Command, io: CheckIo): void {
     .option("--gid <n>", "the writer's egid in its namespace (default 0, or 1000 when unprivileged)")
     .option("--setgroups <state>", "the child's setgroups state: allow or deny", "allow")
     .option("--batch <file>", "predict map-write cases (JSON lines, case-formats §1) from a file or - for stdin")
+    .option(
+      "--mount-batch <file>",
+      "predict idmapped-mount cases (JSON lines, case-formats §2) from a file or - for stdin",
+    )
     .option("--json", "print the verdict as JSON")
     .action(async (map: string[], opts: CheckOptions) => {
-      if (opts.batch !== undefined) {
-        if (map.length > 0 || opts.file !== undefined) throw usageError("--batch takes no map argument or --file");
-        await runBatch(opts.batch, io);
+      if (opts.batch !== undefined || opts.mountBatch !== undefined) {
+        if (map.length > 0 || opts.file !== undefined || (opts.batch !== undefined && opts.mountBatch !== undefined))
+          throw usageError("--batch and --mount-batch take no map argument, no --file, and not each other");
+        if (opts.batch !== undefined) await runBatch(opts.batch, io, predictMapWriteCaseLine);
+        else await runBatch(opts.mountBatch!, io, predictMountCaseOrSkip);
         return;
       }
       let text: string | Uint8Array;

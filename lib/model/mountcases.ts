@@ -1,53 +1,4 @@
-/**
- * Predictor for idmapped-mount cases (shared/spec/case-formats.md §2): reads
- * one JSON case and predicts, field for field, what the kernel runner
- * records. Pure: no I/O; the CLI (`userns check --mount-batch`) feeds lines.
- *
- * ASSUMPTIONS about the runner (the integrator reconciles them with the
- * `mounts` branch; each is also noted where it is used):
- * - [A1] Everything runs as root of the initial namespace, inside a private
- *   mount namespace of the initial user namespace, so the tmpfs's s_user_ns
- *   is init and "disk" ids are kuids. Root's supplementary groups are `[0]`
- *   (option `rootGroups`).
- * - [A2] Setup order for `userns:"new"`: create the namespace (owned by root,
- *   or uid 1000 for `userns_owner:"unprivileged"` — which changes nothing
- *   here: root of init has CAP_SYS_ADMIN in every namespace), write
- *   `setgroups`, then `uid_map`, then `gid_map`, each by root of init. A
- *   failing write ends the case: `ok:false`, `step` = `"setgroups"`,
- *   `"uid_map"` or `"gid_map"`.
- * - [A3] The source is a fresh tmpfs (or ramfs) whose root is `root`
- *   (default 0:0, mode 1777 for tmpfs, 0755 for ramfs); `files` are created
- *   on the source as root with exactly the given owner and mode (defaults
- *   0:0, 0644 for files, 0755 for dirs). A `submount` is a tmpfs mounted at
- *   `name` (a directory the runner makes as root with mkdir 0755, unless
- *   `files` has it, so it inherits a setgid parent's group and S_ISGID)
- *   whose root is `uid:gid` mode 1777.
- * - [A4] Creates and chowns run in child processes with umask 0 (option
- *   `umask`), in input order, creates first, after `stat` was taken.
- *   `as:{uid,gid}` = setgroups([]), setresgid, setresuid, all capabilities
- *   cleared unless uid is 0 (an absent one stays 0). `as:{fsuid,fsgid}` =
- *   root with setfsgid/setfsuid only; the kernel then drops the filesystem
- *   capabilities when fsuid is not 0. No `as`: root with all capabilities.
- *   Default create mode 0644 (file) / 0755 (dir); files are created with
- *   O_CREAT|O_EXCL, dirs with mkdir; chown is fchownat(AT_SYMLINK_NOFOLLOW).
- * - [A5] Output shapes: `root_stat` is one object (`name:"."`); `stat` lists
- *   `files` in input order, then the submount's mountpoint if `files` does
- *   not name it. Observation fields (`uid`, `gid`, `mode`, `disk_*`) of a
- *   failed create or chown are `null`. `mount_setattr` is `null` for
- *   `userns:"none"` (no call). After a failed step no later field is
- *   present. `mount_setattr_again` is present when `twice` and the first
- *   call succeeded. Failures of creates, chowns, the second setattr and
- *   reidmap do not fail the case. `source:"attached"` with `userns:"none"`
- *   is unspecified (nothing refuses it; attaching would move the source
- *   mount itself); the prediction then treats it as a plain clone.
- * - [A6] `reidmap` happens last: a new namespace with the given maps (root
- *   of init writes them), then open_tree_attr(OPEN_TREE_CLONE) with
- *   attr_set = attr_clr = MOUNT_ATTR_IDMAP (Linux 6.15+; 6.18 assumed). Its
- *   `stat` lists `files` (final state) through the new clone.
- */
-
-import { type Extent, extent } from "./extent.js";
-import { IdMap, MAX_EXTENTS } from "./idmap.js";
+import { IdMap } from "./idmap.js";
 import {
   ALL_FS_CAPS,
   AT,
@@ -66,7 +17,9 @@ import {
   type UidGidMaps,
   type UsernsFdTarget,
 } from "./idmapped.js";
-import { INVALID_ID, U32_RANGE } from "./u32.js";
+import { validateMapRequest } from "./mapwrite.js";
+import { kernelIsspace } from "./parse.js";
+import { INVALID_ID } from "./u32.js";
 
 /** `{ok, errno}` of one syscall. */
 export interface CallResult {
@@ -137,63 +90,26 @@ export interface MountCaseOptions {
   /**
    * Judges a map text written by root of the initial namespace into a fresh
    * child. Default: a built-in reading of map_write (kernel-semantics §2.2–2.3)
-   * for this one writer; the integrator may plug the full `mapWrite` model.
+   * for this one writer, through the model's validateMapRequest.
    */
   readonly mapWriter?: (text: string) => MapWriteOutcome;
 }
 
 // --- a privileged root-of-init map write (the only writer mount cases use) ---
 
-const isKernelSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
-
-/** map_write for root of init writing a child's map: parse + per-line checks; the parent (init) maps every legal id. */
+/** map_write for root of init writing a child's map (spec §2): the parent (init) maps every legal id. */
 function rootMapWrite(text: string): MapWriteOutcome {
-  let bytes = new TextEncoder().encode(text);
-  if (bytes.length === 0 || bytes.length >= 4096) return { ok: false, errno: "EINVAL" };
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) bytes = bytes.subarray(0, nul);
-  const lines: Uint8Array[] = [];
-  let start = 0;
-  for (;;) {
-    const nl = bytes.indexOf(0x0a, start);
-    if (nl < 0) {
-      lines.push(bytes.subarray(start));
-      break;
-    }
-    lines.push(bytes.subarray(start, nl));
-    start = nl + 1;
-    if (start === bytes.length) break;
-  }
-  const out: Extent[] = [];
-  for (const [i, line] of lines.entries()) {
-    let p = 0;
-    const fields: number[] = [];
-    for (let f = 0; f < 3; f++) {
-      while (p < line.length && isKernelSpace(line[p]!)) p++;
-      let v = 0n;
-      while (p < line.length && line[p]! >= 0x30 && line[p]! <= 0x39)
-        v = (v * 10n + BigInt(line[p++]! - 0x30)) % 2n ** 64n;
-      fields.push(Number(v % BigInt(U32_RANGE)));
-      const atEnd = p >= line.length;
-      if (f < 2 && (atEnd || !isKernelSpace(line[p]!))) return { ok: false, errno: "EINVAL" };
-      if (f === 2 && !atEnd && !isKernelSpace(line[p]!)) return { ok: false, errno: "EINVAL" };
-    }
-    while (p < line.length && isKernelSpace(line[p]!)) p++;
-    if (p < line.length) return { ok: false, errno: "EINVAL" };
-    const [first, lower, count] = fields as [number, number, number];
-    if (first === INVALID_ID || lower === INVALID_ID) return { ok: false, errno: "EINVAL" };
-    if ((first + count) % U32_RANGE <= first || (lower + count) % U32_RANGE <= lower)
-      return { ok: false, errno: "EINVAL" };
-    const clash = out.some(
-      (e) =>
-        (first <= e.first + e.count - 1 && e.first <= first + count - 1) ||
-        (lower <= e.lowerFirst + e.count - 1 && e.lowerFirst <= lower + count - 1),
-    );
-    if (clash) return { ok: false, errno: "EINVAL" };
-    if (out.length + 1 === MAX_EXTENTS && i + 1 < lines.length) return { ok: false, errno: "EINVAL" };
-    out.push(extent(first, lower, count));
-  }
-  return { ok: true, map: IdMap.from(out) };
+  // Root of the initial namespace has every capability, so uid and gid maps
+  // fare alike: only parsing (§2.2–2.3) can refuse, against an identity parent.
+  const v = validateMapRequest({
+    kind: "uid",
+    map: text,
+    parentMap: IdMap.IDENTITY,
+    writer: "privileged",
+    euid: 0,
+    egid: 0,
+  });
+  return v.ok ? { ok: true, map: v.map } : { ok: false, errno: v.errno };
 }
 
 /** proc_setgroups_write: `allow` or `deny`, then whitespace only, under 8 bytes; a new namespace accepts both before gid_map. */
@@ -204,7 +120,7 @@ function setgroupsTextOk(text: string): boolean {
   if (nul >= 0) bytes = bytes.subarray(0, nul);
   const s = String.fromCharCode(...bytes);
   const rest = s.startsWith("allow") ? s.slice(5) : s.startsWith("deny") ? s.slice(4) : undefined;
-  return rest !== undefined && [...rest].every((ch) => isKernelSpace(ch.charCodeAt(0)));
+  return rest !== undefined && [...rest].every((ch) => kernelIsspace(ch.charCodeAt(0)));
 }
 
 // --- input validation ---

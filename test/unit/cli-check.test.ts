@@ -103,4 +103,30 @@ describe("userns check", () => {
       ["c", false, "EPERM", "write"],
     ]);
   });
+
+  it("--mount-batch - predicts idmapped-mount cases (case-formats §2) in input order", async () => {
+    const cases = [
+      "# comment",
+      '{"id":"shift","uid_map":"0 100000 65536","gid_map":"0 100000 65536","files":[{"name":"f","uid":1000,"gid":0,"mode":420}]}',
+      '{"id":"init","userns":"init"}',
+      '{"id":"nomap","uid_map":null,"gid_map":"0 100000 65536"}',
+      "not json",
+    ].join("\n");
+    const r = await run(["check", "--mount-batch", "-"], cases);
+    const results = r.out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(results.map((x) => [x.id, x.ok, x.errno ?? null])).toEqual([
+      ["shift", true, null],
+      ["init", false, "EPERM"],
+      ["nomap", false, "EINVAL"],
+      [null, null, null],
+    ]);
+    expect(results[0].stat[0]).toMatchObject({ name: "f", uid: 101000, disk_uid: 1000 });
+  });
+
+  it("--batch and --mount-batch together are a usage error", async () => {
+    expect((await run(["check", "--batch", "-", "--mount-batch", "x"], "")).code).toBe(2);
+  });
 });
