@@ -128,7 +128,13 @@ export function classifyIdmapRefusal(ctx: IdmapAttemptContext): IdmapRefusal {
     const fs = fsTypeOf(ctx.sourcePath);
     if (fs !== undefined && NOT_ALLOWED.has(fs)) return "fs-type-not-allowed"; // #25
     if (ctx.sourceAttached) return "source-attached"; // #28
-    return ctx.recursive ? "fs-type-not-allowed" : "unknown";
+    if (ctx.recursive) return "fs-type-not-allowed"; // a submount's type (#25 on a child mount)
+    // A user namespace, a clone we made (so a mount root, detached), an fs
+    // type that allows idmaps and a filesystem owned by the initial namespace
+    // (a different namespace from any new one): #19, unwritten maps, is what remains.
+    if (kind === "user" && ctx.mapsWritten === undefined && fs !== undefined && !NOT_ALLOWED.has(fs))
+      return "userns-no-maps";
+    return "unknown";
   }
   if (code === "EPERM") {
     if (kind === "init") return "initial-userns"; // #15

@@ -77,7 +77,11 @@ function withUserns<T>(src: IdmapSource, fn: (fd: number, maps: MountIdmap | und
     });
   }
   const maps = { uid: toIdMap(src.uidMap), gid: toIdMap(src.gidMap) };
-  const ns = createHelperUserns({ uidMap: maps.uid, gidMap: maps.gid });
+  // An empty map is left unwritten (a zero-byte write is not "no map"), so the kernel's own refusal (§8.2 #19) shows.
+  const ns = createHelperUserns({
+    uidMap: maps.uid.isEmpty ? null : maps.uid,
+    gidMap: maps.gid.isEmpty ? null : maps.gid,
+  });
   try {
     return fn(ns.fd, maps);
   } finally {
@@ -155,11 +159,26 @@ export class IdmappedMount {
     this.target = target;
   }
 
-  /** Unmounts it from where it was attached (lazily with `{lazy: true}`: MNT_DETACH). */
+  /**
+   * Unmounts it from where it was attached, and closes the fd: the fd pins
+   * the mount, so a plain umount2 would fail with EBUSY while it is open.
+   * `{lazy: true}` uses MNT_DETACH (for mounts still in use by others).
+   */
   unmount(opts: { lazy?: boolean } = {}): void {
-    if (this.target === undefined) return;
     const t = this.target;
-    native().umount2(t, opts.lazy ? MNT_DETACH : 0);
+    this.close();
+    if (t === undefined) return;
+    try {
+      native().umount2(t, opts.lazy ? MNT_DETACH : 0);
+    } catch (e) {
+      throw new UsernsError(`unmounting the idmapped mount of ${this.source} from ${t}`, {
+        code: (e as { code?: string }).code ?? "EIO",
+        syscall: "umount2",
+        step: "unmount",
+        path: t,
+        cause: e,
+      });
+    }
     this.target = undefined;
   }
 
@@ -195,6 +214,7 @@ export class IdmappedMount {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // The library's record is kept while the mount stays attached (inspectMount cross-checks it).
     const id = mountIdOfFd(this.fd);
     if (id !== undefined && this.target === undefined) setMaps.delete(id);
     native().close(this.fd);
@@ -202,11 +222,7 @@ export class IdmappedMount {
 
   /** For `using` declarations: unmounts (if attached) and closes. */
   [Symbol.dispose](): void {
-    try {
-      this.unmount({ lazy: true });
-    } finally {
-      this.close();
-    }
+    this.unmount({ lazy: true });
   }
 }
 

@@ -1,0 +1,68 @@
+/**
+ * Runs code in a child process alone in a private mount namespace
+ * (`unshare --mount --propagation private`), against the library compiled
+ * to a temporary directory (the child is plain Node, which cannot load the
+ * TypeScript sources). Mounts made there never reach the host.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nativePath, packageRoot } from "../../lib/kernel/native.js";
+
+let built: string | undefined;
+
+/** The library compiled once per test process; returns the output directory (like dist/). */
+export function compiledLib(): string {
+  if (built !== undefined) return built;
+  const dir = mkdtempSync(join(tmpdir(), "userns-test-build-"));
+  execFileSync(join(packageRoot, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json", "--outDir", dir], {
+    cwd: packageRoot,
+    stdio: "pipe",
+  });
+  // Readable by every uid: some scenarios run a child as uid 1000.
+  chmodSync(dir, 0o755);
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  built = dir;
+  return dir;
+}
+
+/** Env for children: the compiled runner and this process's addon. */
+export function childEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    USERNS_BINDING: nativePath(),
+    USERNS_MOUNT_RUNNER: join(compiledLib(), "mounts", "runner-main.js"),
+  };
+}
+
+/**
+ * Runs an ES module body in a private mount namespace. `LIB` in the body is
+ * the compiled library directory; the body prints one JSON value with
+ * `out(value)`. Returns that value.
+ */
+export function inPrivateMountNs<T>(body: string, timeoutMs = 60_000): T {
+  const lib = compiledLib();
+  const file = join(mkdtempSync(join(tmpdir(), "userns-mountns-")), "scenario.mjs");
+  writeFileSync(
+    file,
+    `const LIB = ${JSON.stringify(lib)};\nconst out = (v) => process.stdout.write(JSON.stringify(v, (k, x) => typeof x === "bigint" ? String(x) : x) + "\\n");\n${body}\n`,
+  );
+  try {
+    const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, file], {
+      encoding: "utf8",
+      env: childEnv(),
+      timeout: timeoutMs,
+    });
+    if (r.status !== 0) throw new Error(`scenario failed (${r.status ?? r.signal}):\n${r.stderr}\n${r.stdout}`);
+    const lines = r.stdout.trim().split("\n");
+    return JSON.parse(lines[lines.length - 1]!) as T;
+  } finally {
+    rmSync(join(file, ".."), { recursive: true, force: true });
+  }
+}
+
+/** The host's mount table, to compare before and after a test. */
+export function hostMountinfo(): string {
+  return readFileSync("/proc/self/mountinfo", "utf8");
+}
