@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
 import { runDemo } from "./demo.js";
+import { registerMountCommands } from "./mount.js";
 
 /** Documented exit codes. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -24,6 +25,8 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .action(async (opts: { json?: boolean }) => {
       await runDemo(io, { json: opts.json === true });
     });
+
+  registerMountCommands(program, io);
 
   return program;
 }

@@ -5,7 +5,7 @@
  * TypeScript sources). Mounts made there never reach the host.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nativePath, packageRoot } from "../../lib/kernel/native.js";
@@ -15,7 +15,10 @@ let built: string | undefined;
 /** The library compiled once per test process; returns the output directory (like dist/). */
 export function compiledLib(): string {
   if (built !== undefined) return built;
-  const dir = mkdtempSync(join(tmpdir(), "userns-test-build-"));
+  // Inside node_modules/.cache so the compiled code resolves the package's dependencies.
+  const cache = join(packageRoot, "node_modules", ".cache");
+  mkdirSync(cache, { recursive: true });
+  const dir = mkdtempSync(join(cache, "userns-test-build-"));
   execFileSync(join(packageRoot, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json", "--outDir", dir], {
     cwd: packageRoot,
     stdio: "pipe",
