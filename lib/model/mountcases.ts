@@ -1,0 +1,619 @@
+/**
+ * Predictor for idmapped-mount cases (shared/spec/case-formats.md §2): reads
+ * one JSON case and predicts, field for field, what the kernel runner
+ * records. Pure: no I/O; the CLI (`userns check --mount-batch`) feeds lines.
+ *
+ * ASSUMPTIONS about the runner (the integrator reconciles them with the
+ * `mounts` branch; each is also noted where it is used):
+ * - [A1] Everything runs as root of the initial namespace, inside a private
+ *   mount namespace of the initial user namespace, so the tmpfs's s_user_ns
+ *   is init and "disk" ids are kuids. Root's supplementary groups are `[0]`
+ *   (option `rootGroups`).
+ * - [A2] Setup order for `userns:"new"`: create the namespace (owned by root,
+ *   or uid 1000 for `userns_owner:"unprivileged"` — which changes nothing
+ *   here: root of init has CAP_SYS_ADMIN in every namespace), write
+ *   `setgroups`, then `uid_map`, then `gid_map`, each by root of init. A
+ *   failing write ends the case: `ok:false`, `step` = `"setgroups"`,
+ *   `"uid_map"` or `"gid_map"`.
+ * - [A3] The source is a fresh tmpfs (or ramfs) whose root is `root`
+ *   (default 0:0, mode 1777 for tmpfs, 0755 for ramfs); `files` are created
+ *   on the source as root with exactly the given owner and mode (defaults
+ *   0:0, 0644 for files, 0755 for dirs). A `submount` is a tmpfs mounted at
+ *   `name` (a directory the runner makes, 0:0 0755, unless `files` has it)
+ *   whose root is `uid:gid` mode 1777.
+ * - [A4] Creates and chowns run in child processes with umask 0 (option
+ *   `umask`), in input order, creates first, after `stat` was taken.
+ *   `as:{uid,gid}` = setgroups([]), setresgid, setresuid, all capabilities
+ *   cleared unless uid is 0 (an absent one stays 0). `as:{fsuid,fsgid}` =
+ *   root with setfsgid/setfsuid only; the kernel then drops the filesystem
+ *   capabilities when fsuid is not 0. No `as`: root with all capabilities.
+ *   Default create mode 0644 (file) / 0755 (dir); files are created with
+ *   O_CREAT|O_EXCL, dirs with mkdir; chown is fchownat(AT_SYMLINK_NOFOLLOW).
+ * - [A5] Output shapes: `root_stat` is one object (`name:"."`); `stat` lists
+ *   `files` in input order, then the submount's mountpoint if `files` does
+ *   not name it. Observation fields (`uid`, `gid`, `mode`, `disk_*`) of a
+ *   failed create or chown are `null`. `mount_setattr` is `null` for
+ *   `userns:"none"` (no call). After a failed step no later field is
+ *   present. `mount_setattr_again` is present when `twice` and the first
+ *   call succeeded. Failures of creates, chowns, the second setattr and
+ *   reidmap do not fail the case.
+ * - [A6] `reidmap` happens last: a new namespace with the given maps (root
+ *   of init writes them), then open_tree_attr(OPEN_TREE_CLONE) with
+ *   attr_set = attr_clr = MOUNT_ATTR_IDMAP (Linux 6.15+; 6.18 assumed). Its
+ *   `stat` lists `files` (final state) through the new clone.
+ */
+
+import { type Extent, extent } from "./extent.js";
+import { IdMap, MAX_EXTENTS } from "./idmap.js";
+import {
+  ALL_FS_CAPS,
+  AT,
+  chownCommon,
+  createThroughMount,
+  type FsCaller,
+  type Inode,
+  MOUNT_ATTR,
+  type MountIdmap,
+  type MountSetattrCall,
+  mayLookup,
+  mountSetattr,
+  type SetattrMount,
+  statThroughMount,
+  type UidGidMaps,
+  type UsernsFdTarget,
+} from "./idmapped.js";
+import { INVALID_ID, U32_RANGE } from "./u32.js";
+
+/** `{ok, errno}` of one syscall. */
+export interface CallResult {
+  readonly ok: boolean;
+  readonly errno: string | null;
+}
+
+/** One stat line: ids seen through the mount, and through the source (`disk_*`). */
+export interface StatLine {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: string;
+  readonly disk_uid: number;
+  readonly disk_gid: number;
+}
+
+/** One create or chown: observation fields are null when it failed ([A5]). */
+export interface OpLine {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly errno: string | null;
+  readonly uid: number | null;
+  readonly gid: number | null;
+  readonly mode: string | null;
+  readonly disk_uid: number | null;
+  readonly disk_gid: number | null;
+}
+
+/** The predicted result line of a mount case (case-formats §2 output). */
+export interface MountCaseResult {
+  readonly id: unknown;
+  readonly ok: boolean | null;
+  readonly step: string | null;
+  readonly errno: string | null;
+  readonly stage?: "input";
+  readonly error?: string;
+  readonly mount_setattr?: CallResult | null;
+  readonly mount_setattr_again?: CallResult;
+  readonly root_stat?: StatLine;
+  readonly stat?: StatLine[];
+  readonly creates?: OpLine[];
+  readonly chowns?: OpLine[];
+  readonly reidmap?: { readonly ok: boolean; readonly errno: string | null; readonly stat: StatLine[] | null };
+}
+
+/** How a map text written by root of init fares: the installed map, or the errno. */
+export type MapWriteOutcome =
+  | { readonly ok: true; readonly map: IdMap }
+  | { readonly ok: false; readonly errno: string };
+
+/** Options of {@link predictMountCase}. */
+export interface MountCaseOptions {
+  /** The runner's umask for creates ([A4]); default 0. */
+  readonly umask?: number;
+  /** Root's supplementary groups ([A1]); default [0]. */
+  readonly rootGroups?: readonly number[];
+  /**
+   * Judges a map text written by root of the initial namespace into a fresh
+   * child. Default: a built-in reading of map_write (kernel-semantics §2.2–2.3)
+   * for this one writer; the integrator may plug the full `mapWrite` model.
+   */
+  readonly mapWriter?: (text: string) => MapWriteOutcome;
+}
+
+// --- a privileged root-of-init map write (the only writer mount cases use) ---
+
+const isKernelSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+/** map_write for root of init writing a child's map: parse + per-line checks; the parent (init) maps every legal id. */
+function rootMapWrite(text: string): MapWriteOutcome {
+  let bytes = new TextEncoder().encode(text);
+  if (bytes.length === 0 || bytes.length >= 4096) return { ok: false, errno: "EINVAL" };
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) bytes = bytes.subarray(0, nul);
+  const lines: Uint8Array[] = [];
+  let start = 0;
+  for (;;) {
+    const nl = bytes.indexOf(0x0a, start);
+    if (nl < 0) {
+      lines.push(bytes.subarray(start));
+      break;
+    }
+    lines.push(bytes.subarray(start, nl));
+    start = nl + 1;
+    if (start === bytes.length) break;
+  }
+  const out: Extent[] = [];
+  for (const [i, line] of lines.entries()) {
+    let p = 0;
+    const fields: number[] = [];
+    for (let f = 0; f < 3; f++) {
+      while (p < line.length && isKernelSpace(line[p]!)) p++;
+      let v = 0n;
+      while (p < line.length && line[p]! >= 0x30 && line[p]! <= 0x39)
+        v = (v * 10n + BigInt(line[p++]! - 0x30)) % 2n ** 64n;
+      fields.push(Number(v % BigInt(U32_RANGE)));
+      const atEnd = p >= line.length;
+      if (f < 2 && (atEnd || !isKernelSpace(line[p]!))) return { ok: false, errno: "EINVAL" };
+      if (f === 2 && !atEnd && !isKernelSpace(line[p]!)) return { ok: false, errno: "EINVAL" };
+    }
+    while (p < line.length && isKernelSpace(line[p]!)) p++;
+    if (p < line.length) return { ok: false, errno: "EINVAL" };
+    const [first, lower, count] = fields as [number, number, number];
+    if (first === INVALID_ID || lower === INVALID_ID) return { ok: false, errno: "EINVAL" };
+    if ((first + count) % U32_RANGE <= first || (lower + count) % U32_RANGE <= lower)
+      return { ok: false, errno: "EINVAL" };
+    const clash = out.some(
+      (e) =>
+        (first <= e.first + e.count - 1 && e.first <= first + count - 1) ||
+        (lower <= e.lowerFirst + e.count - 1 && e.lowerFirst <= lower + count - 1),
+    );
+    if (clash) return { ok: false, errno: "EINVAL" };
+    if (out.length + 1 === MAX_EXTENTS && i + 1 < lines.length) return { ok: false, errno: "EINVAL" };
+    out.push(extent(first, lower, count));
+  }
+  return { ok: true, map: IdMap.from(out) };
+}
+
+/** proc_setgroups_write: `allow` or `deny`, then whitespace only, under 8 bytes; a new namespace accepts both before gid_map. */
+function setgroupsTextOk(text: string): boolean {
+  let bytes = new TextEncoder().encode(text);
+  if (bytes.length >= 8) return false;
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) bytes = bytes.subarray(0, nul);
+  const s = String.fromCharCode(...bytes);
+  const rest = s.startsWith("allow") ? s.slice(5) : s.startsWith("deny") ? s.slice(4) : undefined;
+  return rest !== undefined && [...rest].every((ch) => isKernelSpace(ch.charCodeAt(0)));
+}
+
+// --- input validation ---
+
+class InputError extends Error {}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function optInt(o: Record<string, unknown>, k: string, where: string, min = -1): number | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > INVALID_ID) {
+    throw new InputError(`${where}.${k} must be an integer id`);
+  }
+  return v;
+}
+
+function optMode(o: Record<string, unknown>, where: string): number | undefined {
+  const v = o.mode;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0o7777) return v;
+  if (typeof v === "string" && /^[0-7]{1,4}$/.test(v)) return Number.parseInt(v, 8);
+  throw new InputError(`${where}.mode must be an octal string like "0644" or a number up to 07777`);
+}
+
+function optMapText(o: Record<string, unknown>, k: string, where: string): string | null {
+  const v = o[k];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "string") throw new InputError(`${where}${k} must be a string or null`);
+  return v;
+}
+
+function normName(v: unknown, where: string): string {
+  if (typeof v !== "string") throw new InputError(`${where}.name must be a string`);
+  const parts = v.split("/").filter((s) => s !== "" && s !== ".");
+  if (parts.includes("..")) throw new InputError(`${where}.name must not contain ".."`);
+  return parts.join("/");
+}
+
+function listOf(o: Record<string, unknown>, k: string): Record<string, unknown>[] {
+  const v = o[k];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every(isObj)) throw new InputError(`${k} must be a list of objects`);
+  return v;
+}
+
+function oneOf<T extends string>(o: Record<string, unknown>, k: string, allowed: readonly T[], dflt: T): T {
+  const v = o[k];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+    throw new InputError(`${k} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`);
+  }
+  return v as T;
+}
+
+function callerOf(as: unknown, where: string, rootGroups: readonly number[]): FsCaller {
+  const root: FsCaller = { fsuid: 0, fsgid: 0, groups: rootGroups, caps: ALL_FS_CAPS };
+  if (as === undefined || as === null) return root;
+  if (!isObj(as)) throw new InputError(`${where}.as must be an object`);
+  const hasFs = "fsuid" in as || "fsgid" in as;
+  const hasIds = "uid" in as || "gid" in as;
+  if (hasFs && hasIds) throw new InputError(`${where}.as mixes {uid,gid} and {fsuid,fsgid}`);
+  if (hasFs) {
+    const fsuid = optInt(as, "fsuid", `${where}.as`, 0) ?? 0;
+    const fsgid = optInt(as, "fsgid", `${where}.as`, 0) ?? 0;
+    // cap_task_fix_setuid(LSM_SETID_FS): leaving fsuid 0 drops the fs capabilities.
+    return { fsuid, fsgid, groups: rootGroups, caps: fsuid === 0 ? ALL_FS_CAPS : [] };
+  }
+  const uid = optInt(as, "uid", `${where}.as`, 0);
+  const gid = optInt(as, "gid", `${where}.as`, 0);
+  return { fsuid: uid ?? 0, fsgid: gid ?? 0, groups: [], caps: uid === 0 ? ALL_FS_CAPS : [] };
+}
+
+// --- the filesystem state the predictor walks ---
+
+interface Fs {
+  root: Inode;
+  nodes: Map<string, Inode>;
+}
+
+interface Place {
+  fs: Fs;
+  idmap: MountIdmap;
+  rel: string;
+}
+
+const octal = (m: number) => (m & 0o7777).toString(8).padStart(4, "0");
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf("/");
+  return i < 0 ? "" : rel.slice(0, i);
+}
+
+function nodeAt(fs: Fs, rel: string): Inode | undefined {
+  return rel === "" ? fs.root : fs.nodes.get(rel);
+}
+
+/**
+ * Predicts the result of one idmapped-mount case (case-formats §2). Never
+ * throws: a malformed case gives `stage:"input"` with an `error`.
+ */
+export function predictMountCase(input: unknown, options: MountCaseOptions = {}): MountCaseResult {
+  const id = isObj(input) ? (input.id ?? null) : null;
+  try {
+    if (!isObj(input)) throw new InputError("a case must be a JSON object");
+    return predict(input, options);
+  } catch (e) {
+    if (e instanceof InputError) return { id, ok: null, step: null, errno: null, stage: "input", error: e.message };
+    throw e;
+  }
+}
+
+/** Parses one JSON line and predicts it ({@link predictMountCase}); bad JSON gives `stage:"input"`. */
+export function predictMountCaseLine(line: string, options: MountCaseOptions = {}): MountCaseResult {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    return { id: null, ok: null, step: null, errno: null, stage: "input", error: `not JSON: ${(e as Error).message}` };
+  }
+  return predictMountCase(v, options);
+}
+
+function predict(c: Record<string, unknown>, options: MountCaseOptions): MountCaseResult {
+  const id = c.id ?? null;
+  const umask = options.umask ?? 0;
+  const rootGroups = options.rootGroups ?? [0];
+  const writeMap = options.mapWriter ?? rootMapWrite;
+  const userns = oneOf(c, "userns", ["new", "init", "netns", "file", "none"] as const, "new");
+  const fsType = oneOf(c, "fs", ["tmpfs", "ramfs"] as const, "tmpfs");
+  const uidText = optMapText(c, "uid_map", "");
+  const gidText = optMapText(c, "gid_map", "");
+  const setgroups = c.setgroups;
+  if (setgroups !== undefined && setgroups !== null && typeof setgroups !== "string") {
+    throw new InputError("setgroups must be a string");
+  }
+  if (
+    c.userns_owner !== undefined &&
+    c.userns_owner !== null &&
+    c.userns_owner !== "unprivileged" &&
+    c.userns_owner !== "root"
+  ) {
+    throw new InputError('userns_owner must be "unprivileged"');
+  }
+  const source = oneOf(c, "source", ["clone", "attached"] as const, "clone");
+  const recursive = c.recursive === true;
+  const setattrRecursive = c.setattr_recursive === true;
+
+  // [A3] the source filesystem
+  let root: Inode = { uid: 0, gid: 0, mode: fsType === "tmpfs" ? 0o1777 : 0o755, type: "dir" };
+  if (c.root !== undefined && c.root !== null) {
+    if (!isObj(c.root)) throw new InputError("root must be an object");
+    root = {
+      uid: optInt(c.root, "uid", "root", 0) ?? 0,
+      gid: optInt(c.root, "gid", "root", 0) ?? 0,
+      mode: optMode(c.root, "root") ?? root.mode,
+      type: "dir",
+    };
+  }
+  const main: Fs = { root, nodes: new Map() };
+  const fileNames: string[] = [];
+  for (const [i, f] of listOf(c, "files").entries()) {
+    const where = `files[${i}]`;
+    const name = normName(f.name, where);
+    if (name === "") throw new InputError(`${where}.name is empty`);
+    const type = oneOf(f, "type", ["file", "dir"] as const, "file");
+    const parent = nodeAt(main, parentOf(name));
+    if (parent?.type !== "dir") throw new InputError(`${where}: parent directory of "${name}" is not in files`);
+    if (main.nodes.has(name)) throw new InputError(`${where}: "${name}" is listed twice`);
+    main.nodes.set(name, {
+      uid: optInt(f, "uid", where, 0) ?? 0,
+      gid: optInt(f, "gid", where, 0) ?? 0,
+      mode: optMode(f, where) ?? (type === "dir" ? 0o755 : 0o644),
+      type,
+    });
+    fileNames.push(name);
+  }
+  let sub: { name: string; fs: Fs } | undefined;
+  if (c.submount !== undefined && c.submount !== null) {
+    if (!isObj(c.submount)) throw new InputError("submount must be an object");
+    const name = normName(c.submount.name, "submount");
+    if (name === "") throw new InputError("submount.name is empty");
+    const at = main.nodes.get(name);
+    if (at && at.type !== "dir") throw new InputError("submount.name names a file");
+    if (!at) {
+      if (!nodeAt(main, parentOf(name))) throw new InputError("submount: parent directory is not in files");
+      main.nodes.set(name, { uid: 0, gid: 0, mode: 0o755, type: "dir" });
+    }
+    const subRoot: Inode = {
+      uid: optInt(c.submount, "uid", "submount", 0) ?? 0,
+      gid: optInt(c.submount, "gid", "submount", 0) ?? 0,
+      mode: 0o1777,
+      type: "dir",
+    };
+    sub = { name, fs: { root: subRoot, nodes: new Map() } };
+  }
+  const creates = listOf(c, "creates").map((o, i) => {
+    const where = `creates[${i}]`;
+    const type = oneOf(o, "type", ["file", "dir"] as const, "file");
+    return {
+      name: normName(o.name, where),
+      type,
+      mode: optMode(o, where) ?? (type === "dir" ? 0o755 : 0o644),
+      caller: callerOf(o.as, where, rootGroups),
+    };
+  });
+  const chowns = listOf(c, "chowns").map((o, i) => {
+    const where = `chowns[${i}]`;
+    const uid = optInt(o, "uid", where);
+    const gid = optInt(o, "gid", where);
+    return { name: normName(o.name, where), uid: uid ?? -1, gid: gid ?? -1, caller: callerOf(o.as, where, rootGroups) };
+  });
+  let reidmapMaps: { uid: string | null; gid: string | null } | undefined;
+  if (c.reidmap !== undefined && c.reidmap !== null) {
+    if (!isObj(c.reidmap)) throw new InputError("reidmap must be an object");
+    reidmapMaps = {
+      uid: optMapText(c.reidmap, "uid_map", "reidmap."),
+      gid: optMapText(c.reidmap, "gid_map", "reidmap."),
+    };
+  }
+
+  const fail = (step: string, errno: string, extra: Partial<MountCaseResult> = {}): MountCaseResult => ({
+    id,
+    ok: false,
+    step,
+    errno,
+    ...extra,
+  });
+
+  // [A2] the attached namespace
+  let maps: UidGidMaps | undefined;
+  let usernsFd: UsernsFdTarget | undefined;
+  if (userns === "new") {
+    if (typeof setgroups === "string" && !setgroupsTextOk(setgroups)) return fail("setgroups", "EINVAL");
+    const u = uidText === null ? undefined : writeMap(uidText);
+    if (u && !u.ok) return fail("uid_map", u.errno);
+    const g = gidText === null ? undefined : writeMap(gidText);
+    if (g && !g.ok) return fail("gid_map", g.errno);
+    usernsFd = { kind: "userns", uidMapWritten: u !== undefined, gidMapWritten: g !== undefined };
+    if (u?.ok && g?.ok) maps = { uid: u.map, gid: g.map };
+  } else if (userns === "init") {
+    usernsFd = { kind: "userns", init: true, id: "init", uidMapWritten: true, gidMapWritten: true };
+  } else if (userns === "netns") {
+    usernsFd = { kind: "nsfs", nstype: "net" };
+  } else if (userns === "file") {
+    usernsFd = { kind: "file" };
+  }
+
+  // mount_setattr on the clone (or the attached mount for source "attached")
+  const detached = source !== "attached";
+  const top: SetattrMount = { fsType, detached };
+  const setattrMounts: SetattrMount[] = [top];
+  if (sub && recursive) setattrMounts.push({ fsType: "tmpfs", detached });
+  const call = (extra: Partial<MountSetattrCall> = {}) =>
+    mountSetattr({
+      flags: AT.EMPTY_PATH | (setattrRecursive ? AT.RECURSIVE : 0),
+      attrSet: MOUNT_ATTR.IDMAP,
+      usernsFd,
+      mounts: setattrMounts,
+      ...extra,
+    });
+  let setattr: CallResult | null = null;
+  let idmap: MountIdmap = "nop";
+  let subIdmap: MountIdmap = "nop";
+  let again: CallResult | undefined;
+  if (userns !== "none") {
+    const r = call();
+    setattr = { ok: r.ok, errno: r.ok ? null : r.errno };
+    if (!r.ok) return fail("mount_setattr", r.errno, { mount_setattr: setattr });
+    idmap = maps ?? "nop";
+    if (sub && recursive && setattrRecursive) subIdmap = idmap;
+    if (c.twice === true) {
+      const r2 = call({ mounts: setattrMounts.map((m) => ({ ...m, idmapped: true })) });
+      again = { ok: r2.ok, errno: r2.ok ? null : r2.errno };
+    }
+  }
+
+  // Where a path lands through the clone: the submount only exists in a recursive clone.
+  const through = (rel: string): Place => {
+    if (sub && recursive && (rel === sub.name || rel.startsWith(`${sub.name}/`))) {
+      return { fs: sub.fs, idmap: subIdmap, rel: rel === sub.name ? "" : rel.slice(sub.name.length + 1) };
+    }
+    return { fs: main, idmap, rel };
+  };
+  // Through the source, submounts are always there.
+  const onSource = (rel: string): Place => {
+    if (sub && (rel === sub.name || rel.startsWith(`${sub.name}/`))) {
+      return { fs: sub.fs, idmap: "nop", rel: rel === sub.name ? "" : rel.slice(sub.name.length + 1) };
+    }
+    return { fs: main, idmap: "nop", rel };
+  };
+  const statLine = (name: string, m: MountIdmap, seen: Inode, disk: Inode): StatLine => {
+    const shown = statThroughMount(m, "init", seen);
+    return { name, uid: shown.uid, gid: shown.gid, mode: octal(seen.mode), disk_uid: disk.uid, disk_gid: disk.gid };
+  };
+  const statOf = (name: string, m: MountIdmap = idmap): StatLine | undefined => {
+    const p = through(name);
+    const seen = nodeAt(p.fs, p.rel);
+    const s = onSource(name);
+    const disk = nodeAt(s.fs, s.rel);
+    if (!seen || !disk) return undefined;
+    return statLine(name === "" ? "." : name, p.fs === main ? m : p.idmap, seen, disk);
+  };
+
+  const rootStat = statOf("")!;
+  const statNames = [...fileNames];
+  if (sub && !statNames.includes(sub.name)) statNames.push(sub.name);
+  const stat = statNames.map((n) => statOf(n)!);
+
+  /** Walks to the parent directory of `rel`, checking search permission on each directory (may_lookup). */
+  const walk = (caller: FsCaller, rel: string): { place: Place; dir: Inode; leaf: string } | { errno: string } => {
+    const parts = rel.split("/");
+    let cur = "";
+    for (let i = 0; i < parts.length; i++) {
+      const p = through(cur);
+      const node = nodeAt(p.fs, p.rel);
+      if (!node) return { errno: "ENOENT" };
+      if (node.type !== "dir") return { errno: "ENOTDIR" };
+      const denied = mayLookup(caller, p.idmap, "init", node);
+      if (denied) return { errno: denied.errno };
+      if (i === parts.length - 1) return { place: p, dir: node, leaf: parts[i]! };
+      cur = cur === "" ? parts[i]! : `${cur}/${parts[i]}`;
+    }
+    return { errno: "ENOENT" };
+  };
+  const failedOp = (name: string, errno: string): OpLine => ({
+    name,
+    ok: false,
+    errno,
+    uid: null,
+    gid: null,
+    mode: null,
+    disk_uid: null,
+    disk_gid: null,
+  });
+  const okOp = (name: string): OpLine => {
+    const s = statOf(name)!;
+    return {
+      name,
+      ok: true,
+      errno: null,
+      uid: s.uid,
+      gid: s.gid,
+      mode: s.mode,
+      disk_uid: s.disk_uid,
+      disk_gid: s.disk_gid,
+    };
+  };
+
+  const createLines: OpLine[] = creates.map((cr) => {
+    if (cr.name === "") return failedOp(cr.name, "EEXIST");
+    const w = walk(cr.caller, cr.name);
+    if ("errno" in w) return failedOp(cr.name, w.errno);
+    const target = w.place.rel === "" ? w.leaf : `${w.place.rel}/${w.leaf}`;
+    if (w.place.fs.nodes.has(target)) return failedOp(cr.name, "EEXIST");
+    const r = createThroughMount(cr.caller, w.place.idmap, "init", w.dir, cr.type, cr.mode, umask);
+    if (!r.ok) return failedOp(cr.name, r.errno);
+    w.place.fs.nodes.set(target, r.inode);
+    return okOp(cr.name);
+  });
+
+  const chownLines: OpLine[] = chowns.map((ch) => {
+    let place: Place;
+    let node: Inode | undefined;
+    if (ch.name === "") {
+      place = through("");
+      node = place.fs.root;
+    } else {
+      const w = walk(ch.caller, ch.name);
+      if ("errno" in w) return failedOp(ch.name, w.errno);
+      place = { ...w.place, rel: w.place.rel === "" ? w.leaf : `${w.place.rel}/${w.leaf}` };
+      node = nodeAt(place.fs, place.rel);
+      // The leaf may itself be the submount's root.
+      const p2 = through(ch.name);
+      if (p2.fs !== place.fs) {
+        place = p2;
+        node = nodeAt(p2.fs, p2.rel);
+      }
+    }
+    if (!node) return failedOp(ch.name, "ENOENT");
+    const r = chownCommon(ch.caller, place.idmap, "init", node, ch.uid, ch.gid);
+    if (!r.ok) return failedOp(ch.name, r.errno);
+    if (place.rel === "") place.fs.root = r.inode;
+    else place.fs.nodes.set(place.rel, r.inode);
+    return okOp(ch.name === "" ? "" : ch.name);
+  });
+
+  let reidmap: MountCaseResult["reidmap"];
+  if (reidmapMaps) {
+    const u = reidmapMaps.uid === null ? undefined : writeMap(reidmapMaps.uid);
+    const g = reidmapMaps.gid === null ? undefined : writeMap(reidmapMaps.gid);
+    const bad = (u && !u.ok ? u : undefined) ?? (g && !g.ok ? g : undefined);
+    if (bad && !bad.ok) {
+      reidmap = { ok: false, errno: bad.errno, stat: null };
+    } else {
+      const r = mountSetattr({
+        attrSet: MOUNT_ATTR.IDMAP,
+        attrClr: MOUNT_ATTR.IDMAP,
+        replacePermission: true,
+        usernsFd: { kind: "userns", uidMapWritten: u !== undefined, gidMapWritten: g !== undefined },
+        mounts: [{ fsType, detached: true, idmapped: idmap !== "nop" }],
+      });
+      if (!r.ok) reidmap = { ok: false, errno: r.errno, stat: null };
+      else {
+        const m2: MountIdmap = u?.ok && g?.ok ? { uid: u.map, gid: g.map } : "nop";
+        reidmap = { ok: true, errno: null, stat: fileNames.map((n) => statOf(n, m2)!) };
+      }
+    }
+  }
+
+  return {
+    id,
+    ok: true,
+    step: null,
+    errno: null,
+    mount_setattr: setattr,
+    ...(again ? { mount_setattr_again: again } : {}),
+    root_stat: rootStat,
+    stat,
+    creates: createLines,
+    chowns: chownLines,
+    ...(reidmap ? { reidmap } : {}),
+  };
+}
