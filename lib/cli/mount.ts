@@ -9,6 +9,7 @@ import { usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import type { Extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
+import { type MountCaseResult as ModelMountCaseResult, predictMountCase } from "../model/mountcases.js";
 import { type MountCaseResult, parseMountCases, runMountCasesKernel } from "../mounts/cases.js";
 import { idmapMount } from "../mounts/idmap-mount.js";
 import { inspectMount } from "../mounts/inspect.js";
@@ -127,7 +128,7 @@ export interface MountDisagreement {
 }
 
 /** Compares two §2 results field by field (setup/input diagnostics excluded), listing each differing leaf. */
-export function compareMountResults(kernel: MountCaseResult, model: MountCaseResult): MountDisagreement[] {
+export function compareMountResults(kernel: MountCaseResult, model: ModelMountCaseResult): MountDisagreement[] {
   const out: MountDisagreement[] = [];
   const skip = new Set(["setup_error", "error", "stage"]);
   const walk = (k: unknown, m: unknown, path: string) => {
@@ -150,16 +151,6 @@ export function compareMountResults(kernel: MountCaseResult, model: MountCaseRes
   return out;
 }
 
-/** A model predictor for §2 cases, supplied once the model's mount-case predictor is available. */
-export type MountCasePredictor = (c: unknown) => MountCaseResult;
-
-let predictor: MountCasePredictor | undefined;
-
-/** Installs the model's §2 predictor used by `verify --mount-cases` without `--kernel-only`. */
-export function setMountCasePredictor(p: MountCasePredictor): void {
-  predictor = p;
-}
-
 /** `userns verify --mount-cases FILE [--kernel-only] [--json]`. Exit 1 on any disagreement. */
 export async function verifyMountCasesAction(
   file: string,
@@ -168,15 +159,12 @@ export async function verifyMountCasesAction(
 ): Promise<void> {
   const text = readFileSync(file === "-" ? 0 : file, "utf8");
   const cases = parseMountCases(text);
-  if (!o.kernelOnly && predictor === undefined) {
-    throw usageError("the model's mount-case predictor is not available in this build; use --kernel-only");
-  }
   const results = await runMountCasesKernel(cases);
   const disagreements: MountDisagreement[] = [];
-  if (!o.kernelOnly && predictor !== undefined) {
+  if (!o.kernelOnly) {
     cases.forEach((c, i) => {
       if ("inputError" in c) return;
-      disagreements.push(...compareMountResults(results[i]!, predictor!(c)));
+      disagreements.push(...compareMountResults(results[i]!, predictMountCase(c)));
     });
   }
   if (o.json) {

@@ -15,7 +15,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, mkdtempSync, ope
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { errnoName } from "../errors.js";
+import { errnoName, UsernsError } from "../errors.js";
 import { native, nativePath } from "../kernel/native.js";
 import {
   AT_EMPTY_PATH,
@@ -78,13 +78,14 @@ export interface MountCaseResult {
   ok: boolean | null;
   step: string | null;
   errno: string | null;
-  mount_setattr: { ok: boolean; errno: string | null } | null;
+  /** null when no mount_setattr was made (userns "none"); absent when the case failed before it. */
+  mount_setattr?: { ok: boolean; errno: string | null } | null;
   mount_setattr_again?: { ok: boolean; errno: string | null };
-  root_stat: MountStat | null;
-  stat: MountStat[];
-  creates: MountOpResult[];
-  chowns: MountOpResult[];
-  reidmap?: { ok: boolean; errno: string | null; stat: MountStat[] };
+  root_stat?: MountStat;
+  stat?: MountStat[];
+  creates?: MountOpResult[];
+  chowns?: MountOpResult[];
+  reidmap?: { ok: boolean; errno: string | null; stat: MountStat[] | null };
   stage?: "input" | "setup";
   error?: string;
   setup_error?: string;
@@ -128,17 +129,7 @@ function codeOf(e: unknown): string {
 }
 
 function emptyResult(id: string): MountCaseResult {
-  return {
-    id,
-    ok: null,
-    step: null,
-    errno: null,
-    mount_setattr: null,
-    root_stat: null,
-    stat: [],
-    creates: [],
-    chowns: [],
-  };
+  return { id, ok: null, step: null, errno: null };
 }
 
 function asCred(as: MountCaseAs | undefined): [number, number, number] {
@@ -249,11 +240,14 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
     }
     if (c.submount) {
       const p = join(src, c.submount.name);
-      mkdirSync(p, { recursive: true });
+      if (!(c.files ?? []).some((f) => f.name === c.submount!.name)) {
+        mkdirSync(p);
+        chmodSync(p, 0o755);
+      }
       mkFs("tmpfs", p);
       toUnmount.unshift(p);
+      // The submount's root keeps tmpfs's default mode, 1777.
       chownSync(p, c.submount.uid, c.submount.gid);
-      chmodSync(p, 0o755);
     }
 
     step = "open_tree";
@@ -267,9 +261,19 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
     }
     toClose.push(() => b.close(tree));
 
-    if ((c.userns ?? "new") !== "none") {
+    if ((c.userns ?? "new") === "none") res.mount_setattr = null;
+    else {
       step = "userns";
-      const ns = caseUsernsFd(c, c, dir);
+      let ns: { fd: number; close(): void };
+      try {
+        ns = caseUsernsFd(c, c, dir);
+      } catch (e) {
+        // A refused setgroups/uid_map/gid_map write ends the case at that step.
+        if (UsernsError.isUsernsError(e) && e.step !== undefined && e.syscall === "write") {
+          return { ...res, ok: false, step: e.step, errno: e.code };
+        }
+        throw e;
+      }
       toClose.push(() => ns.close());
       step = "mount_setattr";
       const flags = AT_EMPTY_PATH | (c.setattr_recursive ? AT_RECURSIVE : 0);
@@ -307,6 +311,15 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
       toClose.push(() => b.close(d));
     }
 
+    // Stat first: creates and chowns come after it, and reidmap's stat shows the final state.
+    step = "stat";
+    res.root_stat = statVia(dfd, src, ".");
+    const fileNames = (c.files ?? []).map((f) => f.name);
+    const names = c.submount && !fileNames.includes(c.submount.name) ? [...fileNames, c.submount.name] : fileNames;
+    res.stat = names.map((n) => statVia(dfd, src, n));
+    res.creates = [];
+    res.chowns = [];
+
     step = "creates";
     for (const cr of c.creates ?? []) {
       const [credMode, uid, gid] = asCred(cr.as);
@@ -328,7 +341,7 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
         : { name: cr.name, uid: null, gid: null, mode: null, disk_uid: null, disk_gid: null };
       if (!ok && r.step !== "op")
         throw new Error(`acting as ${JSON.stringify(cr.as)} failed at ${r.step}: ${errnoName(r.errno)}`);
-      res.creates.push({ ...st, name: cr.name, ok, errno: ok ? null : errnoName(r.errno) });
+      res.creates!.push({ ...st, name: cr.name, ok, errno: ok ? null : errnoName(r.errno) });
     }
     step = "chowns";
     for (const ch of c.chowns ?? []) {
@@ -337,27 +350,36 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
       const ok = r.errno === 0;
       if (!ok && r.step !== "op")
         throw new Error(`acting as ${JSON.stringify(ch.as)} failed at ${r.step}: ${errnoName(r.errno)}`);
-      res.chowns.push({ ...statVia(dfd, src, ch.name), name: ch.name, ok, errno: ok ? null : errnoName(r.errno) });
+      // A failed chown reports no observation (nulls), like a failed create.
+      const st = ok
+        ? statVia(dfd, src, ch.name)
+        : { name: ch.name, uid: null, gid: null, mode: null, disk_uid: null, disk_gid: null };
+      res.chowns!.push({ ...st, name: ch.name, ok, errno: ok ? null : errnoName(r.errno) });
     }
-    step = "stat";
-    res.root_stat = statVia(dfd, src, ".");
-    const names = [...(c.files ?? []).map((f) => f.name), ...(c.submount ? [c.submount.name] : [])];
-    res.stat = names.map((n) => statVia(dfd, src, n));
 
     if (c.reidmap) {
       step = "reidmap";
-      const ns = createHelperUserns({ uidMap: c.reidmap.uid_map, gidMap: c.reidmap.gid_map });
-      toClose.push(() => ns.close());
+      let ns: HelperUserns | undefined;
       try {
-        const fd2 = b.openTreeAttr(dfd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | (c.recursive ? AT_RECURSIVE : 0), {
-          attrSet: MOUNT_ATTR.IDMAP,
-          attrClr: MOUNT_ATTR.IDMAP,
-          usernsFd: ns.fd,
-        });
-        toClose.push(() => b.close(fd2));
-        res.reidmap = { ok: true, errno: null, stat: names.map((n) => statVia(fd2, src, n)) };
+        ns = createHelperUserns({ uidMap: c.reidmap.uid_map, gidMap: c.reidmap.gid_map });
       } catch (e) {
-        res.reidmap = { ok: false, errno: codeOf(e), stat: [] };
+        if (!UsernsError.isUsernsError(e) || e.step === undefined) throw e;
+        res.reidmap = { ok: false, errno: e.code, stat: null };
+      }
+      if (ns !== undefined) {
+        const held = ns;
+        toClose.push(() => held.close());
+        try {
+          const fd2 = b.openTreeAttr(dfd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | (c.recursive ? AT_RECURSIVE : 0), {
+            attrSet: MOUNT_ATTR.IDMAP,
+            attrClr: MOUNT_ATTR.IDMAP,
+            usernsFd: held.fd,
+          });
+          toClose.push(() => b.close(fd2));
+          res.reidmap = { ok: true, errno: null, stat: names.map((n) => statVia(fd2, src, n)) };
+        } catch (e) {
+          res.reidmap = { ok: false, errno: codeOf(e), stat: null };
+        }
       }
     }
     return { ...res, ok: true, step: null, errno: null };
