@@ -7,7 +7,7 @@ import { lstatSync, readFileSync, realpathSync } from "node:fs";
 import { native, type StatmountRaw } from "../kernel/native.js";
 import { extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
-import { mapIdDown, munge } from "../model/lookup.js";
+import { statmountMntIdmap, statThroughMount } from "../model/idmapped.js";
 import { AT_EMPTY_PATH, AT_FDCWD, MOUNT_ATTR, STATMOUNT } from "./constants.js";
 import { setMaps } from "./idmap-mount.js";
 import type { MountIdmap } from "./mapformats.js";
@@ -32,7 +32,7 @@ export interface MountInspection {
    * cannot fully map are skipped). undefined when there is nothing to compare.
    */
   readonly crossCheck: { agrees: boolean; expected: MountIdmap; kernel: MountIdmap } | undefined;
-  /** The owner `pathOrIds` shows through this mount, predicted from the maps (seen from the initial namespace). */
+  /** The owner an on-disk owner shows through this mount, predicted by the model (make_vfsuid, seen from the initial namespace). */
   predictOwner(onDisk: { uid: number; gid: number }): { uid: number; gid: number };
 }
 
@@ -47,14 +47,15 @@ function parseStatmountMap(lines: string[] | undefined): IdMap {
 }
 
 /**
- * How statmount shows `set` to a caller in the initial user namespace: every
- * lower id is a kuid and maps to itself, so every extent is shown.
- * (fs/mnt_idmapping.c: statmount_mnt_idmap skips extents whose lower range
- * does not map whole into the caller's namespace; from the initial namespace
- * none is skipped.)
+ * How statmount shows `set` to this caller (the model's statmount_mnt_idmap:
+ * lower ids relative to the caller, extents it cannot map whole skipped).
+ * The library runs in the initial user namespace here (it made the mount).
  */
-function expectedView(set: MountIdmap): MountIdmap {
-  return { uid: set.uid, gid: set.gid };
+function expectedView(set: MountIdmap): { uid: string[]; gid: string[] } {
+  return {
+    uid: statmountMntIdmap(set, "uid").mappings,
+    gid: statmountMntIdmap(set, "gid").mappings,
+  };
 }
 
 function statmountOf(mountId: bigint): StatmountRaw | undefined {
@@ -103,13 +104,14 @@ export function inspectMount(target: string | { fd: number }): MountInspection {
     idmapped ??= true;
   }
   let crossCheck: MountInspection["crossCheck"];
-  if (kernel !== undefined && librarySet !== undefined) {
-    const expected = expectedView(librarySet);
-    crossCheck = {
-      agrees: expected.uid.sameMapping(kernel.uid) && expected.gid.sameMapping(kernel.gid),
-      expected,
-      kernel,
-    };
+  if (kernel !== undefined && librarySet !== undefined && sm !== undefined) {
+    const view = expectedView(librarySet);
+    const expected = { uid: parseStatmountMap(view.uid), gid: parseStatmountMap(view.gid) };
+    // Exact strings in kernel order: the model predicts the order too.
+    const agrees =
+      JSON.stringify(view.uid) === JSON.stringify(sm.uidmap ?? []) &&
+      JSON.stringify(view.gid) === JSON.stringify(sm.gidmap ?? []);
+    crossCheck = { agrees, expected, kernel };
   }
   const m = maps;
   return {
@@ -122,7 +124,8 @@ export function inspectMount(target: string | { fd: number }): MountInspection {
     crossCheck,
     predictOwner(onDisk) {
       if (m === undefined || idmapped === false) return { ...onDisk };
-      return { uid: munge(mapIdDown(m.uid, onDisk.uid)), gid: munge(mapIdDown(m.gid, onDisk.gid)) };
+      // The filesystem is taken as owned by the initial namespace (sb->s_user_ns = init).
+      return statThroughMount(m, "init", onDisk);
     },
   };
 }
