@@ -113,6 +113,8 @@ export class IdmappedMount {
   readonly recursive: boolean;
   private target: string | undefined;
   private closed = false;
+  /** The mount id under which `maps` is recorded for inspectMount's cross-check. */
+  private recordedId: bigint | undefined;
 
   /** @internal */
   constructor(fd: number, source: string, recursive: boolean, maps: MountIdmap | undefined) {
@@ -120,8 +122,10 @@ export class IdmappedMount {
     this.source = source;
     this.recursive = recursive;
     this.maps = maps;
-    const id = mountIdOfFd(fd);
-    if (id !== undefined && maps !== undefined) setMaps.set(id, maps);
+    if (maps !== undefined) {
+      this.recordedId = mountIdOfFd(fd);
+      if (this.recordedId !== undefined) setMaps.set(this.recordedId, maps);
+    }
   }
 
   /** The path it is attached at, or undefined while detached. */
@@ -180,6 +184,7 @@ export class IdmappedMount {
       });
     }
     this.target = undefined;
+    if (this.recordedId !== undefined) setMaps.delete(this.recordedId);
   }
 
   /**
@@ -215,8 +220,7 @@ export class IdmappedMount {
     if (this.closed) return;
     this.closed = true;
     // The library's record is kept while the mount stays attached (inspectMount cross-checks it).
-    const id = mountIdOfFd(this.fd);
-    if (id !== undefined && this.target === undefined) setMaps.delete(id);
+    if (this.recordedId !== undefined && this.target === undefined) setMaps.delete(this.recordedId);
     native().close(this.fd);
   }
 

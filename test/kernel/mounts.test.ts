@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { describeKernel } from "../helpers/kernel.js";
-import { hostMountinfo, inPrivateMountNs } from "../helpers/mountns.js";
+import { childEnv, compiledLib, hostMountinfo, inPrivateMountNs } from "../helpers/mountns.js";
 
 const PRELUDE = `
 const fs = await import("node:fs");
@@ -303,5 +303,29 @@ describeKernel("idmapped mounts", () => {
     // afterEach compares the whole table; this also checks no scenario directory stayed mounted.
     expect(hostMountinfo()).not.toContain("userns-proof-");
     expect(existsSync("/proc/self/mountinfo")).toBe(true);
+  });
+});
+
+describeKernel("mount bench scripts (smoke)", () => {
+  it("mount-floor.c builds and runs, and so does our side, each in a private mount namespace", () => {
+    const exe = execFileSync("mktemp", ["/tmp/userns-mount-floor-XXXXXX"], { encoding: "utf8" }).trim();
+    try {
+      execFileSync("cc", ["-O2", "-Wall", "-Werror", "-o", exe, "scripts/bench/mount-floor.c"], { stdio: "pipe" });
+      const run = (cmd: string[]) =>
+        JSON.parse(
+          execFileSync("unshare", ["--mount", "--propagation", "private", "--", ...cmd], {
+            encoding: "utf8",
+            env: childEnv(),
+          }),
+        ) as { iterations: number; ns_per_op: number };
+      const floor = run([exe, "20"]);
+      const ours = run([process.execPath, "scripts/bench/mount-ours.mjs", compiledLib(), "20"]);
+      expect(floor.iterations).toBe(20);
+      expect(ours.iterations).toBe(20);
+      expect(floor.ns_per_op).toBeGreaterThan(0);
+      expect(ours.ns_per_op).toBeGreaterThan(0);
+    } finally {
+      rmSync(exe, { force: true });
+    }
   });
 });
