@@ -5,27 +5,63 @@
  * TypeScript sources). Mounts made there never reach the host.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nativePath, packageRoot } from "../../lib/kernel/native.js";
 
 let built: string | undefined;
 
-/** The library compiled once per test process; returns the output directory (like dist/). */
+function sourcesHash(dir: string, h = createHash("sha256")): ReturnType<typeof createHash> {
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) sourcesHash(p, h);
+    else if (e.name.endsWith(".ts")) h.update(p).update(readFileSync(p));
+  }
+  return h;
+}
+
+/**
+ * The library compiled for child processes; returns the output directory
+ * (like dist/). Keyed by a hash of lib/, so test files and runs share one
+ * build and a stale one is never used; it lives in node_modules/.cache so
+ * the compiled code resolves the package's dependencies.
+ */
 export function compiledLib(): string {
   if (built !== undefined) return built;
-  // Inside node_modules/.cache so the compiled code resolves the package's dependencies.
   const cache = join(packageRoot, "node_modules", ".cache");
-  mkdirSync(cache, { recursive: true });
-  const dir = mkdtempSync(join(cache, "userns-test-build-"));
-  execFileSync(join(packageRoot, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json", "--outDir", dir], {
-    cwd: packageRoot,
-    stdio: "pipe",
-  });
-  // Readable by every uid: some scenarios run a child as uid 1000.
-  chmodSync(dir, 0o755);
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const dir = join(cache, `userns-test-build-${sourcesHash(join(packageRoot, "lib")).digest("hex").slice(0, 16)}`);
+  if (!existsSync(join(dir, ".complete"))) {
+    mkdirSync(cache, { recursive: true });
+    const tmp = mkdtempSync(join(cache, "userns-test-build-tmp-"));
+    try {
+      execFileSync(join(packageRoot, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json", "--outDir", tmp], {
+        cwd: packageRoot,
+        stdio: "pipe",
+      });
+      writeFileSync(join(tmp, ".complete"), "");
+      // Readable by every uid: some scenarios run a child as uid 1000.
+      chmodSync(tmp, 0o755);
+      try {
+        renameSync(tmp, dir);
+      } catch {
+        // Another test file finished the same build first; use theirs.
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
   built = dir;
   return dir;
 }
