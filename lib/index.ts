@@ -14,3 +14,29 @@ export {
   nsInfoFromFd,
   nsPath,
 } from "./kernel/nsfs.js";
+export {
+  type MountCase,
+  type MountCaseResult,
+  parseMountCases,
+  runMountCasesKernel,
+} from "./mounts/cases.js";
+export {
+  AT_RECURSIVE,
+  MOUNT_ATTR,
+  OPEN_TREE_CLONE,
+  type Propagation,
+} from "./mounts/constants.js";
+export { classifyIdmapRefusal, type IdmapRefusal, REFUSAL_TEXT, refusalOf } from "./mounts/explain.js";
+export { createHelperUserns, type HelperUserns, type UsernsFdHolder } from "./mounts/helper-userns.js";
+export { type IdmapMountOptions, IdmappedMount, type IdmapSource, idmapMount } from "./mounts/idmap-mount.js";
+export { inspectMount, type MountInspection } from "./mounts/inspect.js";
+export {
+  formatXMountIdmap,
+  fromOciMountMappings,
+  type MountIdmap,
+  type OciIdMapping,
+  parseXMountIdmap,
+  toOciMountMappings,
+  type XMountIdmap,
+} from "./mounts/mapformats.js";
+export { clearIdmapProbeCache, type IdmapSupport, probeIdmapSupport } from "./mounts/probe.js";

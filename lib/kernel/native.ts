@@ -14,6 +14,29 @@ export interface NsIdentityRaw {
   ino: bigint;
 }
 
+/** `struct mount_attr` for mount_setattr / open_tree_attr. */
+export interface MountAttrRaw {
+  attrSet?: number;
+  attrClr?: number;
+  propagation?: number;
+  usernsFd?: number;
+}
+
+/** Selected fields of `struct statmount` (strings present only when the kernel set their mask bit). */
+export interface StatmountRaw {
+  mask: bigint;
+  mntId: bigint;
+  mntAttr: bigint;
+  mntNsId: bigint;
+  sbMagic: bigint;
+  fsType?: string;
+  mntRoot?: string;
+  mntPoint?: string;
+  /** `"first lower count"` strings, lower relative to the caller's user namespace (6.15+). */
+  uidmap?: string[];
+  gidmap?: string[];
+}
+
 /** What the addon exports. Every function throws a {@link UsernsError} on failure. */
 export interface NativeBinding {
   setErrorClass(cls: new (attempted: string, opts: { errno: number; syscall: string }) => Error): void;
@@ -25,6 +48,37 @@ export interface NativeBinding {
   nsGetUserns(fd: number): number;
   nsGetNstype(fd: number): number;
   nsGetId(fd: number): bigint;
+  // native/mount.cc: the new mount API. dfd -100 is AT_FDCWD. Every fd is CLOEXEC.
+  openTree(dfd: number, path: string, flags: number): number;
+  openTreeAttr(dfd: number, path: string, flags: number, attr: MountAttrRaw | null): number;
+  mountSetattr(dfd: number, path: string, flags: number, attr: MountAttrRaw): void;
+  moveMount(fromDfd: number, fromPath: string, toDfd: number, toPath: string, flags: number): void;
+  fsopen(fsname: string): number;
+  fsconfigString(fd: number, key: string, value: string): void;
+  fsconfigCreate(fd: number): void;
+  fsmount(fd: number, attrFlags: number): number;
+  umount2(path: string, flags: number): void;
+  mountIdOf(dfd: number, path: string, flags: number): { mountId: bigint; unique: boolean };
+  fstatAt(
+    dfd: number,
+    path: string,
+    flags: number,
+  ): { uid: number; gid: number; mode: number; dev: bigint; ino: bigint };
+  statmount(mntId: bigint, mask: bigint, byFd: number): StatmountRaw;
+  /** credMode 0 root, 1 setres ids + caps dropped, 2 fs ids only; op 0 create file, 1 mkdir, 2 chown, 3 chmod. umask 0 in the child. */
+  fsOpAs(
+    credMode: number,
+    uid: number,
+    gid: number,
+    op: number,
+    dfd: number,
+    name: string,
+    mode: number,
+    chownUid: number,
+    chownGid: number,
+  ): { errno: number; step: string };
+  usernsHolderStart(uid: number, gid: number): { pid: number; fd: number };
+  reapChild(pid: number): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -1,0 +1,109 @@
+// The floor for idmapped-mount churn: create (open_tree + mount_setattr
+// IDMAP), attach (move_mount) and detach (umount2) in a loop, with raw
+// syscalls and nothing else. Run it alone in a private mount namespace:
+//   cc -O2 -o mount-floor scripts/bench/mount-floor.c
+//   unshare --mount --propagation private ./mount-floor ITERATIONS
+// Prints one JSON line: {"iterations":N,"ns_per_op":X}.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OPEN_TREE_CLONE_ 1
+#define AT_RECURSIVE_ 0x8000
+#define AT_EMPTY_PATH_ 0x1000
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+#define MOUNT_ATTR_IDMAP_ 0x100000
+
+struct mount_attr_ {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+static void die(const char *what) {
+  perror(what);
+  exit(1);
+}
+
+static void write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) die(path);
+  close(fd);
+}
+
+// A user namespace carrying `0 100000 65536` for both maps, held by an fd.
+static int make_userns(void) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) die("pipe2");
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    char c;
+    if (unshare(CLONE_NEWUSER) < 0) _exit(1);
+    close(p[1]);
+    (void)!read(p[0], &c, 1);
+    _exit(0);
+  }
+  close(p[0]);
+  char path[64];
+  // Wait until the child is in its own namespace.
+  for (;;) {
+    char a[64], b[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+    ssize_t n1 = readlink(path, a, sizeof a - 1);
+    ssize_t n2 = readlink("/proc/self/ns/user", b, sizeof b - 1);
+    if (n1 > 0 && n2 > 0 && (n1 != n2 || memcmp(a, b, (size_t)n1) != 0)) break;
+    usleep(1000);
+  }
+  snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+  write_file(path, "0 100000 65536\n");
+  snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+  write_file(path, "0 100000 65536\n");
+  snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open userns");
+  close(p[1]);
+  waitpid(pid, NULL, 0);
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  long n = argc > 1 ? atol(argv[1]) : 1000;
+  char dir[] = "/tmp/mount-floor-XXXXXX";
+  if (!mkdtemp(dir)) die("mkdtemp");
+  char src[128], dst[128];
+  snprintf(src, sizeof src, "%s/src", dir);
+  snprintf(dst, sizeof dst, "%s/dst", dir);
+  if (mkdir(src, 0755) < 0 || mkdir(dst, 0755) < 0) die("mkdir");
+  if (mount("floor", src, "tmpfs", 0, NULL) < 0) die("mount tmpfs");
+  int ns = make_userns();
+  struct mount_attr_ attr = {MOUNT_ATTR_IDMAP_, 0, 0, (uint64_t)ns};
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (long i = 0; i < n; i++) {
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE_ | O_CLOEXEC);
+    if (fd < 0) die("open_tree");
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH_, &attr, sizeof attr) < 0) die("mount_setattr");
+    if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH_) < 0) die("move_mount");
+    close(fd);
+    if (umount2(dst, 0) < 0) die("umount2");
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double ns_total = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+  printf("{\"iterations\":%ld,\"ns_per_op\":%.0f}\n", n, ns_total / (double)n);
+  umount2(src, MNT_DETACH);
+  rmdir(src);
+  rmdir(dst);
+  rmdir(dir);
+  close(ns);
+  return 0;
+}
