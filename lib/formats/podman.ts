@@ -20,7 +20,7 @@ import { IdMap } from "../model/idmap.js";
 import { mapIdUp } from "../model/lookup.js";
 import { INVALID_ID } from "../model/u32.js";
 import { FormatError } from "./errors.js";
-import { filterKinds } from "./kinds.js";
+import { filterKinds, kindsOf } from "./kinds.js";
 import { at, makeExtent, parseU32, type Token, tokenizeAll } from "./text.js";
 import type { FormatOptions, IdKind, MapSet, ParseOptions, ResolveContext } from "./types.js";
 
@@ -221,7 +221,13 @@ export function parsePodmanArgs(text: string, bareAs: "uidmap" | "gidmap" = "uid
       opt = m[1] as typeof opt;
       if (m[2] !== undefined) {
         value = m[3]!;
-        vtok = { ...tok, text: value, column: tok.column + m[1]!.length + 3 };
+        let c = tok.column + m[1]!.length + 3;
+        const q = /^(['"])(.*)\1$/.exec(value);
+        if (q) {
+          value = q[2]!;
+          c++;
+        }
+        vtok = { ...tok, text: value, column: c };
       } else {
         const next = toks[i + 1];
         if (!next) throw new FormatError(NAME, "parse", `--${opt} needs a value`, at(tok, tok.text.length));
@@ -260,8 +266,9 @@ export function parsePodman(text: string, options: ParseOptions = {}): MapSet {
   const gvals = args.gidmap.length ? args.gidmap : args.uidmap;
   const triples = (vals: PodmanArgs["uidmap"]) =>
     vals.flatMap(({ value, tok }) => parsePodmanIdmapValue(value, tok).map((t) => ({ t, tok })));
-  let uid = buildMap(triples(uvals), "uid", options.parentMaps?.uid);
-  let gid = buildMap(triples(gvals), "gid", options.parentMaps?.gid);
+  const want = kindsOf(options.kind);
+  let uid = want.includes("uid") ? buildMap(triples(uvals), "uid", options.parentMaps?.uid) : undefined;
+  let gid = want.includes("gid") ? buildMap(triples(gvals), "gid", options.parentMaps?.gid) : undefined;
   // rootless: when only one kind came out, podman fills the other with every available id
   if (options.parentMaps) {
     if (uid && !gid && options.parentMaps.gid) gid = IdMap.from(fillFromParent([], options.parentMaps.gid)).canonical();
