@@ -17,7 +17,7 @@
  */
 import { type Extent, extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
-import { mapIdUp } from "../model/lookup.js";
+import { findExtentUp } from "../model/lookup.js";
 import { INVALID_ID } from "../model/u32.js";
 import { FormatError } from "./errors.js";
 import { filterKinds, kindsOf } from "./kinds.js";
@@ -170,17 +170,17 @@ function buildMap(
           at(tok),
         );
       }
-      for (let i = 0; i < t.amount; i++) {
-        const mid = mapIdUp(parent, t.fromId + i);
-        if (mid === INVALID_ID) {
-          throw new FormatError(
-            NAME,
-            "parse",
-            `host ${kind} ${t.fromId + i} is not mapped in the rootless namespace`,
-            at(tok),
-          );
-        }
-        pieces.push(makeExtent(NAME, t.containerId + i, mid, 1, at(tok)));
+      // podman maps each host id on its own and merges afterwards; walking the
+      // parent's extents gives the same pieces without a loop per id
+      let id = t.fromId;
+      const end = t.fromId + t.amount;
+      while (id < end) {
+        const e = findExtentUp(parent, id, 1);
+        if (!e)
+          throw new FormatError(NAME, "parse", `host ${kind} ${id} is not mapped in the rootless namespace`, at(tok));
+        const k = Math.min(end - id, e.lowerFirst + e.count - id);
+        pieces.push(makeExtent(NAME, t.containerId + (id - t.fromId), e.first + (id - e.lowerFirst), k, at(tok)));
+        id += k;
       }
     } else pieces.push(makeExtent(NAME, t.containerId, t.fromId, t.amount, at(tok)));
     for (const p of pieces) {

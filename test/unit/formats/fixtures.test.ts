@@ -20,43 +20,173 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { name: "kernel two lines", format: "kernel", input: "0 100000 65536\n65536 1000 1\n", uid: [[0, 100000, 65536], [65536, 1000, 1]], gid: [[0, 100000, 65536], [65536, 1000, 1]] },
-  { name: "kernel %10u read-back", format: "kernel", input: "         0          0 4294967295\n", uid: [[0, 0, 4294967295]], gid: [[0, 0, 4294967295]] },
-  { name: "kernel \\r\\n and tabs", format: "kernel", input: "0\t1000\t1\r\n", options: { kind: "uid" }, uid: [[0, 1000, 1]], gid: undefined },
+  {
+    name: "kernel two lines",
+    format: "kernel",
+    input: "0 100000 65536\n65536 1000 1\n",
+    uid: [
+      [0, 100000, 65536],
+      [65536, 1000, 1],
+    ],
+    gid: [
+      [0, 100000, 65536],
+      [65536, 1000, 1],
+    ],
+  },
+  {
+    name: "kernel %10u read-back",
+    format: "kernel",
+    input: "         0          0 4294967295\n",
+    uid: [[0, 0, 4294967295]],
+    gid: [[0, 0, 4294967295]],
+  },
+  {
+    name: "kernel \\r\\n and tabs",
+    format: "kernel",
+    input: "0\t1000\t1\r\n",
+    options: { kind: "uid" },
+    uid: [[0, 1000, 1]],
+    gid: undefined,
+  },
   { name: "kernel unwritten map", format: "kernel", input: "", uid: [], gid: [] },
   {
     name: "oci config.json",
     format: "oci",
-    input: JSON.stringify({ ociVersion: "1.0.0", linux: { uidMappings: [{ containerID: 0, hostID: 1000, size: 32000 }], gidMappings: [{ hostID: 1000, containerID: 0, size: 32000 }] } }),
+    input: JSON.stringify({
+      ociVersion: "1.0.0",
+      linux: {
+        uidMappings: [{ containerID: 0, hostID: 1000, size: 32000 }],
+        gidMappings: [{ hostID: 1000, containerID: 0, size: 32000 }],
+      },
+    }),
     uid: [[0, 1000, 32000]],
     gid: [[0, 1000, 32000]],
   },
-  { name: "oci bare array as gid", format: "oci", input: '[{"containerID":0,"hostID":1000,"size":1}]', options: { kind: "gid" }, uid: undefined, gid: [[0, 1000, 1]] },
+  {
+    name: "oci bare array as gid",
+    format: "oci",
+    input: '[{"containerID":0,"hostID":1000,"size":1}]',
+    options: { kind: "gid" },
+    uid: undefined,
+    gid: [[0, 1000, 1]],
+  },
   {
     name: "oci-mount mount object (on-disk 0 seen as 100000)",
     format: "oci-mount",
-    input: JSON.stringify({ destination: "/data", type: "bind", source: "/srv/data", options: ["rbind", "ridmap"], uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] }),
+    input: JSON.stringify({
+      destination: "/data",
+      type: "bind",
+      source: "/srv/data",
+      options: ["rbind", "ridmap"],
+      uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    }),
     uid: [[0, 100000, 65536]],
     gid: [[0, 100000, 65536]],
   },
   {
     name: "oci-mount bare idmap uses the container's maps",
     format: "oci-mount",
-    input: JSON.stringify({ mounts: [{ destination: "/proc", type: "proc", source: "proc" }, { destination: "/d", type: "bind", source: "/s", options: ["idmap"] }] }),
+    input: JSON.stringify({
+      mounts: [
+        { destination: "/proc", type: "proc", source: "proc" },
+        { destination: "/d", type: "bind", source: "/s", options: ["idmap"] },
+      ],
+    }),
     options: { containerMaps: { uid: IdMap.of([0, 5000, 10]), gid: IdMap.of([0, 6000, 10]) } },
     uid: [[0, 5000, 10]],
     gid: [[0, 6000, 10]],
   },
-  { name: "lxc config lines", format: "lxc", input: "# container\nlxc.rootfs.path = dir:/x\nlxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n", uid: [[0, 100000, 65536]], gid: [[0, 100000, 65536]] },
-  { name: "lxc legacy key", format: "lxc", input: "lxc.id_map = u 0 100000 10\n", uid: [[0, 100000, 10]], gid: undefined },
-  { name: "lxc-entry usernsexec", format: "lxc-entry", input: "-m b:0:100000:65536 -m u:65536:1000:1", uid: [[0, 100000, 65536], [65536, 1000, 1]], gid: [[0, 100000, 65536]] },
-  { name: "incus raw.idmap (host first)", format: "incus-raw", input: "both 1000 1000\nuid 50-60 500-510\n", uid: [[1000, 1000, 1], [500, 50, 11]], gid: [[1000, 1000, 1]] },
-  { name: "incus json", format: "incus-json", input: '[{"Isuid":true,"Isgid":false,"Hostid":1000000,"Nsid":0,"Maprange":65536}]', uid: [[0, 1000000, 65536]], gid: undefined },
-  { name: "incus json stored as a string", format: "incus-json", input: JSON.stringify('[{"Isuid":true,"Isgid":true,"Hostid":1000000,"Nsid":0,"Maprange":65536}]'), uid: [[0, 1000000, 65536]], gid: [[0, 1000000, 65536]] },
-  { name: "podman --uidmap copied to gids", format: "podman", input: "--uidmap 0:100000:65536", uid: [[0, 100000, 65536]], gid: [[0, 100000, 65536]] },
-  { name: "podman joined triples", format: "podman", input: "--uidmap=0:1:1000:1000:0:1", uid: [[0, 1, 1000], [1000, 0, 1]], gid: [[0, 1, 1000], [1000, 0, 1]] },
-  { name: "podman g flag is not copied (docs example)", format: "podman", input: '--gidmap "0:0:1000" --gidmap "g2000:2000:1"', uid: [[0, 0, 1000]], gid: [[0, 0, 1000], [2000, 2000, 1]] },
-  { name: "podman + breaks earlier extents (docs example)", format: "podman", input: '--gidmap="0:0:65000" --gidmap="+100000:1:1"', options: { kind: "gid" }, uid: undefined, gid: [[0, 0, 1], [2, 2, 64998], [100000, 1, 1]] },
+  {
+    name: "lxc config lines",
+    format: "lxc",
+    input: "# container\nlxc.rootfs.path = dir:/x\nlxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n",
+    uid: [[0, 100000, 65536]],
+    gid: [[0, 100000, 65536]],
+  },
+  {
+    name: "lxc legacy key",
+    format: "lxc",
+    input: "lxc.id_map = u 0 100000 10\n",
+    uid: [[0, 100000, 10]],
+    gid: undefined,
+  },
+  {
+    name: "lxc-entry usernsexec",
+    format: "lxc-entry",
+    input: "-m b:0:100000:65536 -m u:65536:1000:1",
+    uid: [
+      [0, 100000, 65536],
+      [65536, 1000, 1],
+    ],
+    gid: [[0, 100000, 65536]],
+  },
+  {
+    name: "incus raw.idmap (host first)",
+    format: "incus-raw",
+    input: "both 1000 1000\nuid 50-60 500-510\n",
+    uid: [
+      [1000, 1000, 1],
+      [500, 50, 11],
+    ],
+    gid: [[1000, 1000, 1]],
+  },
+  {
+    name: "incus json",
+    format: "incus-json",
+    input: '[{"Isuid":true,"Isgid":false,"Hostid":1000000,"Nsid":0,"Maprange":65536}]',
+    uid: [[0, 1000000, 65536]],
+    gid: undefined,
+  },
+  {
+    name: "incus json stored as a string",
+    format: "incus-json",
+    input: JSON.stringify('[{"Isuid":true,"Isgid":true,"Hostid":1000000,"Nsid":0,"Maprange":65536}]'),
+    uid: [[0, 1000000, 65536]],
+    gid: [[0, 1000000, 65536]],
+  },
+  {
+    name: "podman --uidmap copied to gids",
+    format: "podman",
+    input: "--uidmap 0:100000:65536",
+    uid: [[0, 100000, 65536]],
+    gid: [[0, 100000, 65536]],
+  },
+  {
+    name: "podman joined triples",
+    format: "podman",
+    input: "--uidmap=0:1:1000:1000:0:1",
+    uid: [
+      [0, 1, 1000],
+      [1000, 0, 1],
+    ],
+    gid: [
+      [0, 1, 1000],
+      [1000, 0, 1],
+    ],
+  },
+  {
+    name: "podman g flag is not copied (docs example)",
+    format: "podman",
+    input: '--gidmap "0:0:1000" --gidmap "g2000:2000:1"',
+    uid: [[0, 0, 1000]],
+    gid: [
+      [0, 0, 1000],
+      [2000, 2000, 1],
+    ],
+  },
+  {
+    name: "podman + breaks earlier extents (docs example)",
+    format: "podman",
+    input: '--gidmap="0:0:65000" --gidmap="+100000:1:1"',
+    options: { kind: "gid" },
+    uid: undefined,
+    gid: [
+      [0, 0, 1],
+      [2, 2, 64998],
+      [100000, 1, 1],
+    ],
+  },
   {
     name: "podman @host through the rootless map",
     format: "podman",
@@ -69,31 +199,64 @@ const rows: Row[] = [
     name: "podman +g@host fills the rest from 0 (rootless)",
     format: "podman",
     input: "--gidmap=+g100000:@2000",
-    options: { kind: "gid", parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 10]), gid: IdMap.of([0, 1000, 1], [1, 2000, 10]) } },
+    options: {
+      kind: "gid",
+      parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 10]), gid: IdMap.of([0, 1000, 1], [1, 2000, 10]) },
+    },
     uid: undefined,
-    gid: [[0, 0, 1], [1, 2, 9], [100000, 1, 1]],
+    gid: [
+      [0, 0, 1],
+      [1, 2, 9],
+      [100000, 1, 1],
+    ],
   },
   {
     name: "podman keep-id:uid=11 (PR #15389 example)",
     format: "podman",
     input: "--userns=keep-id:uid=11,gid=11",
-    options: { parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 65536]), gid: IdMap.of([0, 1000, 1], [1, 100000, 65536]) } },
-    uid: [[0, 1, 11], [11, 0, 1], [12, 12, 65525]],
-    gid: [[0, 1, 11], [11, 0, 1], [12, 12, 65525]],
+    options: {
+      parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 65536]), gid: IdMap.of([0, 1000, 1], [1, 100000, 65536]) },
+    },
+    uid: [
+      [0, 1, 11],
+      [11, 0, 1],
+      [12, 12, 65525],
+    ],
+    gid: [
+      [0, 1, 11],
+      [11, 0, 1],
+      [12, 12, 65525],
+    ],
   },
   {
     name: "podman keep-id from uid and /etc/subuid",
     format: "podman",
     input: "--userns=keep-id",
-    options: { uid: 1000, gid: 1000, users: [{ name: "alice", uid: 1000 }], subuid: [{ owner: "alice", start: 100000, count: 65536 }], subgid: [{ owner: "1000", start: 200000, count: 3000 }] },
-    uid: [[0, 1, 1000], [1000, 0, 1], [1001, 1001, 64536]],
-    gid: [[0, 1, 1000], [1000, 0, 1], [1001, 1001, 2000]],
+    options: {
+      uid: 1000,
+      gid: 1000,
+      users: [{ name: "alice", uid: 1000 }],
+      subuid: [{ owner: "alice", start: 100000, count: 65536 }],
+      subgid: [{ owner: "1000", start: 200000, count: 3000 }],
+    },
+    uid: [
+      [0, 1, 1000],
+      [1000, 0, 1],
+      [1001, 1001, 64536],
+    ],
+    gid: [
+      [0, 1, 1000],
+      [1000, 0, 1],
+      [1001, 1001, 2000],
+    ],
   },
   {
     name: "podman nomap",
     format: "podman",
     input: "--userns=nomap",
-    options: { parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 65536]), gid: IdMap.of([0, 1000, 1], [1, 100000, 65536]) } },
+    options: {
+      parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 65536]), gid: IdMap.of([0, 1000, 1], [1, 100000, 65536]) },
+    },
     uid: [[0, 1, 65536]],
     gid: [[0, 1, 65536]],
   },
@@ -101,11 +264,26 @@ const rows: Row[] = [
     name: "podman auto:size=8192 with uidmapping",
     format: "podman",
     input: "--userns=auto:size=8192,uidmapping=0:5000:1",
-    options: { subuid: [{ owner: "containers", start: 2147483647, count: 2147483648 }], subgid: [{ owner: "containers", start: 2147483647, count: 2147483648 }] },
-    uid: [[0, 5000, 1], [1, 2147483648, 8191]],
+    options: {
+      subuid: [{ owner: "containers", start: 2147483647, count: 2147483648 }],
+      subgid: [{ owner: "containers", start: 2147483647, count: 2147483648 }],
+    },
+    uid: [
+      [0, 5000, 1],
+      [1, 2147483648, 8191],
+    ],
     gid: [[0, 2147483647, 8192]],
   },
-  { name: "crun idmap= (docs example)", format: "crun-mount", input: "idmap=uids=0-1-10#10-11-10;gids=0-100-10", uid: [[0, 1, 10], [10, 11, 10]], gid: [[0, 100, 10]] },
+  {
+    name: "crun idmap= (docs example)",
+    format: "crun-mount",
+    input: "idmap=uids=0-1-10#10-11-10;gids=0-100-10",
+    uid: [
+      [0, 1, 10],
+      [10, 11, 10],
+    ],
+    gid: [[0, 100, 10]],
+  },
   {
     name: "crun @ relative to the container",
     format: "crun-mount",
@@ -114,34 +292,130 @@ const rows: Row[] = [
     uid: [[0, 100000, 10]],
     gid: undefined,
   },
-  { name: "unshare 2.39 inner:outer:count", format: "unshare", input: "--map-users=0:100000:65536 --map-groups 0:100000:65536", uid: [[0, 100000, 65536]], gid: [[0, 100000, 65536]] },
-  { name: "unshare-legacy outer,inner,count", format: "unshare-legacy", input: "--map-users=100000,0,65536", uid: [[0, 100000, 65536]], gid: undefined },
-  { name: "X-mount.idmap b:1000:0:1 (on-disk 1000 seen as 0)", format: "x-mount-idmap", input: "X-mount.idmap='b:1000:0:1'", uid: [[1000, 0, 1]], gid: [[1000, 0, 1]] },
-  { name: "X-mount.idmap fstab \\040, no prefix = both", format: "x-mount-idmap", input: "X-mount.idmap=u:0:100000:10\\040g:0:200000:10\\0400:300000:1", uid: [[0, 100000, 10], [0, 300000, 1]], gid: [[0, 200000, 10], [0, 300000, 1]] },
+  {
+    name: "unshare 2.39 inner:outer:count",
+    format: "unshare",
+    input: "--map-users=0:100000:65536 --map-groups 0:100000:65536",
+    uid: [[0, 100000, 65536]],
+    gid: [[0, 100000, 65536]],
+  },
+  {
+    name: "unshare-legacy outer,inner,count",
+    format: "unshare-legacy",
+    input: "--map-users=100000,0,65536",
+    uid: [[0, 100000, 65536]],
+    gid: undefined,
+  },
+  {
+    name: "X-mount.idmap b:1000:0:1 (on-disk 1000 seen as 0)",
+    format: "x-mount-idmap",
+    input: "X-mount.idmap='b:1000:0:1'",
+    uid: [[1000, 0, 1]],
+    gid: [[1000, 0, 1]],
+  },
+  {
+    name: "X-mount.idmap fstab \\040, no prefix = both",
+    format: "x-mount-idmap",
+    input: "X-mount.idmap=u:0:100000:10\\040g:0:200000:10\\0400:300000:1",
+    uid: [
+      [0, 100000, 10],
+      [0, 300000, 1],
+    ],
+    gid: [
+      [0, 200000, 10],
+      [0, 300000, 1],
+    ],
+  },
   {
     name: "docker default → dockremap's ranges concatenated",
     format: "docker",
     input: '{"userns-remap": "default"}',
-    options: { subuid: [{ owner: "dockremap", start: 100000, count: 65536 }, { owner: "dockremap", start: 300000, count: 10 }], subgid: [{ owner: "dockremap", start: 100000, count: 65536 }] },
-    uid: [[0, 100000, 65536], [65536, 300000, 10]],
+    options: {
+      subuid: [
+        { owner: "dockremap", start: 100000, count: 65536 },
+        { owner: "dockremap", start: 300000, count: 10 },
+      ],
+      subgid: [{ owner: "dockremap", start: 100000, count: 65536 }],
+    },
+    uid: [
+      [0, 100000, 65536],
+      [65536, 300000, 10],
+    ],
     gid: [[0, 100000, 65536]],
   },
   {
     name: "docker uid:gid matched by name (as shadow does)",
     format: "docker",
     input: "1001:1002",
-    options: { users: [{ name: "bob", uid: 1001 }], groups: [{ name: "bobs", gid: 1002 }], subuid: [{ owner: "bob", start: 100000, count: 5 }], subgid: [{ owner: "1002", start: 7, count: 5 }] },
+    options: {
+      users: [{ name: "bob", uid: 1001 }],
+      groups: [{ name: "bobs", gid: 1002 }],
+      subuid: [{ owner: "bob", start: 100000, count: 5 }],
+      subgid: [{ owner: "1002", start: 7, count: 5 }],
+    },
     uid: [[0, 100000, 5]],
     gid: [[0, 7, 5]],
   },
-  { name: "subid lines (docs example)", format: "subid", input: "# delegations\nalice:100000:65536\n\nalice:300000:10\n", uid: [[0, 100000, 65536], [65536, 300000, 10]], gid: [[0, 100000, 65536], [65536, 300000, 10]] },
-  { name: "nspawn base:count", format: "nspawn", input: "--private-users=1879048192:65536", uid: [[0, 1879048192, 65536]], gid: [[0, 1879048192, 65536]] },
-  { name: "nspawn base only", format: "nspawn", input: "PrivateUsers=65536", uid: [[0, 65536, 65536]], gid: [[0, 65536, 65536]] },
+  {
+    name: "subid lines (docs example)",
+    format: "subid",
+    input: "# delegations\nalice:100000:65536\n\nalice:300000:10\n",
+    uid: [
+      [0, 100000, 65536],
+      [65536, 300000, 10],
+    ],
+    gid: [
+      [0, 100000, 65536],
+      [65536, 300000, 10],
+    ],
+  },
+  {
+    name: "nspawn base:count",
+    format: "nspawn",
+    input: "--private-users=1879048192:65536",
+    uid: [[0, 1879048192, 65536]],
+    gid: [[0, 1879048192, 65536]],
+  },
+  {
+    name: "nspawn base only",
+    format: "nspawn",
+    input: "PrivateUsers=65536",
+    uid: [[0, 65536, 65536]],
+    gid: [[0, 65536, 65536]],
+  },
   { name: "nspawn identity", format: "nspawn", input: "identity", uid: [[0, 0, 65536]], gid: [[0, 0, 65536]] },
-  { name: "nspawn yes with root owner", format: "nspawn", input: "yes", options: { rootOwner: 131072 }, uid: [[0, 131072, 65536]], gid: [[0, 131072, 65536]] },
-  { name: "go SysProcIDMap array", format: "go", input: '[{"ContainerID":0,"HostID":1000,"Size":1}]', options: { kind: "uid" }, uid: [[0, 1000, 1]], gid: undefined },
-  { name: "storage idtools JSON", format: "storage", input: '{"uidmap":[{"container_id":0,"host_id":100000,"size":65536}],"GIDMap":[{"container_id":0,"host_id":100000,"size":65536}]}', uid: [[0, 100000, 65536]], gid: [[0, 100000, 65536]] },
-  { name: "cri JSON", format: "cri", input: '{"mode":"POD","uids":[{"hostId":100000,"containerId":0,"length":65536}],"gids":[{"hostId":100000,"containerId":0,"length":65536}]}', uid: [[0, 100000, 65536]], gid: [[0, 100000, 65536]] },
+  {
+    name: "nspawn yes with root owner",
+    format: "nspawn",
+    input: "yes",
+    options: { rootOwner: 131072 },
+    uid: [[0, 131072, 65536]],
+    gid: [[0, 131072, 65536]],
+  },
+  {
+    name: "go SysProcIDMap array",
+    format: "go",
+    input: '[{"ContainerID":0,"HostID":1000,"Size":1}]',
+    options: { kind: "uid" },
+    uid: [[0, 1000, 1]],
+    gid: undefined,
+  },
+  {
+    name: "storage idtools JSON",
+    format: "storage",
+    input:
+      '{"uidmap":[{"container_id":0,"host_id":100000,"size":65536}],"GIDMap":[{"container_id":0,"host_id":100000,"size":65536}]}',
+    uid: [[0, 100000, 65536]],
+    gid: [[0, 100000, 65536]],
+  },
+  {
+    name: "cri JSON",
+    format: "cri",
+    input:
+      '{"mode":"POD","uids":[{"hostId":100000,"containerId":0,"length":65536}],"gids":[{"hostId":100000,"containerId":0,"length":65536}]}',
+    uid: [[0, 100000, 65536]],
+    gid: [[0, 100000, 65536]],
+  },
 ];
 
 describe("formats: documented examples", () => {
@@ -182,7 +456,9 @@ describe("formats: what they write", () => {
 
   it("kernel read-back form pads to %10u", async () => {
     const { formatKernelMap } = await import("../../../lib/formats/kernel.js");
-    expect(formatKernelMap(IdMap.of([0, 0, 4294967295]), { readback: true })).toBe("         0          0 4294967295\n");
+    expect(formatKernelMap(IdMap.of([0, 0, 4294967295]), { readback: true })).toBe(
+      "         0          0 4294967295\n",
+    );
   });
 
   it.each([
@@ -207,12 +483,35 @@ describe("formats: what they write", () => {
 
   it("registry lists every CLI name from the issue, each with a direction and columns", () => {
     expect(FORMATS.map((f) => f.name).sort()).toEqual(
-      ["kernel", "oci", "oci-mount", "lxc", "lxc-entry", "incus-raw", "incus-json", "podman", "crun-mount", "unshare", "unshare-legacy", "x-mount-idmap", "docker", "subid", "nspawn", "go", "storage", "cri"].sort(),
+      [
+        "kernel",
+        "oci",
+        "oci-mount",
+        "lxc",
+        "lxc-entry",
+        "incus-raw",
+        "incus-json",
+        "podman",
+        "crun-mount",
+        "unshare",
+        "unshare-legacy",
+        "x-mount-idmap",
+        "docker",
+        "subid",
+        "nspawn",
+        "go",
+        "storage",
+        "cri",
+      ].sort(),
     );
     for (const f of FORMATS) {
       expect(["userns", "mount"]).toContain(f.direction);
       expect(f.columns.length).toBeGreaterThan(0);
     }
-    expect(FORMATS.filter((f) => f.direction === "mount").map((f) => f.name).sort()).toEqual(["crun-mount", "oci-mount", "x-mount-idmap"]);
+    expect(
+      FORMATS.filter((f) => f.direction === "mount")
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual(["crun-mount", "oci-mount", "x-mount-idmap"]);
   });
 });
