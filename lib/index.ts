@@ -14,3 +14,6 @@ export {
   nsInfoFromFd,
   nsPath,
 } from "./kernel/nsfs.js";
+export * from "./formats/index.js";
+export * from "./subid/index.js";
+export { type Align, formatTable, type TableOptions } from "./cli/table.js";
