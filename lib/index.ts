@@ -3,7 +3,10 @@
  *
  * @packageDocumentation
  */
+
+export { type Align, formatTable, type TableOptions } from "./cli/table.js";
 export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
+export * from "./formats/index.js";
 export {
   CLONE_NEW,
   INIT_USER_NS_INO,
@@ -14,6 +17,4 @@ export {
   nsInfoFromFd,
   nsPath,
 } from "./kernel/nsfs.js";
-export * from "./formats/index.js";
 export * from "./subid/index.js";
-export { type Align, formatTable, type TableOptions } from "./cli/table.js";
