@@ -10,7 +10,7 @@ import { IdMap } from "../model/idmap.js";
 import { parseSubid, type SubidEntry } from "../subid/parse.js";
 import { FormatError } from "./errors.js";
 import { fromSingle, toSingle } from "./kinds.js";
-import type { FormatOptions, IdKind, MapSet, ParseOptions, ResolveContext } from "./types.js";
+import type { FormatOptions, IdKind, KindSelection, MapSet, ParseOptions, ResolveContext } from "./types.js";
 
 /** Inside ids from 0 over the ranges in order. */
 export function concatenateRanges(ranges: readonly { start: number; count: number }[]): IdMap {
@@ -147,25 +147,29 @@ function matchLines(
 }
 
 /** Resolves a Docker remap through subuid/subgid entries: all the user's ranges, concatenated from container id 0. */
-export function resolveDockerRemap(remap: DockerRemap, ctx: ResolveContext): MapSet {
-  if (!ctx.subuid || !ctx.subgid) {
-    throw new FormatError("docker", "parse", "resolving userns-remap needs /etc/subuid and /etc/subgid");
-  }
+export function resolveDockerRemap(remap: DockerRemap, ctx: ResolveContext, kind: KindSelection = "both"): MapSet {
   const group = remap.group ?? remap.user;
-  const u = matchLines(ctx.subuid, remap.user, ctx, "uid");
-  const g = matchLines(ctx.subgid, group, ctx, "gid");
-  if (u.length === 0) throw new FormatError("docker", "parse", `no /etc/subuid range for ${remap.user}`);
-  if (g.length === 0) throw new FormatError("docker", "parse", `no /etc/subgid range for ${group}`);
-  return { uid: concatenateRanges(u), gid: concatenateRanges(g) };
+  const out: { uid?: IdMap; gid?: IdMap } = {};
+  if (kind !== "gid") {
+    if (!ctx.subuid) throw new FormatError("docker", "parse", "resolving userns-remap needs /etc/subuid");
+    const u = matchLines(ctx.subuid, remap.user, ctx, "uid");
+    if (u.length === 0) throw new FormatError("docker", "parse", `no /etc/subuid range for ${remap.user}`);
+    out.uid = concatenateRanges(u);
+  }
+  if (kind !== "uid") {
+    if (!ctx.subgid) throw new FormatError("docker", "parse", "resolving userns-remap needs /etc/subgid");
+    const g = matchLines(ctx.subgid, group, ctx, "gid");
+    if (g.length === 0) throw new FormatError("docker", "parse", `no /etc/subgid range for ${group}`);
+    out.gid = concatenateRanges(g);
+  }
+  return out;
 }
 
 /** Registry adapter for `docker`. */
 export function parseDocker(text: string, options: ParseOptions = {}): MapSet {
   const bundle = text.trimStart().startsWith("{") ? parseDockerBundle(text, options) : undefined;
   if (bundle) return bundle;
-  const r = resolveDockerRemap(parseDockerRemapValue(text), options);
-  const ks = options.kind ?? "both";
-  return { uid: ks !== "gid" ? r.uid : undefined, gid: ks !== "uid" ? r.gid : undefined };
+  return resolveDockerRemap(parseDockerRemapValue(text), options, options.kind);
 }
 
 /**
