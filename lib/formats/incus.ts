@@ -4,6 +4,7 @@
  * order: the HOST id (IdMap.lowerFirst) comes first, the inside id
  * (IdMap.first) second. Blank lines are skipped, as Incus does.
  */
+import { extent } from "../model/extent.js";
 import { U32_RANGE } from "../model/u32.js";
 import { FormatError } from "./errors.js";
 import { fromTagged, toTagged } from "./kinds.js";
@@ -20,6 +21,8 @@ export interface IncusRawEntry {
   /** First id inside the instance (IdMap.first). */
   readonly insideFirst: number;
   readonly count: number;
+  /** 1-based line. */
+  readonly line: number;
 }
 
 function parseRange(tok: Token, what: string): { first: number; count: number } {
@@ -31,9 +34,9 @@ function parseRange(tok: Token, what: string): { first: number; count: number } 
   return { first: a, count: b - a + 1 };
 }
 
-/** Parses `raw.idmap` text. */
-export function parseIncusRaw(text: string, options: ParseOptions = {}): MapSet {
-  const entries: { kind: KindSelection; extent: ReturnType<typeof makeExtent> }[] = [];
+/** Parses `raw.idmap` text into entries with Incus's own column names. */
+export function parseIncusRawEntries(text: string): IncusRawEntry[] {
+  const entries: IncusRawEntry[] = [];
   for (const line of splitLines(text)) {
     const toks = tokenize(line);
     if (toks.length === 0) continue;
@@ -62,12 +65,24 @@ export function parseIncusRaw(text: string, options: ParseOptions = {}): MapSet 
         at(i),
       );
     }
+    makeExtent(NAME, inside.first, host.first, host.count, at(i));
     entries.push({
       kind: k.text as KindSelection,
-      extent: makeExtent(NAME, inside.first, host.first, host.count, at(i)),
+      hostFirst: host.first,
+      insideFirst: inside.first,
+      count: host.count,
+      line: line.line,
     });
   }
-  return fromTagged(entries, options.kind);
+  return entries;
+}
+
+/** Parses `raw.idmap` text into maps: inside → IdMap.first, host → IdMap.lowerFirst. */
+export function parseIncusRaw(text: string, options: ParseOptions = {}): MapSet {
+  return fromTagged(
+    parseIncusRawEntries(text).map((e) => ({ kind: e.kind, extent: extent(e.insideFirst, e.hostFirst, e.count) })),
+    options.kind,
+  );
 }
 
 function range(first: number, count: number): string {

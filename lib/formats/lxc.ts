@@ -7,6 +7,7 @@
  *   LXD/Incus `Set.Append`), whitespace separated; a leading `-m` is allowed.
  * In both, nsid is the id inside (IdMap.first) and hostid the id outside (lowerFirst).
  */
+import { extent } from "../model/extent.js";
 import { FormatError } from "./errors.js";
 import { fromTagged, toTagged } from "./kinds.js";
 import { at, isBlankOrComment, makeExtent, parseU32, splitLines, type Token, tokenize, tokenizeAll } from "./text.js";
@@ -20,13 +21,15 @@ export interface LxcIdmapLine {
   /** Id on the host (IdMap.lowerFirst). */
   readonly hostid: number;
   readonly range: number;
+  /** 1-based line in the config. */
+  readonly line: number;
 }
 
 const KEY = /^[ \t]*(lxc\.idmap|lxc\.id_map)[ \t]*=(.*)$/;
 
-/** Parses `lxc.idmap` lines out of an LXC config. */
-export function parseLxcIdmap(text: string, options: ParseOptions = {}): MapSet {
-  const entries: { kind: KindSelection; extent: ReturnType<typeof makeExtent> }[] = [];
+/** Parses the `lxc.idmap` lines of an LXC config, with LXC's own column names. */
+export function parseLxcIdmapLines(text: string): LxcIdmapLine[] {
+  const entries: LxcIdmapLine[] = [];
   for (const line of splitLines(text)) {
     if (isBlankOrComment(line)) continue;
     const m = KEY.exec(line.text);
@@ -57,9 +60,18 @@ export function parseLxcIdmap(text: string, options: ParseOptions = {}): MapSet 
     const nsid = parseU32("lxc", n.text, "nsid", at(n));
     const hostid = parseU32("lxc", h.text, "hostid", at(h));
     const range = parseU32("lxc", r.text, "range", at(r));
-    entries.push({ kind: k.text === "u" ? "uid" : "gid", extent: makeExtent("lxc", nsid, hostid, range, at(r)) });
+    makeExtent("lxc", nsid, hostid, range, at(r));
+    entries.push({ kind: k.text === "u" ? "uid" : "gid", nsid, hostid, range, line: line.line });
   }
-  return fromTagged(entries, options.kind);
+  return entries;
+}
+
+/** Parses `lxc.idmap` lines into maps: nsid → IdMap.first, hostid → IdMap.lowerFirst. */
+export function parseLxcIdmap(text: string, options: ParseOptions = {}): MapSet {
+  return fromTagged(
+    parseLxcIdmapLines(text).map((l) => ({ kind: l.kind, extent: extent(l.nsid, l.hostid, l.range) })),
+    options.kind,
+  );
 }
 
 /** Writes `lxc.idmap = u …` lines, uid lines first. */

@@ -152,7 +152,8 @@ export const FORMATS: readonly FormatSpec[] = Object.freeze([
     columns: [{ name: "fs", is: "first" }, { name: "host", is: "lowerFirst" }, count("len")],
     holds: "tagged",
     roundTrip: "exact",
-    notes: "MOUNT direction: fs = id on the backing filesystem, host = id it shows as.",
+    notes:
+      "MOUNT direction: fs = id on the backing filesystem, host = id it shows as (crun's documentation). podman's own unit test (TestParseIDMapMountOption) writes this option into OCI mappings with the columns swapped: check with your crun.",
     parse: parseCrunMount,
     format: formatCrunMount,
   },

@@ -12,6 +12,7 @@
  * prefixed `--map-users=` or `--map-groups=` (which tag the kind); bare
  * values go to the selected kinds.
  */
+import { extent } from "../model/extent.js";
 import { FormatError } from "./errors.js";
 import { fromTagged, toTagged } from "./kinds.js";
 import { at, makeExtent, parseU32, type Token, tokenizeAll } from "./text.js";
@@ -102,8 +103,26 @@ export function formatUnshareLegacy(maps: MapSet, options: FormatOptions = {}): 
 
 const XNAME = "x-mount-idmap";
 
-/** Parses an `X-mount.idmap=` value (the prefix, surrounding quotes and fstab's `\040` are optional). */
+/** One `X-mount.idmap` entry, in the mount direction. */
+export interface MountIdmapEntry {
+  readonly kind: KindSelection;
+  /** Id stored on disk (IdMap.first). */
+  readonly onDisk: number;
+  /** Id seen through the mount (IdMap.lowerFirst). */
+  readonly seen: number;
+  readonly count: number;
+}
+
+/** Parses an `X-mount.idmap=` value into maps: on-disk → IdMap.first, seen → IdMap.lowerFirst. */
 export function parseXMountIdmap(text: string, options: ParseOptions = {}): MapSet {
+  return fromTagged(
+    parseXMountIdmapEntries(text).map((e) => ({ kind: e.kind, extent: extent(e.onDisk, e.seen, e.count) })),
+    options.kind,
+  );
+}
+
+/** Parses an `X-mount.idmap=` value (the prefix, surrounding quotes and fstab's `\040` are optional). */
+export function parseXMountIdmapEntries(text: string): MountIdmapEntry[] {
   let body = text.replace(/\\040/g, " ");
   let shift = 0;
   const pre = /^[ \t\n]*(-o[ \t]*)?X-mount\.idmap=/.exec(body);
@@ -116,7 +135,7 @@ export function parseXMountIdmap(text: string, options: ParseOptions = {}): MapS
     shift += 1;
     body = q[2]!;
   }
-  const entries: Entry[] = [];
+  const entries: MountIdmapEntry[] = [];
   // keep columns relative to the original single-line input
   const toks = tokenizeAll(body).map((t) => (t.line === 1 ? { ...t, column: t.column + shift } : t));
   if (toks.length === 0) throw new FormatError(XNAME, "parse", "no mapping given", { line: 1, column: shift + 1 });
@@ -152,9 +171,10 @@ export function parseXMountIdmap(text: string, options: ParseOptions = {}): MapS
     const onDisk = parseU32(XNAME, parts[0]!, "first (on-disk id)", at(tok, off));
     const seen = parseU32(XNAME, parts[1]!, "second (id seen through the mount)", at(tok, c1));
     const count = parseU32(XNAME, parts[2]!, "count", at(tok, c2));
-    entries.push({ kind, extent: makeExtent(XNAME, onDisk, seen, count, at(tok, c2)) });
+    makeExtent(XNAME, onDisk, seen, count, at(tok, c2));
+    entries.push({ kind, onDisk, seen, count });
   }
-  return fromTagged(entries, options.kind);
+  return entries;
 }
 
 /** Writes `X-mount.idmap=…` with `b:` entries when the maps are equal, else `u:` and `g:` entries. */

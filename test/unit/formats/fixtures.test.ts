@@ -515,3 +515,30 @@ describe("formats: what they write", () => {
     ).toEqual(["crun-mount", "oci-mount", "x-mount-idmap"]);
   });
 });
+
+describe("formats: typed entries name their columns", () => {
+  it("incus raw.idmap entries say host and inside", async () => {
+    const { parseIncusRawEntries } = await import("../../../lib/formats/incus.js");
+    expect(parseIncusRawEntries("\nuid 50-60 500-510\n")).toEqual([
+      { kind: "uid", hostFirst: 50, insideFirst: 500, count: 11, line: 2 },
+    ]);
+  });
+  it("lxc.idmap lines say nsid and hostid", async () => {
+    const { parseLxcIdmapLines } = await import("../../../lib/formats/lxc.js");
+    expect(parseLxcIdmapLines("lxc.idmap = g 0 100000 65536")).toEqual([
+      { kind: "gid", nsid: 0, hostid: 100000, range: 65536, line: 1 },
+    ]);
+  });
+  it("X-mount.idmap entries say on-disk and seen", async () => {
+    const { parseXMountIdmapEntries } = await import("../../../lib/formats/unshare.js");
+    expect(parseXMountIdmapEntries("X-mount.idmap=b:1000:0:1")).toEqual([
+      { kind: "both", onDisk: 1000, seen: 0, count: 1 },
+    ]);
+  });
+  it("podman triples keep their flags", async () => {
+    const { parsePodmanIdmapValue } = await import("../../../lib/formats/podman.js");
+    expect(parsePodmanIdmapValue("+g100000:@2000", { text: "+g100000:@2000", line: 1, column: 1 })).toEqual([
+      { extend: true, uids: false, gids: true, containerId: 100000, fromId: 2000, fromIsHost: true, amount: 1 },
+    ]);
+  });
+});
