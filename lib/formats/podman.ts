@@ -22,7 +22,7 @@ import { INVALID_ID } from "../model/u32.js";
 import { FormatError } from "./errors.js";
 import { filterKinds, kindsOf } from "./kinds.js";
 import { at, makeExtent, parseU32, type Token, tokenizeAll } from "./text.js";
-import type { FormatOptions, IdKind, MapSet, ParseOptions, ResolveContext } from "./types.js";
+import type { FormatOptions, IdKind, KindSelection, MapSet, ParseOptions, ResolveContext } from "./types.js";
 
 const NAME = "podman";
 
@@ -361,15 +361,16 @@ function parseOpts(value: string, allowed: readonly string[], tok: Token): Map<s
  *   container U → intermediate 0 (the caller), 0..U-1 → 1..U, U+1.. → U+1..n.
  *   U defaults to the caller's uid (G to its gid).
  * - `nomap` (rootless): container 0..n-1 → intermediate 1..n (the caller is not mapped).
- * - `auto[:size=N,uidmapping=C:H[:S],gidmapping=…]` (rootful): container
- *   0..N-1 → the first N ids of the `containers` user's /etc/subuid and
- *   /etc/subgid ranges (N defaults to 1024, storage.conf's
+ * - `auto[:size=N,uidmapping=C:H[:S],gidmapping=…]`: container 0..N-1 →
+ *   the first N ids of the `containers` user's /etc/subuid and /etc/subgid
+ *   ranges (rootful), or of the intermediate ids 1..n when the rootless map
+ *   is given in `parentMaps` (N defaults to 1024, storage.conf's
  *   auto-userns-min-size); uidmapping/gidmapping entries are then cut in as
  *   with `+`. podman also skips ranges other containers hold and sizes the
  *   namespace from the image, which a converter cannot see.
  * - `host`, `""`, `ns:…`, `container:…`: no map to convert (an error says so).
  */
-export function resolvePodmanUserns(spec: string, ctx: ResolveContext, tok?: Token): MapSet {
+export function resolvePodmanUserns(spec: string, ctx: ResolveContext & { kind?: KindSelection }, tok?: Token): MapSet {
   const t = tok ?? { text: spec, line: 1, column: 1 };
   const colon = spec.indexOf(":");
   const mode = colon < 0 ? spec : spec.slice(0, colon);
@@ -378,7 +379,7 @@ export function resolvePodmanUserns(spec: string, ctx: ResolveContext, tok?: Tok
   if (mode === "keep-id" || mode === "nomap") {
     const o = parseOpts(rest, mode === "keep-id" ? ["uid", "gid", "size"] : [], t);
     const size = o.has("size") ? parseU32(NAME, o.get("size")!, "size", at(t)) : undefined;
-    for (const kind of ["uid", "gid"] as IdKind[]) {
+    for (const kind of kindsOf(ctx.kind)) {
       const parent = parentFor(kind, ctx, t);
       const total = parent.extents.reduce((s, e) => s + e.count, 0);
       let n = total - 1; // intermediate ids 1..n are the subordinate ones
@@ -403,10 +404,19 @@ export function resolvePodmanUserns(spec: string, ctx: ResolveContext, tok?: Tok
     const o = parseOpts(rest, ["size", "uidmapping", "gidmapping"], t);
     const size = o.has("size") ? parseU32(NAME, o.get("size")!, "size", at(t)) : 1024;
     if (size === 0) throw new FormatError(NAME, "parse", "size must be at least 1", at(t));
-    for (const kind of ["uid", "gid"] as IdKind[]) {
-      const entries = (kind === "uid" ? ctx.subuid : ctx.subgid)?.filter((e) => e.owner === "containers");
+    for (const kind of kindsOf(ctx.kind)) {
+      // rootless (parentMaps given): the subordinate intermediate ids 1..n; rootful: the containers user's ranges
+      const parent = ctx.parentMaps?.[kind];
+      const entries = parent
+        ? [{ start: 1, count: parent.extents.reduce((s, e) => s + e.count, 0) - 1 }].filter((e) => e.count > 0)
+        : (kind === "uid" ? ctx.subuid : ctx.subgid)?.filter((e) => e.owner === "containers");
       if (!entries || entries.length === 0) {
-        throw new FormatError(NAME, "parse", `auto needs the "containers" user's /etc/sub${kind} ranges`, at(t));
+        throw new FormatError(
+          NAME,
+          "parse",
+          `auto needs the "containers" user's /etc/sub${kind} ranges (rootful) or the rootless ${kind} map (parentMaps)`,
+          at(t),
+        );
       }
       let list: Extent[] = [];
       let next = 0;
@@ -420,7 +430,7 @@ export function resolvePodmanUserns(spec: string, ctx: ResolveContext, tok?: Tok
         throw new FormatError(
           NAME,
           "parse",
-          `the containers user has ${next} sub${kind}s, fewer than size=${size}`,
+          `${parent ? "the rootless namespace has" : "the containers user has"} ${next} subordinate ${kind}s, fewer than size=${size}`,
           at(t),
         );
       }

@@ -542,3 +542,19 @@ describe("formats: typed entries name their columns", () => {
     ]);
   });
 });
+
+describe("podman --userns=auto rootless", () => {
+  it("allocates from the intermediate ids 1..n when the rootless map is given", () => {
+    const m = getFormat("podman").parse("--userns=auto:size=100", {
+      parentMaps: { uid: IdMap.of([0, 1000, 1], [1, 100000, 65536]), gid: IdMap.of([0, 1000, 1], [1, 100000, 50]) },
+      kind: "uid",
+    });
+    expect(triples(m.uid)).toEqual([[0, 1, 100]]);
+    expect(() =>
+      getFormat("podman").parse("--userns=auto:size=100", {
+        parentMaps: { gid: IdMap.of([0, 1000, 1], [1, 100000, 50]) },
+        kind: "gid",
+      }),
+    ).toThrow(/fewer than size=100/);
+  });
+});
