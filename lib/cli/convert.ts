@@ -160,6 +160,7 @@ function runConvert(io: CliIo, file: string | undefined, o: ConvertOpts): void {
   const contGid = readMapFile(o.containerGidMap, "--container-gid-map");
   const ctx: ParseOptions = {
     kind: o.kind,
+    owner: o.owner,
     subuid: parseSubid(readOptional(o.subuid)).entries,
     subgid: parseSubid(readOptional(o.subgid)).entries,
     users: passwd,
@@ -311,7 +312,7 @@ export function registerFormatCommands(program: Command, io: CliIo): void {
     .option("--list", "list every format with its direction and columns")
     .option("--json", "print JSON: both maps, the output text and the directions")
     .option("--table", "print the maps as a table instead of the output format")
-    .option("--owner <name>", "owner name for subid/docker output")
+    .option("--owner <name>", "subid/docker: owner name to write, or whose subid lines to read")
     .option("--subuid <file>", "subuid file for docker, subid and podman keep-id/auto", "/etc/subuid")
     .option("--subgid <file>", "subgid file", "/etc/subgid")
     .option("--passwd <file>", "passwd file, to match subid owners by name or uid", "/etc/passwd")

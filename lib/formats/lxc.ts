@@ -76,15 +76,13 @@ export function parseLxcIdmap(text: string, options: ParseOptions = {}): MapSet 
 
 /** Writes `lxc.idmap = u …` lines, uid lines first. */
 export function formatLxcIdmap(maps: MapSet, options: FormatOptions = {}): string {
-  const out: string[] = [];
-  for (const { kind, extent: e } of toTagged("lxc", maps, options.kind)) {
-    const kinds = kind === "both" ? ["u", "g"] : [kind === "uid" ? "u" : "g"];
-    for (const k of kinds) out.push(`lxc.idmap = ${k} ${e.first} ${e.lowerFirst} ${e.count}`);
-  }
-  // both-entries came interleaved u,g per extent; LXC reads each kind in order, so group them
-  const u = out.filter((l) => l.startsWith("lxc.idmap = u"));
-  const g = out.filter((l) => l.startsWith("lxc.idmap = g"));
-  return [...u, ...g].map((l) => `${l}\n`).join("");
+  const tagged = toTagged("lxc", maps, options.kind);
+  // LXC has no "b": a both-entry becomes a u line and a g line, each kind in its own order
+  const lines = (kind: "uid" | "gid", letter: "u" | "g") =>
+    tagged
+      .filter((t) => t.kind === kind || t.kind === "both")
+      .map(({ extent: e }) => `lxc.idmap = ${letter} ${e.first} ${e.lowerFirst} ${e.count}\n`);
+  return [...lines("uid", "u"), ...lines("gid", "g")].join("");
 }
 
 /** Parses `u|g|b:nsid:hostid:range` entries. */

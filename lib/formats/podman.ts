@@ -19,6 +19,7 @@ import { type Extent, extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
 import { findExtentUp } from "../model/lookup.js";
 import { INVALID_ID } from "../model/u32.js";
+import { rangesFor } from "../subid/ranges.js";
 import { FormatError } from "./errors.js";
 import { filterKinds, kindsOf } from "./kinds.js";
 import { at, makeExtent, parseU32, type Token, tokenizeAll } from "./text.js";
@@ -305,12 +306,6 @@ export function rootlessParentMap(ownId: number, ranges: readonly { start: numbe
   return IdMap.from(out);
 }
 
-function ownerMatch(owner: string, ctx: ResolveContext, id: number | undefined): boolean {
-  if (id !== undefined && owner === String(id)) return true;
-  const u = ctx.users?.find((x) => x.uid === id);
-  return u !== undefined && owner === u.name;
-}
-
 function parentFor(kind: IdKind, ctx: ResolveContext, tok: Token): IdMap {
   const given = ctx.parentMaps?.[kind];
   if (given) return given;
@@ -325,7 +320,7 @@ function parentFor(kind: IdKind, ctx: ResolveContext, tok: Token): IdMap {
     );
   }
   // subuid owners are matched against the caller's uid and login name (gid files too: shadow keys both by user)
-  const ranges = entries.filter((e) => ownerMatch(e.owner, ctx, ctx.uid));
+  const ranges = rangesFor(entries, { uid: ctx.uid, name: ctx.users?.find((u) => u.uid === ctx.uid)?.name });
   return rootlessParentMap(own, ranges);
 }
 

@@ -8,6 +8,7 @@ import type { Extent } from "../model/extent.js";
 import { extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
 import { parseSubid, type SubidEntry } from "../subid/parse.js";
+import { rangesFor } from "../subid/ranges.js";
 import { FormatError } from "./errors.js";
 import { fromSingle, toSingle } from "./kinds.js";
 import type { FormatOptions, IdKind, KindSelection, MapSet, ParseOptions, ResolveContext } from "./types.js";
@@ -41,9 +42,9 @@ function rangesOf(format: string, map: IdMap): string[] {
 
 /**
  * Parses subid lines. With one owner in the text, all its lines are used;
- * with several, `owner` (options.users[0] name) must pick one. Bad lines are errors here.
+ * with several, `options.owner` picks one. Bad lines are errors here.
  */
-export function parseSubidFormat(text: string, options: ParseOptions & { owner?: string } = {}): MapSet {
+export function parseSubidFormat(text: string, options: ParseOptions = {}): MapSet {
   const f = parseSubid(text);
   const bad = f.issues[0];
   if (bad) throw new FormatError("subid", "parse", bad.message, { line: bad.line, column: bad.column });
@@ -126,24 +127,20 @@ export function parseDockerRemapValue(text: string): DockerRemap {
   return { user: parts[0]!, group: parts[1] };
 }
 
+/** The lines of a user or group given by name or by id, matching both forms as shadow does. */
 function matchLines(
   entries: readonly { owner: string; start: number; count: number }[],
   who: string,
   ids: ResolveContext,
   kind: IdKind,
 ) {
-  // match by name or by id, both forms, as shadow does
-  let name = who;
-  let id: number | undefined;
-  if (/^[0-9]+$/.test(who)) {
-    id = Number(who);
-    name =
-      (kind === "uid" ? ids.users?.find((u) => u.uid === id)?.name : ids.groups?.find((g) => g.gid === id)?.name) ??
-      who;
-  } else {
-    id = kind === "uid" ? ids.users?.find((u) => u.name === who)?.uid : ids.groups?.find((g) => g.name === who)?.gid;
-  }
-  return entries.filter((e) => e.owner === name || (id !== undefined && e.owner === String(id)));
+  const known: readonly { name: string; id: number }[] =
+    kind === "uid"
+      ? (ids.users ?? []).map((u) => ({ name: u.name, id: u.uid }))
+      : (ids.groups ?? []).map((g) => ({ name: g.name, id: g.gid }));
+  const numeric = /^[0-9]+$/.test(who);
+  const hit = known.find((k) => (numeric ? k.id === Number(who) : k.name === who));
+  return rangesFor(entries, { name: numeric ? hit?.name : who, uid: numeric ? Number(who) : hit?.id });
 }
 
 /** Resolves a Docker remap through subuid/subgid entries: all the user's ranges, concatenated from container id 0. */

@@ -30,12 +30,6 @@ export interface MapSet {
   readonly gid?: IdMap | undefined;
 }
 
-/** A subordinate id range `start`..`start+count-1` delegated to `owner` (one /etc/subuid line). */
-export interface SubidRange {
-  readonly start: number;
-  readonly count: number;
-}
-
 /** Facts some formats need to resolve their input into maps (subordinate ids, the caller, parent maps). */
 export interface ResolveContext {
   /** /etc/subuid entries (`owner:start:count`), for docker, subid and podman keep-id/auto. */
@@ -62,6 +56,8 @@ export interface ResolveContext {
 export interface ParseOptions extends ResolveContext {
   /** Which maps to produce. Formats that hold one untagged map put it in these kinds. Default `both`. */
   kind?: KindSelection;
+  /** subid: whose lines to read when the text has several owners. */
+  owner?: string;
 }
 
 /** Options of a formatter. */

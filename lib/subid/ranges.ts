@@ -19,7 +19,7 @@ export function ownerMatches(owner: string, user: SubidUser): boolean {
 }
 
 /** The user's lines, in file order. */
-export function rangesFor(entries: readonly SubidEntry[], user: SubidUser): SubidEntry[] {
+export function rangesFor<T extends { readonly owner: string }>(entries: readonly T[], user: SubidUser): T[] {
   return entries.filter((e) => ownerMatches(e.owner, user));
 }
 

@@ -558,3 +558,16 @@ describe("podman --userns=auto rootless", () => {
     ).toThrow(/fewer than size=100/);
   });
 });
+
+describe("subid format with several owners", () => {
+  it("reads the lines of the owner asked for", () => {
+    const m = getFormat("subid").parse("alice:100000:10\nbob:200000:5\nalice:300000:1\n", {
+      owner: "alice",
+      kind: "uid",
+    });
+    expect(triples(m.uid)).toEqual([
+      [0, 100000, 10],
+      [10, 300000, 1],
+    ]);
+  });
+});
