@@ -3,10 +3,10 @@
  * child process with real stdin, files, stdout, stderr and exit codes.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FORMATS } from "../../lib/formats/index.js";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -48,6 +48,8 @@ beforeAll(() => {
   );
   writeFileSync(join(dir, "parent_map"), "0 1000 1\n1 100000 65536\n");
 }, 120_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("userns convert", () => {
   it("--list names every format with its direction", () => {

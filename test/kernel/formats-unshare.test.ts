@@ -6,7 +6,7 @@
  * namespace created for the test, so the host's files stay untouched.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
@@ -17,6 +17,14 @@ function inPrivateMountNs(script: string): { code: number | null; out: string; e
   const dir = mkdtempSync(join(tmpdir(), "userns-fmt-"));
   writeFileSync(join(dir, "subuid"), "root:100000:65536\n");
   writeFileSync(join(dir, "subgid"), "root:200000:65536\n");
+  try {
+    return runIn(dir, script);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runIn(dir: string, script: string): { code: number | null; out: string; err: string } {
   const r = spawnSync(
     "unshare",
     [

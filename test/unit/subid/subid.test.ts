@@ -1,5 +1,5 @@
 /** /etc/subuid parsing, matching by name or uid, overlaps and free-range search (subuid(5)). */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -101,6 +101,7 @@ describe("subids(user): matched by name or by uid, as shadow does", () => {
     expect(subids("bob", paths).subuid.map((e) => e.start)).toEqual([200000]);
     expect(subids(1001, paths).user).toEqual({ name: "bob", uid: 1001 });
     expect(subids("nobody-here", { ...paths, subuid: join(dir, "missing") }).subuid).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("rangesFor matches either form", () => {
