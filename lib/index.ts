@@ -3,7 +3,10 @@
  *
  * @packageDocumentation
  */
+
+export { type Align, formatTable, type TableOptions } from "./cli/table.js";
 export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
+export * from "./formats/index.js";
 export {
   CLONE_NEW,
   INIT_USER_NS_INO,
@@ -40,3 +43,4 @@ export {
   type XMountIdmap,
 } from "./mounts/mapformats.js";
 export { clearIdmapProbeCache, type IdmapSupport, probeIdmapSupport } from "./mounts/probe.js";
+export * from "./subid/index.js";

@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
 import { registerCheckCommands } from "./check.js";
+import { registerFormatCommands } from "./convert.js";
 import { runDemo } from "./demo.js";
 import { registerMountCommands } from "./mount.js";
 
@@ -29,6 +30,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
 
   registerCheckCommands(program, io);
   registerMountCommands(program, io);
+  registerFormatCommands(program, io);
 
   return program;
 }

@@ -1,0 +1,8 @@
+/**
+ * Subordinate ids: /etc/subuid and /etc/subgid.
+ *
+ * @packageDocumentation
+ */
+export * from "./parse.js";
+export * from "./ranges.js";
+export * from "./read.js";
