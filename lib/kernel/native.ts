@@ -25,6 +25,11 @@ export interface NativeBinding {
   nsGetUserns(fd: number): number;
   nsGetNstype(fd: number): number;
   nsGetId(fd: number): bigint;
+  /**
+   * Runs compiled map-write case programs (lib/verify/program.ts) on a threadpool thread, writing each
+   * case's result area into `results`. Throws a TypeError for a malformed program.
+   */
+  runMapPrograms(programs: Buffer, results: Buffer): Promise<void>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
