@@ -16,7 +16,10 @@
 // make raw syscalls: no malloc, stdio, locks or exceptions. Everything they read
 // (steps, bytes) and write (results) lives in a MAP_SHARED region mapped before
 // the fork; paths are formatted into stack buffers.
+#include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
@@ -33,6 +36,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "addon.h"
 
@@ -422,7 +426,7 @@ long RecvWithFd(int sock, void *buf, size_t len, int *fd) {
 
 int64_t NowMs() {
   timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  Sys(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&t));
   return static_cast<int64_t>(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
 }
 
@@ -431,15 +435,40 @@ struct AgentProc {
   int sock = -1;
 };
 
-// W's side of one case. The program and result area are already in the region.
+void CloseFd(int *fd) {
+  if (*fd >= 0) Sys(SYS_close, *fd);
+  *fd = -1;
+}
+
+// Waits for one reply from an agent until the deadline. Returns the byte count
+// or a negative errno (-ETIMEDOUT when the deadline passed).
+long AwaitReply(int sock, int64_t deadline, void *buf, size_t len, int *fd) {
+  *fd = -1;
+  for (;;) {
+    int64_t left = deadline - NowMs();
+    if (left <= 0) return -ETIMEDOUT;
+    pollfd p{sock, POLLIN, 0};
+    timespec ts{static_cast<time_t>(left / 1000), static_cast<long>(left % 1000) * 1000000};
+    long pr = Sys(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(&ts), 0, 0);
+    if (pr == -EINTR) continue;
+    if (pr < 0) return pr;
+    if (pr == 0) return -ETIMEDOUT;
+    return RecvWithFd(sock, buf, len, fd);
+  }
+}
+
+// Agent 0's side of one case: runs in the zygote (a trimmed child of Node),
+// forks the other agents, drives them, and kills and reaps every one of them.
+// The program and result area are already in the region. Raw syscalls only.
 void RunCase(const Region &region) {
   Exec x;
   InitExec(&x, region);
   int32_t *status = reinterpret_cast<int32_t *>(x.results);
   AgentProc agents[kMaxAgents];
   Control *ctl = region.control();
+  const pid_t self = static_cast<pid_t>(Sys(SYS_getpid));
   for (int i = 0; i < kMaxAgents; i++) ctl->pids[i] = 0;
-  ctl->pids[0] = getpid();
+  ctl->pids[0] = self;
   const int64_t deadline = NowMs() + x.hdr->timeoutMs;
   const int n = x.hdr->nsteps;
   int32_t st = kDone, abortStep = -1, abortErr = 0;
@@ -455,15 +484,14 @@ void RunCase(const Region &region) {
         long r;
         if (s.op == kSpawn) {
           int sv[2];
-          r = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ? -errno : 0;
+          r = Sys(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reinterpret_cast<long>(sv));
           if (r == 0) {
-            pid_t self = getpid();
-            long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+            long pid = Sys(SYS_clone, SIGCHLD, 0, 0, 0, 0);
             if (pid == 0) AgentMain(region, sv[1], sv[0], self);
-            close(sv[1]);
+            Sys(SYS_close, sv[1]);
             if (pid < 0) {
-              r = -errno;
-              close(sv[0]);
+              r = pid;
+              Sys(SYS_close, sv[0]);
             } else {
               agents[s.target].pid = static_cast<pid_t>(pid);
               agents[s.target].sock = sv[0];
@@ -484,50 +512,26 @@ void RunCase(const Region &region) {
           abortErr = static_cast<int32_t>(-r);
         }
         if (x.pendingOut >= 0) {
-          // W gave an fd to itself: hand it straight to the next TAKE.
-          if (x.pendingIn >= 0) close(x.pendingIn);
+          // Agent 0 gave an fd to itself: hand it straight to the next TAKE.
+          CloseFd(&x.pendingIn);
           x.pendingIn = x.pendingOut;
           x.pendingOut = -1;
         }
       }
     } else {
       AgentProc &ag = agents[a];
-      if (ag.sock < 0) {
-        st = kAgentLost;
-        abortStep = i;
-        abortErr = ESRCH;
-        break;
-      }
       Command cmd{static_cast<uint32_t>(i), static_cast<uint32_t>(j)};
       const int give = x.steps[i].op == kTakeFd ? x.pendingIn : -1;
-      long r = SendWithFd(ag.sock, &cmd, sizeof cmd, give);
-      if (x.pendingIn >= 0 && give >= 0) {
-        close(x.pendingIn);
-        x.pendingIn = -1;
-      }
+      long r = ag.sock < 0 ? -ESRCH : SendWithFd(ag.sock, &cmd, sizeof cmd, give);
+      if (give >= 0) CloseFd(&x.pendingIn);
       Reply rep{};
       if (r >= 0) {
-        for (;;) {
-          int64_t left = deadline - NowMs();
-          if (left <= 0) {
-            r = -ETIMEDOUT;
-            break;
-          }
-          pollfd p{ag.sock, POLLIN, 0};
-          int pr = poll(&p, 1, static_cast<int>(left));
-          if (pr < 0 && errno == EINTR) continue;
-          if (pr == 0) {
-            r = -ETIMEDOUT;
-            break;
-          }
-          int fd = -1;
-          r = RecvWithFd(ag.sock, &rep, sizeof rep, &fd);
-          if (r >= 0 && r != static_cast<long>(sizeof rep)) r = -EPIPE;
-          if (fd >= 0) {
-            if (x.pendingIn >= 0) close(x.pendingIn);
-            x.pendingIn = fd;
-          }
-          break;
+        int fd = -1;
+        r = AwaitReply(ag.sock, deadline, &rep, sizeof rep, &fd);
+        if (r >= 0 && r != static_cast<long>(sizeof rep)) r = -EPIPE;
+        if (fd >= 0) {
+          CloseFd(&x.pendingIn);
+          x.pendingIn = fd;
         }
       }
       if (r == -ETIMEDOUT) {
@@ -557,19 +561,232 @@ void RunCase(const Region &region) {
   // Every agent is our direct child: kill it by pid, then reap it.
   for (int k = 1; k < kMaxAgents; k++) {
     if (agents[k].pid > 0) {
-      kill(agents[k].pid, SIGKILL);
-      while (waitpid(agents[k].pid, nullptr, 0) < 0 && errno == EINTR) {
+      Sys(SYS_kill, agents[k].pid, SIGKILL);
+      while (Sys(SYS_wait4, agents[k].pid, 0, __WALL, 0) == -EINTR) {
       }
     }
-    if (agents[k].sock >= 0) close(agents[k].sock);
+    CloseFd(&agents[k].sock);
   }
-  for (int k = 0; k < kMaxFdSlots; k++)
-    if (x.fds[k] >= 0) close(x.fds[k]);
-  if (x.pendingIn >= 0) close(x.pendingIn);
-  if (x.pendingOut >= 0) close(x.pendingOut);
+  for (int k = 0; k < kMaxFdSlots; k++) CloseFd(&x.fds[k]);
+  CloseFd(&x.pendingIn);
+  CloseFd(&x.pendingOut);
   status[0] = st;
   status[1] = abortStep;
   status[2] = abortErr;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define USERNS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define USERNS_ASAN 1
+#endif
+#endif
+
+uint64_t ParseHex(const char **p) {
+  uint64_t v = 0;
+  for (;;) {
+    char c = **p;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return v;
+    v = v * 16 + static_cast<uint64_t>(d);
+    (*p)++;
+  }
+}
+
+bool StartsWith(const char *p, const char *end, const char *lit) {
+  for (; *lit; lit++, p++)
+    if (p >= end || *p != *lit) return false;
+  return true;
+}
+
+// Forking a copy of Node costs page-table copies of its whole heap, several
+// times per case. The zygote drops every anonymous private mapping it does not
+// need (its own stack, which holds its TLS; the shared region; the kernel's
+// vdso), so the agents it forks are cheap. File-backed mappings (code, and
+// libc's data) stay. Not under ASan, whose shadow memory is anonymous.
+void TrimMemory(const Region &region, uint8_t *scratch, size_t scratchLen) {
+#ifndef USERNS_ASAN
+  long fd = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/maps"), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  size_t got = 0;
+  for (;;) {
+    long n = Sys(SYS_read, fd, reinterpret_cast<long>(scratch + got), scratchLen - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+    if (got == scratchLen) break;
+  }
+  Sys(SYS_close, fd);
+  const uintptr_t sp = reinterpret_cast<uintptr_t>(&fd);
+  const uintptr_t rb = reinterpret_cast<uintptr_t>(region.base);
+  const uintptr_t sb = reinterpret_cast<uintptr_t>(scratch);
+  const char *p = reinterpret_cast<const char *>(scratch);
+  const char *end = p + got;
+  uint64_t prevEnd = 0;
+  bool prevFile = false;
+  while (p < end) {
+    const char *eol = p;
+    while (eol < end && *eol != '\n') eol++;
+    if (eol == end) break;  // a partial last line: leave it mapped
+    const char *q = p;
+    uint64_t lo = ParseHex(&q);
+    q++;
+    uint64_t hi = ParseHex(&q);
+    // Fields: perms offset dev inode [path]
+    int field = 0;
+    while (q < eol && field < 4) {
+      while (q < eol && *q == ' ') q++;
+      const char *f = q;
+      while (q < eol && *q != ' ') q++;
+      if (field == 3) {
+        bool anon = q - f == 1 && *f == '0';
+        while (q < eol && *q == ' ') q++;
+        bool named = q < eol;
+        bool special = StartsWith(q, eol, "[vdso]") || StartsWith(q, eol, "[vvar") || StartsWith(q, eol, "[vsyscall]");
+        bool ours = (sp >= lo && sp < hi) || (rb >= lo && rb < hi) || (sb >= lo && sb < hi);
+        // An unnamed anonymous mapping right after a file mapping is that
+        // object's .bss (libc keeps state there that memcpy and friends read).
+        bool bss = !named && lo == prevEnd && prevFile;
+        if (anon && !special && !ours && !bss) Sys(SYS_munmap, static_cast<long>(lo), static_cast<long>(hi - lo));
+        prevFile = !anon;
+        prevEnd = hi;
+      }
+      field++;
+    }
+    p = eol + 1;
+  }
+#endif
+  Sys(SYS_munmap, reinterpret_cast<long>(scratch), static_cast<long>(scratchLen));
+}
+
+// The zygote drops the heap, where the dynamic linker keeps its data, so a
+// lazily bound PLT entry resolved for the first time in the zygote would crash
+// it. The addon is linked with -z now; trim only when that is really so.
+int FindBindNow(dl_phdr_info *info, size_t, void *arg) {
+  auto *want = static_cast<std::pair<uintptr_t, int> *>(arg);
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+    if (want->first < lo || want->first >= lo + ph.p_memsz) continue;
+    want->second = 0;
+    for (int k = 0; k < info->dlpi_phnum; k++) {
+      if (info->dlpi_phdr[k].p_type != PT_DYNAMIC) continue;
+      auto *d = reinterpret_cast<const ElfW(Dyn) *>(info->dlpi_addr + info->dlpi_phdr[k].p_vaddr);
+      for (; d->d_tag != DT_NULL; d++) {
+        if (d->d_tag == DT_BIND_NOW || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_BIND_NOW)) ||
+            (d->d_tag == DT_FLAGS_1 && (d->d_un.d_val & DF_1_NOW)))
+          want->second = 1;
+      }
+    }
+    return 1;
+  }
+  return 0;
+}
+
+bool AddonIsBoundNow() {
+  static const bool now = [] {
+    std::pair<uintptr_t, int> want{reinterpret_cast<uintptr_t>(&FindBindNow), 0};
+    dl_iterate_phdr(FindBindNow, &want);
+    return want.second == 1;
+  }();
+  return now;
+}
+
+// Zygote protocol: W sends {1} to run the case in the region, the zygote
+// answers {1} when the result area is filled. EOF ends the zygote.
+[[noreturn]] void ZygoteMain(const Region &region, uint8_t *scratch, size_t scratchLen, bool trim, int sock,
+                             int parentSock, pid_t parent) {
+  Sys(SYS_close, parentSock);
+  Sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  if (Sys(SYS_getppid) != parent) AgentExit(1);
+  uint64_t all = ~0ULL;
+  Sys(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), 0, sizeof all);
+  if (sock > 3) Sys(SYS_close_range, 3, sock - 1, 0);
+  Sys(SYS_close_range, sock + 1, ~0U, 0);
+  if (trim) TrimMemory(region, scratch, scratchLen);
+  else Sys(SYS_munmap, reinterpret_cast<long>(scratch), static_cast<long>(scratchLen));
+  for (;;) {
+    uint32_t cmd = 0;
+    int fd = -1;
+    long n = RecvWithFd(sock, &cmd, sizeof cmd, &fd);
+    if (fd >= 0) Sys(SYS_close, fd);
+    if (n != static_cast<long>(sizeof cmd)) AgentExit(n == 0 ? 0 : 2);
+    RunCase(region);
+    if (SendWithFd(sock, &cmd, sizeof cmd, -1) < 0) AgentExit(3);
+  }
+}
+
+// W's handle on its zygote.
+struct Zygote {
+  pid_t pid = -1;
+  int sock = -1;
+};
+
+constexpr size_t kScratch = 4 << 20;
+
+int StartZygote(const Region &region, Zygote *z) {
+  void *scratch = mmap(nullptr, kScratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (scratch == MAP_FAILED) return errno;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    int e = errno;
+    munmap(scratch, kScratch);
+    return e;
+  }
+  pid_t self = getpid();
+  const bool trim = AddonIsBoundNow();
+  long pid = Sys(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) ZygoteMain(region, static_cast<uint8_t *>(scratch), kScratch, trim, sv[1], sv[0], self);
+  close(sv[1]);
+  munmap(scratch, kScratch);
+  if (pid < 0) {
+    close(sv[0]);
+    return static_cast<int>(-pid);
+  }
+  z->pid = static_cast<pid_t>(pid);
+  z->sock = sv[0];
+  return 0;
+}
+
+void StopZygote(Zygote *z, bool kill) {
+  if (z->pid <= 0) return;
+  if (kill) Sys(SYS_kill, z->pid, SIGKILL);
+  CloseFd(&z->sock);  // EOF ends a healthy zygote
+  while (waitpid(z->pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  z->pid = -1;
+}
+
+// Runs one case through the zygote; restarts the zygote if it was lost. The
+// zygote enforces the case deadline itself; W allows a margin on top.
+void RunCaseViaZygote(const Region &region, Zygote *z) {
+  int32_t *status = reinterpret_cast<int32_t *>(region.program() +
+                                                reinterpret_cast<const CaseHeader *>(region.program())->size);
+  if (z->pid <= 0) {
+    int e = StartZygote(region, z);
+    if (e != 0) {
+      status[0] = kAgentLost;
+      status[1] = 0;
+      status[2] = e;
+      return;
+    }
+  }
+  const CaseHeader *h = reinterpret_cast<const CaseHeader *>(region.program());
+  uint32_t cmd = 1;
+  long r = SendWithFd(z->sock, &cmd, sizeof cmd, -1);
+  if (r >= 0) {
+    int fd = -1;
+    r = AwaitReply(z->sock, NowMs() + h->timeoutMs + 5000, &cmd, sizeof cmd, &fd);
+    if (fd >= 0) close(fd);
+    if (r >= 0 && r != static_cast<long>(sizeof cmd)) r = -EPIPE;
+  }
+  if (r < 0) {
+    StopZygote(z, true);
+    status[0] = r == -ETIMEDOUT ? kTimeout : kAgentLost;
+    status[1] = 0;
+    status[2] = static_cast<int32_t>(-r);
+  }
 }
 
 // ---- validation (JS thread): programs must be memory-safe before W runs them ----
@@ -649,16 +866,18 @@ class RunWorker : public Napi::AsyncWorker {
       return;
     }
     Region region{static_cast<uint8_t *>(m), size};
+    Zygote zygote;
     size_t off = 0;
     while (off < progLen_) {
       CaseHeader h;
       memcpy(&h, prog_ + off, sizeof h);
       memcpy(region.program(), prog_ + off, h.size);
       memset(region.program() + h.size, 0, h.resultSize);
-      RunCase(region);
+      RunCaseViaZygote(region, &zygote);
       memcpy(res_ + h.resultOff, region.program() + h.size, h.resultSize);
       off += h.size;
     }
+    StopZygote(&zygote, false);
     munmap(m, size);
   }
 

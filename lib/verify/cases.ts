@@ -202,7 +202,8 @@ function parseParent(v: unknown, kind: MapKind, where: string): ParentNs {
   const gidMap = optionalBytes(o, "gid_map");
   // A P object names uid_map and gid_map; for projid cases its projid_map is
   // its own field when given, else the uid_map text (as with the string form).
-  const projidMap = o.projid_map !== undefined || o.projid_map_hex !== undefined ? optionalBytes(o, "projid_map") : uidMap;
+  const projidMap =
+    o.projid_map !== undefined || o.projid_map_hex !== undefined ? optionalBytes(o, "projid_map") : uidMap;
   void kind;
   return { uidMap, gidMap, projidMap, setgroups: optionalBytes(o, "setgroups") };
 }

@@ -77,7 +77,10 @@ async function runChunk(items: CompiledCase[]): Promise<MapResult[]> {
  * r.readback_from_init // "         0     100000         10\n"
  * ```
  */
-export async function runMapCasesOnKernel(cases: readonly CaseInput[], opts: KernelRunOptions = {}): Promise<MapResult[]> {
+export async function runMapCasesOnKernel(
+  cases: readonly CaseInput[],
+  opts: KernelRunOptions = {},
+): Promise<MapResult[]> {
   const jobs = Math.max(1, Math.min(opts.jobs ?? 2, 16));
   const timeoutMs = opts.timeoutMs ?? 5000;
   const chunk = Math.max(1, opts.chunk ?? 64);
