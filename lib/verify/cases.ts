@@ -34,7 +34,8 @@ export type SecondFd = "same" | "reopen" | "pwrite0";
 
 /** A parsed, fully resolved map-write case. */
 export interface MapCase {
-  readonly id: string;
+  /** Echoed as given (any JSON value). */
+  readonly id: unknown;
   readonly kind: MapKind;
   /** Outermost first; empty when the child's parent is the initial namespace. */
   readonly parents: readonly ParentNs[];
@@ -59,7 +60,7 @@ export interface NestedResult {
 
 /** A §1 result line. Field order here is the order printed. */
 export interface MapResult {
-  id: string;
+  id: unknown;
   ok: boolean | null;
   errno?: string | null;
   written?: number | null;
@@ -209,12 +210,9 @@ function parseParent(v: unknown, kind: MapKind, where: string): ParentNs {
 }
 
 /** The case's id for echoing, even from a malformed line. */
-export function caseId(o: unknown): string {
-  if (typeof o === "object" && o !== null && "id" in o) {
-    const id = (o as Json).id;
-    return typeof id === "string" ? id : JSON.stringify(id ?? null);
-  }
-  return "";
+export function caseId(o: unknown): unknown {
+  if (typeof o === "object" && o !== null && !Array.isArray(o)) return (o as Json).id ?? null;
+  return null;
 }
 
 /** Parses one JSON case object. Throws {@link CaseInputError} when malformed. */
@@ -262,6 +260,6 @@ export function isSkippedLine(line: string): boolean {
 }
 
 /** The `stage: "input"` result for a malformed case. */
-export function inputErrorResult(id: string, message: string): MapResult {
+export function inputErrorResult(id: unknown, message: string): MapResult {
   return { id, ok: null, stage: "input", error: message };
 }

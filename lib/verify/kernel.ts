@@ -33,7 +33,7 @@ function prepare(input: CaseInput, timeoutMs: number): CompiledCase | MapResult 
     try {
       obj = JSON.parse(input);
     } catch (e) {
-      return inputErrorResult("", `not JSON: ${(e as Error).message}`);
+      return inputErrorResult(null, `not JSON: ${(e as Error).message}`);
     }
   }
   try {

@@ -143,15 +143,21 @@ class Builder {
     this.add(a, Op.dumpable, `PR_SET_DUMPABLE in the ${role} process`, { flags: REQUIRED });
   }
 
-  /** Joins the user namespace of agent `pk` (nothing to do for the worker's own namespace). */
-  join(a: number, pk: number, role: string): void {
-    if (pk === 0) return;
-    this.add(a, Op.setnsUser, `setns into the deepest parent namespace for the ${role} process`, {
-      target: pk,
-      file: ProcFile.nsUser,
-      flags: REQUIRED,
+  /**
+   * Makes agent `a` a copy of the process acting for the deepest P: it joins
+   * each level in turn (`levels` holds the agent acting in each P, outermost
+   * first) and becomes root there where that level maps 0, so where a level
+   * does not map 0 it keeps the ids it had one level up, as that process did.
+   */
+  join(a: number, levels: readonly number[], role: string): void {
+    levels.forEach((pk, i) => {
+      this.add(a, Op.setnsUser, `setns into P${i + 1} for the ${role} process`, {
+        target: pk,
+        file: ProcFile.nsUser,
+        flags: REQUIRED,
+      });
+      this.becomeRoot(a, role);
     });
-    this.becomeRoot(a, role);
   }
 
   /** Applies a credential form (privileged with dropped caps, or unprivileged) to agent `a`. */
@@ -178,10 +184,8 @@ function sameCreds(a: Creds, b: Creds): boolean {
 }
 
 /**
- * Compiles one case. Roles: the chain of P namespaces is built by at most two
- * agents that leapfrog (one writes the next level's maps while the other
- * unshares into it); `pk` is the agent acting as root of the deepest P (the
- * worker itself when there is no P). The child C is the creator process after
+ * Compiles one case. Roles: one agent acts for each P namespace; `pk` is the
+ * agent acting as root of the deepest P (agent 0 when there is no P). The child C is the creator process after
  * its unshare. Writer and opener are `pk`, C, or their own agents.
  */
 export function compileCase(c: MapCase, opts: CompileOptions): CompiledCase {
@@ -189,30 +193,31 @@ export function compileCase(c: MapCase, opts: CompileOptions): CompiledCase {
   const mapFile: ProcFileName = c.kind === "uid" ? "uid_map" : c.kind === "gid" ? "gid_map" : "projid_map";
   const slots: Slots = {};
 
-  // 1. The chain of intermediate namespaces, outermost first.
-  let pk = 0;
-  let spare = -1;
+  // 1. The chain of intermediate namespaces, outermost first. One agent stays
+  // in each level, acting for it; the agent one level up writes its maps.
+  const levels: number[] = [];
   c.parents.forEach((p, i) => {
     const role = `P${i + 1}`;
-    const u = spare >= 0 ? spare : b.spawn(role);
-    b.join(u, pk, role);
+    const u = b.spawn(role);
+    b.join(u, levels, role);
     b.add(u, Op.unshareUser, `unshare(CLONE_NEWUSER) creating ${role}`, { flags: REQUIRED });
+    const up = levels[levels.length - 1] ?? 0;
     const writeP = (file: ProcFileName, data: Uint8Array | null) => {
       if (data === null) return;
-      b.add(pk, Op.writeFile, `writing ${role}'s ${file}`, { target: u, file: ProcFile[file], data, flags: REQUIRED });
+      b.add(up, Op.writeFile, `writing ${role}'s ${file}`, { target: u, file: ProcFile[file], data, flags: REQUIRED });
     };
-    writeP("uid_map", p.uidMap);
     writeP("setgroups", p.setgroups);
+    writeP("uid_map", p.uidMap);
     writeP("gid_map", p.gidMap);
     if (c.kind === "projid") writeP("projid_map", p.projidMap);
     b.becomeRoot(u, role);
-    spare = pk === 0 ? -1 : pk;
-    pk = u;
+    levels.push(u);
   });
+  const pk = levels[levels.length - 1] ?? 0;
 
   // 2. The child namespace C: the creator's process, after its unshare.
   const child = b.spawn("creator");
-  b.join(child, pk, "creator");
+  b.join(child, levels, "creator");
   b.applyCreds(child, c.creator, "creator");
   b.add(child, Op.unshareUser, "unshare(CLONE_NEWUSER) creating the child", { flags: REQUIRED });
 
@@ -221,7 +226,7 @@ export function compileCase(c: MapCase, opts: CompileOptions): CompiledCase {
     if (cr.role === "inside") return child;
     if (cr.role === "privileged" && cr.dropMask === 0n) return pk;
     const a = b.spawn(role);
-    b.join(a, pk, role);
+    b.join(a, levels, role);
     b.applyCreds(a, cr, role);
     return a;
   };
@@ -424,7 +429,9 @@ export function decodeResult(cc: CompiledCase, area: Uint8Array): MapResult {
     setgroups_readback: text(s.readSetgroups),
   };
   if (s.setgroups !== undefined) out.setgroups = nested(undefined, s.setgroups);
-  if (s.second !== undefined) out.second = nested(s.secondOpen, s.second);
+  // A second write on the same fd has no fd when the first open failed: it
+  // reports that open's failure, as the first write does.
+  if (s.second !== undefined) out.second = nested(s.secondOpen ?? s.open, s.second);
   if (s.setgroupsAfter !== undefined) out.setgroups_after = nested(undefined, s.setgroupsAfter);
   return out;
 }
