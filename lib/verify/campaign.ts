@@ -194,15 +194,16 @@ export function shrinkCandidates(c: CaseObject): CaseObject[] {
     if (typeof v === "object" && v !== null) {
       const o = v as Record<string, unknown>;
       out.push({ ...c, [key]: o.role });
-      if (Array.isArray(o.drop_caps) && o.drop_caps.length > 1)
-        o.drop_caps.forEach((_, i) =>
-          out.push({ ...c, [key]: { ...o, drop_caps: (o.drop_caps as unknown[]).filter((_x, j) => j !== i) } }),
-        );
+      const drops = o.drop_caps;
+      if (Array.isArray(drops) && drops.length > 1)
+        for (let i = 0; i < drops.length; i++)
+          out.push({ ...c, [key]: { ...o, drop_caps: drops.filter((_x, j) => j !== i) } });
     }
   }
   if (Array.isArray(c.parent)) {
     if (c.parent.length === 1) out.push({ ...c, parent: c.parent[0] });
-    c.parent.forEach((_, i) => out.push({ ...c, parent: (c.parent as unknown[]).filter((_x, j) => j !== i) }));
+    const chain = c.parent as unknown[];
+    for (let i = 0; i < chain.length; i++) out.push({ ...c, parent: chain.filter((_x, j) => j !== i) });
   } else if (typeof c.parent === "object" && c.parent !== null) {
     const p = c.parent as Record<string, unknown>;
     if (typeof p.uid_map === "string") out.push({ ...c, parent: p.uid_map });

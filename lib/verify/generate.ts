@@ -82,26 +82,30 @@ function fmt(exts: readonly Ext[], nl = true): string {
 /** A parent map: a few extents over plausible host ranges, 0 mapped or not. */
 function parentExtents(r: Rng, within?: readonly Ext[]): Ext[] {
   // Lower ids of a nested level must lie in the level above's upper ranges.
-  const lowerBase = (i: number): number => {
-    if (within === undefined || within.length === 0) return r.pick([100000, 200000, 1000, 0, 300000]) + i * 100000;
+  // A nested level takes a sub-range of one of the level above's extents
+  // (mostly valid; sometimes one past its end, which the kernel refuses).
+  if (within !== undefined && within.length > 0) {
     const w = r.pick(within);
-    return w.first + r.int(0, Math.max(0, Math.min(w.count - 1, 50)));
-  };
+    const off = r.int(0, Math.min(w.count - 1, 3));
+    const room = w.count - off;
+    const count = r.chance(0.9) ? r.pick([room, Math.max(1, room - 1), Math.min(room, 1001)]) : room + 1;
+    return [{ first: r.pick([0, 0, 0, 1]), lower: w.first + off, count }];
+  }
   const shape = r.weighted<string>([
     [4, "one"],
     [3, "two"],
     [1, "three"],
     [1, "no-zero"],
   ]);
-  if (shape === "one") return [{ first: 0, lower: lowerBase(0), count: r.pick([1000, 65536, 2000, 100]) }];
-  if (shape === "no-zero") return [{ first: r.pick([1, 1000, 5]), lower: lowerBase(0), count: r.pick([1000, 100]) }];
+  const base = () => r.pick([100000, 200000, 1000000, 300000]);
+  if (shape === "one") return [{ first: 0, lower: base(), count: r.pick([65536, 65536, 2000, 100]) }];
+  if (shape === "no-zero") return [{ first: r.pick([1, 1000, 5]), lower: base(), count: r.pick([2000, 100]) }];
   const n = shape === "two" ? 2 : 3;
   const out: Ext[] = [];
   let first = 0;
   for (let i = 0; i < n; i++) {
-    const count = r.pick([1000, 10, 1, 500]);
-    const lower =
-      within === undefined ? r.pick([100000, 200000, 300000, 400000]) + i * 1000 + r.int(0, 3) * 7 : lowerBase(i);
+    const count = r.pick([1001, 1000, 10, 1, 500]);
+    const lower = r.pick([100000, 200000, 300000, 400000]) + i * 2000 + r.int(0, 3) * 7;
     out.push({ first, lower, count });
     first += count;
   }
@@ -289,14 +293,15 @@ function genLines(
   writer: { role: string; uid: number },
   creatorUid: number,
 ): { lines?: string; lines_hex?: string } {
+  const own = writer.role !== "privileged";
   const strategy = r.weighted<string>([
+    [own ? 12 : 3, "single"],
     [8, "valid"],
     [5, "format"],
     [3, "u32"],
     [3, "overlap"],
     [3, "many"],
     [2, "size"],
-    [3, "single"],
   ]);
   const lowerOf = (): number => (parent?.[0] ? parent[0].first : 100000);
   switch (strategy) {
