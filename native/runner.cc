@@ -104,7 +104,9 @@ enum Op : uint8_t {
   kGiveFd = 14,
   kTakeFd = 15,
   kSpawn = 16,
-  kOpMax = 16,
+  kSetnsPath = 17,  // setns(open(path), CLONE_NEWUSER); the path is the step's data
+  kReadPath = 18,   // read the file at the path in the step's data
+  kOpMax = 18,
 };
 
 enum StepFlags : uint8_t { kRequired = 1, kCapsAll = 2 };
@@ -216,6 +218,36 @@ long CapsDrop(const Step &s) {
   return Sys(SYS_capset, reinterpret_cast<long>(&h), reinterpret_cast<long>(d));
 }
 
+// Reads an opened file into the step's output (fd < 0: the open's error).
+// Closes fd. Returns the byte count or a negative errno; *aux = 1 when the
+// open failed, 2 when the output was truncated.
+long ReadAll(Exec *x, const Step &s, long fd, int *aux) {
+  if (fd < 0) {
+    *aux = 1;
+    return fd;
+  }
+  uint8_t *out = x->results + s.outOff;
+  uint32_t got = 0;
+  long r = 0;
+  for (;;) {
+    if (got == s.outCap) {
+      char probe;
+      if (Sys(SYS_read, fd, reinterpret_cast<long>(&probe), 1) > 0) *aux = 2;
+      break;
+    }
+    long n = Sys(SYS_read, fd, reinterpret_cast<long>(out + got), s.outCap - got);
+    if (n == -EINTR) continue;
+    if (n < 0) {
+      r = n;
+      break;
+    }
+    if (n == 0) break;
+    got += static_cast<uint32_t>(n);
+  }
+  Sys(SYS_close, fd);
+  return r < 0 ? r : got;
+}
+
 // Executes one step (never kSpawn) and records its result. Returns the result
 // (negative errno on failure). Safe in a forked child: raw syscalls only.
 long RunStep(Exec *x, int i) {
@@ -269,34 +301,9 @@ long RunStep(Exec *x, int i) {
       r = x->fds[s.fdslot] >= 0 ? Sys(SYS_close, x->fds[s.fdslot]) : -EBADF;
       x->fds[s.fdslot] = -1;
       break;
-    case kRead: {
-      long fd = OpenTarget(*x, s, O_RDONLY);
-      if (fd < 0) {
-        r = fd;
-        aux = 1;
-        break;
-      }
-      uint8_t *out = x->results + s.outOff;
-      uint32_t got = 0;
-      for (;;) {
-        if (got == s.outCap) {
-          char probe;
-          if (Sys(SYS_read, fd, reinterpret_cast<long>(&probe), 1) > 0) aux = 2;
-          break;
-        }
-        long n = Sys(SYS_read, fd, reinterpret_cast<long>(out + got), s.outCap - got);
-        if (n == -EINTR) continue;
-        if (n < 0) {
-          r = n;
-          break;
-        }
-        if (n == 0) break;
-        got += static_cast<uint32_t>(n);
-      }
-      Sys(SYS_close, fd);
-      if (r == 0) r = got;
+    case kRead:
+      r = ReadAll(x, s, OpenTarget(*x, s, O_RDONLY), &aux);
       break;
-    }
     case kWriteFile: {
       long fd = OpenTarget(*x, s, O_WRONLY);
       if (fd < 0) {
@@ -315,6 +322,24 @@ long RunStep(Exec *x, int i) {
         x->fds[s.fdslot] = -1;
       }
       break;
+    case kSetnsPath: {
+      const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
+      long fd = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      if (fd < 0) {
+        r = fd;
+        aux = 1;
+        break;
+      }
+      r = Sys(SYS_setns, fd, CLONE_NEWUSER);
+      Sys(SYS_close, fd);
+      break;
+    }
+    case kReadPath: {
+      const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
+      long fd = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      r = ReadAll(x, s, fd, &aux);
+      break;
+    }
     case kTakeFd:
       if (x->fds[s.fdslot] >= 0) Sys(SYS_close, x->fds[s.fdslot]);
       x->fds[s.fdslot] = x->pendingIn;
@@ -830,7 +855,10 @@ bool ValidateCase(const uint8_t *c, size_t avail, size_t resultsLen, std::string
     if (!spawned[s.agent]) return *why = "agent used before spawn" + at, false;
     if (s.target != kTargetSelf && !spawned[s.target]) return *why = "target not spawned" + at, false;
     // W is Node: it may not change credentials or namespaces, nor name itself.
-    if (s.agent == 0 && (s.op <= kSetnsUser || s.target == kTargetSelf))
+    if ((s.op == kSetnsPath || s.op == kReadPath) &&
+        (s.dataLen < 2 || s.dataLen > 4096 || c[h.dataOff + s.dataOff + s.dataLen - 1] != 0))
+      return *why = "path must be NUL-terminated" + at, false;
+    if (s.agent == 0 && (s.op <= kSetnsUser || s.op == kSetnsPath || s.target == kTargetSelf))
       return *why = "operation not allowed in the worker" + at, false;
     if (s.op == kTakeFd && i > 0 && steps[i - 1].agent == s.agent)
       return *why = "TAKE_FD must start a run" + at, false;

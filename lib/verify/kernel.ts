@@ -5,7 +5,7 @@
  */
 import { native } from "../kernel/native.js";
 import { CaseInputError, caseId, inputErrorResult, type MapCase, type MapResult, parseMapCase } from "./cases.js";
-import { type CompiledCase, compileCase, decodeResult } from "./program.js";
+import { type CompiledCase, compileCase, decodeResult, type EncodedProgram } from "./program.js";
 
 /** Options of {@link runMapCasesOnKernel}. */
 export interface KernelRunOptions {
@@ -45,7 +45,11 @@ function prepare(input: CaseInput, timeoutMs: number): CompiledCase | MapResult 
   }
 }
 
-async function runChunk(items: CompiledCase[]): Promise<MapResult[]> {
+/**
+ * Runs encoded step programs one after another on one threadpool thread and
+ * returns each program's result area (decode with stepResult/stepText).
+ */
+export async function runPrograms(items: readonly EncodedProgram[]): Promise<Uint8Array[]> {
   let progLen = 0;
   let resLen = 0;
   const resOffs: number[] = [];
@@ -63,7 +67,12 @@ async function runChunk(items: CompiledCase[]): Promise<MapResult[]> {
     p += cc.program.length;
   });
   await native().runMapPrograms(programs, results);
-  return items.map((cc, i) => decodeResult(cc, results.subarray(resOffs[i]!, resOffs[i]! + cc.resultSize)));
+  return items.map((cc, i) => results.subarray(resOffs[i]!, resOffs[i]! + cc.resultSize));
+}
+
+async function runChunk(items: CompiledCase[]): Promise<MapResult[]> {
+  const areas = await runPrograms(items);
+  return items.map((cc, i) => decodeResult(cc, areas[i]!));
 }
 
 /**

@@ -28,14 +28,18 @@ export const Op = {
   giveFd: 14,
   takeFd: 15,
   spawn: 16,
+  setnsPath: 17,
+  readPath: 18,
 } as const;
 
 /** Files under /proc/PID (native/runner.cc `kFiles`). */
 export const ProcFile = { uid_map: 0, gid_map: 1, projid_map: 2, setgroups: 3, nsUser: 4 } as const;
 type ProcFileName = keyof typeof ProcFile;
 
-const SELF = 0xff;
-const REQUIRED = 1;
+/** `target` value meaning /proc/self. */
+export const SELF = 0xff;
+/** Step flag: a failure aborts the case as a setup error. */
+export const REQUIRED = 1;
 const CAPS_ALL = 2;
 const HEADER = 32;
 const STEP = 48;
@@ -48,7 +52,8 @@ const MAX_EXTENTS = 340;
 /** Case status written by the runner. */
 export const Status = { done: 1, setupAbort: 2, timeout: 3, agentLost: 4 } as const;
 
-interface StepSpec {
+/** One step, before encoding. */
+export interface StepSpec {
   agent: number;
   op: number;
   flags: number;
@@ -76,16 +81,20 @@ interface Slots {
   readSetgroups?: number;
 }
 
-/** A compiled case: the program bytes and how to read its results. */
-export interface CompiledCase {
+/** An encoded step program: the bytes the runner takes and how to find each step's result. */
+export interface EncodedProgram {
   readonly program: Uint8Array;
   readonly resultSize: number;
   readonly labels: readonly string[];
-  readonly slots: Slots;
-  readonly case: MapCase;
   /** Byte offsets of each step's result record and output within the result area. */
   readonly resOffsets: readonly number[];
   readonly outOffsets: readonly number[];
+}
+
+/** A compiled case: its program, and which steps hold the results of interest. */
+export interface CompiledCase extends EncodedProgram {
+  readonly slots: Slots;
+  readonly case: MapCase;
 }
 
 /** Options for compiling. */
@@ -101,7 +110,8 @@ function readbackCap(lines: Uint8Array): number {
   return Math.min(n, MAX_EXTENTS + 1) * LINE_BYTES;
 }
 
-class Builder {
+/** Builds a step program; agent 0 is the runner itself, agents 1..15 are forked by `spawn`. */
+export class ProgramBuilder {
   readonly steps: StepSpec[] = [];
   nextAgent = 1;
 
@@ -189,7 +199,7 @@ function sameCreds(a: Creds, b: Creds): boolean {
  * its unshare. Writer and opener are `pk`, C, or their own agents.
  */
 export function compileCase(c: MapCase, opts: CompileOptions): CompiledCase {
-  const b = new Builder();
+  const b = new ProgramBuilder();
   const mapFile: ProcFileName = c.kind === "uid" ? "uid_map" : c.kind === "gid" ? "gid_map" : "projid_map";
   const slots: Slots = {};
 
@@ -296,14 +306,15 @@ export function compileCase(c: MapCase, opts: CompileOptions): CompiledCase {
   slots.readInit = read(0, mapFile, cap, "the initial namespace");
   slots.readInside = read(child, mapFile, cap, "inside");
 
-  return encode(b.steps, c, slots, opts);
+  return { ...encodeSteps(b.steps, opts.timeoutMs), slots, case: c };
 }
 
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
-function encode(steps: StepSpec[], c: MapCase, slots: Slots, opts: CompileOptions): CompiledCase {
+/** Encodes steps into the runner's binary program format (native/runner.cc). */
+export function encodeSteps(steps: readonly StepSpec[], timeoutMs: number): EncodedProgram {
   // Data blob: the bytes each write step hands to the kernel.
   const chunks: Uint8Array[] = [];
   const dataOffs: number[] = [];
@@ -335,7 +346,7 @@ function encode(steps: StepSpec[], c: MapCase, slots: Slots, opts: CompileOption
   dv.setUint32(0, size, true);
   dv.setUint16(4, steps.length, true);
   dv.setUint8(6, nagents);
-  dv.setUint32(8, opts.timeoutMs, true);
+  dv.setUint32(8, timeoutMs, true);
   dv.setUint32(12, 0, true); // resultOff: patched per batch
   dv.setUint32(16, res, true);
   dv.setUint32(20, dataOff, true);
@@ -361,34 +372,42 @@ function encode(steps: StepSpec[], c: MapCase, slots: Slots, opts: CompileOption
     program.set(ch, p);
     p += ch.length;
   }
-  return {
-    program,
-    resultSize: res,
-    labels: steps.map((s) => s.label),
-    slots,
-    case: c,
-    resOffsets,
-    outOffsets,
-  };
+  return { program, resultSize: res, labels: steps.map((s) => s.label), resOffsets, outOffsets };
 }
 
-interface StepResult {
+/** One step's result record: `ret` (-1 on failure), `err` (errno), `aux` (1: open failed; 2: truncated). */
+export interface StepResult {
   ret: number;
   err: number;
   aux: number;
 }
 
+/** Step `i`'s result record within a decoded result area. */
+export function stepResult(p: EncodedProgram, area: Uint8Array, i: number): StepResult {
+  const dv = new DataView(area.buffer, area.byteOffset, area.byteLength);
+  const o = p.resOffsets[i]!;
+  return { ret: Number(dv.getBigInt64(o, true)), err: dv.getInt32(o + 8, true), aux: dv.getInt32(o + 12, true) };
+}
+
+/** What step `i` read, as a latin1 string, or null when the read failed. */
+export function stepText(p: EncodedProgram, area: Uint8Array, i: number): string | null {
+  const r = stepResult(p, area, i);
+  if (r.ret < 0) return null;
+  const o = p.outOffsets[i]!;
+  return Buffer.from(area.subarray(o, o + r.ret)).toString("latin1");
+}
+
+/** The case status written by the runner: `{status, abortStep, abortErr}`. */
+export function programStatus(area: Uint8Array): { status: number; abortStep: number; abortErr: number } {
+  const dv = new DataView(area.buffer, area.byteOffset, area.byteLength);
+  return { status: dv.getInt32(0, true), abortStep: dv.getInt32(4, true), abortErr: dv.getInt32(8, true) };
+}
+
 /** Decodes one case's result area into a §1 result. */
 export function decodeResult(cc: CompiledCase, area: Uint8Array): MapResult {
-  const dv = new DataView(area.buffer, area.byteOffset, area.byteLength);
-  const status = dv.getInt32(0, true);
-  const abortStep = dv.getInt32(4, true);
-  const abortErr = dv.getInt32(8, true);
+  const { status, abortStep, abortErr } = programStatus(area);
   const c = cc.case;
-  const step = (i: number): StepResult => {
-    const o = cc.resOffsets[i]!;
-    return { ret: Number(dv.getBigInt64(o, true)), err: dv.getInt32(o + 8, true), aux: dv.getInt32(o + 12, true) };
-  };
+  const step = (i: number): StepResult => stepResult(cc, area, i);
   if (status !== Status.done) {
     const why =
       status === Status.timeout
@@ -398,13 +417,7 @@ export function decodeResult(cc: CompiledCase, area: Uint8Array): MapResult {
           : `runner process lost at ${cc.labels[abortStep] ?? `step ${abortStep}`}: ${errnoName(abortErr)}`;
     return { id: c.id, ok: null, errno: null, written: null, stage: "setup", len: c.lines.length, setup_error: why };
   }
-  const text = (i: number | undefined): string | null => {
-    if (i === undefined) return null;
-    const r = step(i);
-    if (r.ret < 0) return null;
-    const o = cc.outOffsets[i]!;
-    return Buffer.from(area.subarray(o, o + r.ret)).toString("latin1");
-  };
+  const text = (i: number | undefined): string | null => (i === undefined ? null : stepText(cc, area, i));
   const nested = (openIdx: number | undefined, writeIdx: number): NestedResult => {
     const w = step(writeIdx);
     const opened = openIdx === undefined ? w.aux !== 1 : step(openIdx).ret >= 0;
