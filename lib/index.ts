@@ -3,6 +3,8 @@
  *
  * @packageDocumentation
  */
+
+export * from "./crosscheck/index.js";
 export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
 export {
   CLONE_NEW,
@@ -14,3 +16,4 @@ export {
   nsInfoFromFd,
   nsPath,
 } from "./kernel/nsfs.js";
+export * from "./verify/index.js";

@@ -133,6 +133,11 @@ export class ProgramBuilder {
     return this.steps.length - 1;
   }
 
+  /** Encodes the steps added so far. */
+  encode(timeoutMs: number): EncodedProgram {
+    return encodeSteps(this.steps, timeoutMs);
+  }
+
   /** Forks a fresh agent: root of the initial namespace, no supplementary groups. */
   spawn(role: string): number {
     const a = this.nextAgent++;
