@@ -96,7 +96,13 @@ function parentExtents(r: Rng, within?: readonly Ext[]): Ext[] {
     [3, "two"],
     [1, "three"],
     [1, "no-zero"],
+    [1, "many"],
   ]);
+  if (shape === "many") {
+    // More than 5 extents: the kernel's sorted arrays and binary search.
+    const n = r.int(6, 9);
+    return Array.from({ length: n }, (_, i) => ({ first: i * 1000, lower: 500000 + (n - i) * 10000, count: 1000 }));
+  }
   const base = () => r.pick([100000, 200000, 1000000, 300000]);
   if (shape === "one") return [{ first: 0, lower: base(), count: r.pick([65536, 65536, 2000, 100]) }];
   if (shape === "no-zero") return [{ first: r.pick([1, 1000, 5]), lower: base(), count: r.pick([2000, 100]) }];
@@ -302,6 +308,7 @@ function genLines(
     [3, "overlap"],
     [3, "many"],
     [2, "size"],
+    [2, "fuzz"],
   ]);
   const lowerOf = (): number => (parent?.[0] ? parent[0].first : 100000);
   switch (strategy) {
@@ -340,6 +347,30 @@ function genLines(
     case "many": {
       const n = r.pick([4, 5, 6, 7, 339, 340, 341]);
       return { lines: fmt(manyExtents(r, n, parent?.[0] ? parent[0].first : r.pick([0, 1000]))) };
+    }
+    case "fuzz": {
+      // Random bytes from the parser's alphabet: digits, every separator, signs, NUL.
+      const alphabet = [
+        ..."0123456789",
+        "0",
+        "1",
+        " ",
+        " ",
+        "\t",
+        "\n",
+        "\n",
+        "\v",
+        "\f",
+        "\r",
+        "\xa0",
+        "+",
+        "-",
+        "x",
+        "\0",
+      ];
+      const n = r.int(0, 40);
+      const bytes = Buffer.from(Array.from({ length: n }, () => r.pick(alphabet)).join(""), "latin1");
+      return { lines_hex: bytes.toString("hex") };
     }
     case "size": {
       const body = fmt(childExtents(r, parent, 1));
