@@ -608,7 +608,7 @@ void RunCase(const Region &region) {
 #endif
 #endif
 
-uint64_t ParseHex(const char **p) {
+[[maybe_unused]] uint64_t ParseHex(const char **p) {
   uint64_t v = 0;
   for (;;) {
     char c = **p;
@@ -619,7 +619,7 @@ uint64_t ParseHex(const char **p) {
   }
 }
 
-bool StartsWith(const char *p, const char *end, const char *lit) {
+[[maybe_unused]] bool StartsWith(const char *p, const char *end, const char *lit) {
   for (; *lit; lit++, p++)
     if (p >= end || *p != *lit) return false;
   return true;
