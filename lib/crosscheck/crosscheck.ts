@@ -38,7 +38,7 @@ export interface WrittenMaps {
  */
 export type CrossCheckTarget =
   | number
-  | { readonly pid: number; readonly mapping?: WrittenMaps | undefined }
+  | { readonly pid: number | undefined; readonly mapping?: WrittenMaps | undefined }
   | { readonly fd: number; readonly mapping?: WrittenMaps | undefined };
 
 /** Where a file was read from. */
@@ -134,7 +134,11 @@ export async function crossCheck(
   const mapping = typeof target === "number" ? undefined : target.mapping;
   let ownFd = -1;
   let nsFd: number;
-  if (pid !== undefined) nsFd = ownFd = b.openNs(`/proc/${pid}/ns/user`);
+  if (typeof target === "object" && "pid" in target) {
+    if (pid === undefined)
+      throw new UsernsError("cross-checking a process that has no pid (it was never started)", { code: "ESRCH" });
+    nsFd = ownFd = b.openNs(`/proc/${pid}/ns/user`);
+  } else if (pid !== undefined) nsFd = ownFd = b.openNs(`/proc/${pid}/ns/user`);
   else nsFd = (target as { fd: number }).fd;
   const opened: number[] = [];
   try {
