@@ -14,6 +14,7 @@ import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
+import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
 import { signalNumber, UsernsChildProcess } from "./child-process.js";
 import {
   chooseMapWriter,
@@ -195,6 +196,7 @@ export function resolveExecutable(file: string, env: NodeJS.ProcessEnv): string 
 }
 
 interface OpenedJoin {
+  target: JoinTarget;
   fd: number;
   type: NamespaceType;
   owned: boolean;
@@ -214,12 +216,12 @@ function openJoins(join: SpawnOptions["join"]): OpenedJoin[] {
     for (const t of list) {
       if (typeof t === "string") {
         const fd = native().openNs(t);
-        out.push({ fd, type: "user", owned: true });
+        out.push({ target: t, fd, type: "user", owned: true });
         out[out.length - 1]!.type = typeOfFd(fd);
       } else {
         const fd = typeof t === "number" ? t : t.fd;
         if (!Number.isInteger(fd) || fd < 0) throw usageError("join: not an open namespace fd");
-        out.push({ fd, type: typeOfFd(fd), owned: false });
+        out.push({ target: t, fd, type: typeOfFd(fd), owned: false });
       }
     }
   } catch (e) {
@@ -305,14 +307,6 @@ function creatorIds(parentUid: IdMap, parentGid: IdMap): { uid: number; gid: num
   return { uid: pick(parentUid), gid: pick(parentGid) };
 }
 
-/** Reads the maps of the user namespace behind an fd; provided by lib/namespaces to avoid an import cycle. */
-export type NamespaceMapReader = (fd: number) => { uid: IdMap; gid: IdMap };
-let mapReader: NamespaceMapReader | undefined;
-/** @internal */
-export function setNamespaceMapReader(r: NamespaceMapReader): void {
-  mapReader = r;
-}
-
 /**
  * Starts `file` with `args` inside the namespaces described by `options`.
  * Returns at once with a ChildProcess-shaped handle; when maps can be written
@@ -351,7 +345,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         "creating a pid namespace together with join is not supported: unshare(CLONE_NEWPID) in the child would only affect the program's children",
       );
     // Maps: validated before any syscall.
-    const parentMaps = userJoin && newNs.has("user") ? readParentMaps(userJoin.fd) : undefined;
+    const parentMaps = userJoin && newNs.has("user") ? readParentMaps(userJoin) : undefined;
     const setgroups = options.setgroups;
     const uid =
       options.uidMap !== undefined ? prepareMap("uid", options.uidMap, parentMaps?.uid, setgroups) : undefined;
@@ -488,8 +482,6 @@ function dropGroupsAllowed(
   return (process.geteuid?.() ?? 1) === 0;
 }
 
-function readParentMaps(fd: number): { uid: IdMap; gid: IdMap } {
-  if (mapReader === undefined)
-    throw new UsernsError("reading the joined user namespace's maps", { code: "ERR_USERNS_INTERNAL" });
-  return mapReader(fd);
+function readParentMaps(j: OpenedJoin): { uid: IdMap; gid: IdMap } {
+  return j.target instanceof UserNamespace ? j.target.maps() : readMapsOfFd(j.fd);
 }
