@@ -659,18 +659,41 @@ struct Watch {
   Napi::FunctionReference cb;
   std::unique_ptr<Napi::AsyncContext> ctx;
   WatchSet *set;
+  bool exited = false;
+  bool exitedNormally = false;
+  int status = 0;
 };
 
-void OnWatchClosed(uv_handle_t *h) {
-  Watch *w = static_cast<Watch *>(h->data);
-  CloseFd(w->pidfd);
-  delete w;
-}
+void OnWatchClosed(uv_handle_t *h);
 
 void StopWatch(Watch *w) {
   w->set->live.erase(w);
   uv_poll_stop(&w->poll);
   uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), OnWatchClosed);
+}
+
+// The JS callback runs only once libuv has let go of the fd and we have
+// closed it, so by 'exit' the pidfd is gone from the fd table. (Closing it
+// earlier is unsafe: libuv's close path still names the fd number to epoll,
+// and a reused number would be deregistered by mistake.)
+void OnWatchClosed(uv_handle_t *h) {
+  std::unique_ptr<Watch> w(static_cast<Watch *>(h->data));
+  CloseFd(w->pidfd);
+  if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  Napi::Value code = env.Null(), sig = env.Null();
+  if (w->exited) {
+    if (w->exitedNormally)
+      code = Napi::Number::New(env, w->status);
+    else
+      sig = Napi::Number::New(env, w->status);
+  }
+  try {
+    w->cb.MakeCallback(env.Global(), {code, sig}, *w->ctx);
+  } catch (const Napi::Error &e) {
+    napi_fatal_exception(env, e.Value());
+  }
 }
 
 void OnPidfdReadable(uv_poll_t *h, int status, int events) {
@@ -682,24 +705,13 @@ void OnPidfdReadable(uv_poll_t *h, int status, int events) {
     do r = waitid(static_cast<idtype_t>(P_PIDFD), w->pidfd, &si, WEXITED | WNOHANG);
     while (r < 0 && errno == EINTR);
     if (r == 0 && si.si_pid == 0) return;  // not exited yet
+    if (r == 0) {
+      w->exited = true;
+      w->exitedNormally = si.si_code == CLD_EXITED;
+      w->status = si.si_status;
+    }
   }
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  Napi::FunctionReference cb = std::move(w->cb);
-  std::unique_ptr<Napi::AsyncContext> ctx = std::move(w->ctx);
   StopWatch(w);
-  Napi::Value code = env.Null(), sig = env.Null();
-  if (status == 0 && si.si_pid != 0) {
-    if (si.si_code == CLD_EXITED)
-      code = Napi::Number::New(env, si.si_status);
-    else
-      sig = Napi::Number::New(env, si.si_status);
-  }
-  try {
-    cb.MakeCallback(env.Global(), {code, sig}, *ctx);
-  } catch (const Napi::Error &e) {
-    napi_fatal_exception(env, e.Value());
-  }
 }
 
 thread_local WatchSet *tlsWatches = nullptr;
@@ -750,6 +762,7 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
     Watch *raw = w.release();
     raw->set->live.insert(raw);
     raw->pidfd = -1;  // the caller still owns it on failure
+    raw->cb.Reset();
     StopWatch(raw);
     ThrowErrno(env, -r, "uv_poll_start", "watching the child's pidfd");
   }
