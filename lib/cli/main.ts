@@ -3,6 +3,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
+import { registerCheckCommands } from "./check.js";
 import { runDemo } from "./demo.js";
 
 /** Documented exit codes. */
@@ -24,6 +25,8 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .action(async (opts: { json?: boolean }) => {
       await runDemo(io, { json: opts.json === true });
     });
+
+  registerCheckCommands(program, io);
 
   return program;
 }

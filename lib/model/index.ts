@@ -4,7 +4,17 @@
  *
  * @packageDocumentation
  */
+
+export * from "./algebra.js";
+export * from "./caps.js";
+export * from "./cases.js";
 export * from "./extent.js";
 export * from "./idmap.js";
 export * from "./lookup.js";
+export * from "./mapwrite.js";
+export * from "./ns.js";
+export * from "./parse.js";
+export * from "./ranges.js";
+export * from "./readback.js";
+export * from "./split.js";
 export * from "./u32.js";
