@@ -9,7 +9,6 @@ import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceIdentity, nsInfoFromFd } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
 import {
-  chooseMapWriter,
   type MapInput,
   type MappingResult,
   type MapWriter,
@@ -19,7 +18,7 @@ import {
   writeMapsNewidmap,
 } from "../spawn/maps.js";
 import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "../spawn/steps.js";
-import { prepareMap } from "../spawn/validate.js";
+import { creatorIds, prepareMapRequest } from "../spawn/validate.js";
 
 /** A user namespace's maps as the kernel reported them, and from where they were read. */
 export interface ReportedMaps {
@@ -204,10 +203,15 @@ export class UserNamespace {
     }
     const parent = options.parent;
     const parentMaps = parent?.maps();
-    const uid =
-      options.uidMap !== undefined ? prepareMap("uid", options.uidMap, parentMaps?.uid, options.setgroups) : undefined;
-    const gid =
-      options.gidMap !== undefined ? prepareMap("gid", options.gidMap, parentMaps?.gid, options.setgroups) : undefined;
+    const creator = parentMaps ? creatorIds(parentMaps.uid, parentMaps.gid) : undefined;
+    const prepared = prepareMapRequest({
+      uidMap: options.uidMap,
+      gidMap: options.gidMap,
+      setgroups: options.setgroups,
+      mapWriter: options.mapWriter,
+      parent: parentMaps && creator ? { uid: parentMaps.uid, gid: parentMaps.gid, creator } : undefined,
+    });
+    const { uid, gid, method } = prepared;
     const req = { uid, gid, setgroups: options.setgroups };
     const parentKey = parent ? `${parent.identity.dev}:${parent.identity.ino}` : "self";
     const key = `${parentKey}|${options.setgroups ?? ""}|${uid?.text ?? ""}|${gid?.text ?? ""}`;
@@ -220,23 +224,17 @@ export class UserNamespace {
       const ns = new UserNamespace(native().dupCloexec(hit.fd), hit.maps, hit.mapping);
       return allowAsync ? Promise.resolve(ns) : ns;
     }
-    const method = parent ? "parent-helper" : chooseMapWriter(options.mapWriter ?? "auto", req);
     if (method === "newuidmap" && !allowAsync)
       throw new UsernsError("creating a user namespace synchronously", {
         code: "ERR_USERNS_USAGE",
         reason: "these maps need newuidmap/newgidmap; use UserNamespace.create()",
       });
     const steps: ChildStep[] = [];
-    if (parent && parentMaps) {
-      const pick = (m: IdMap): number => {
-        if (m.isEmpty)
-          throw new UsernsError("creating a user namespace inside one whose maps are not written", { code: "EPERM" });
-        return m.forward[0]!.first;
-      };
+    if (parent && creator) {
       steps.push(
         { op: "join", fd: parent.fd, nstype: CLONE_NEW.user, label: "join parent" },
-        { op: "setgid", gid: pick(parentMaps.gid) },
-        { op: "setuid", uid: pick(parentMaps.uid) },
+        { op: "setgid", gid: creator.gid },
+        { op: "setuid", uid: creator.uid },
         { op: "dumpable", value: 1 },
         { op: "unshare", flags: CLONE_NEW.user },
         { op: "wait", notify: true },

@@ -17,6 +17,7 @@ import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
+import { parseMapText as parseKernelMapText } from "../model/parse.js";
 import { type ChildStep, runHelper } from "./steps.js";
 
 /** A map as model value or as the text written to /proc/PID/uid_map. */
@@ -46,26 +47,18 @@ export interface PreparedMap {
   readonly text: string;
 }
 
-/** Parses map text (`first lower count` per line) into an IdMap; throws a usage error with the line on bad input. */
+/**
+ * Parses map text with the model's map_write parser (the /proc readback
+ * format is valid input too); an empty text is the unwritten map. Throws
+ * EINVAL with the model's reason for bad text.
+ */
 export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
-  const lines = text.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
-  const triples: [number, number, number][] = [];
-  lines.forEach((line, i) => {
-    const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
-    if (!m) {
-      throw new UsernsError(`parsing ${kind} map line ${i + 1} ${JSON.stringify(line)}`, {
-        code: "EINVAL",
-        reason: "expected three decimal fields: inside-id outside-id count",
-      });
-    }
-    triples.push([Number(m[1]), Number(m[2]), Number(m[3])]);
-  });
-  try {
-    return IdMap.of(...triples);
-  } catch (e) {
-    throw new UsernsError(`parsing ${kind} map`, { code: "EINVAL", reason: (e as Error).message });
+  if (text === "") return IdMap.EMPTY;
+  const r = parseKernelMapText(text);
+  if (!r.ok) {
+    throw new UsernsError(`parsing ${kind} map${r.line ? ` line ${r.line}` : ""}`, { code: r.errno, reason: r.reason });
   }
+  return r.map;
 }
 
 /** Reads a /proc map file as the kernel reports it to this process. */
@@ -96,14 +89,14 @@ export function isSelfMap(map: IdMap, ownId: number): boolean {
 /** Chooses how to write, or says why no way fits. */
 export function chooseMapWriter(
   requested: MapWriter,
-  req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
+  req: { uid?: IdMap; gid?: IdMap; setgroups?: "allow" | "deny" },
 ): Exclude<MapMethod, "parent-helper"> {
   if (requested !== "auto") return requested;
   if (isPrivilegedWriter()) return "direct";
   const euid = process.geteuid?.() ?? -1;
   const egid = process.getegid?.() ?? -1;
-  const uidSelf = req.uid === undefined || isSelfMap(req.uid.map, euid);
-  const gidSelf = req.gid === undefined || (isSelfMap(req.gid.map, egid) && req.setgroups === "deny");
+  const uidSelf = req.uid === undefined || isSelfMap(req.uid, euid);
+  const gidSelf = req.gid === undefined || (isSelfMap(req.gid, egid) && req.setgroups === "deny");
   if (uidSelf && gidSelf) return "self";
   return "newuidmap";
 }

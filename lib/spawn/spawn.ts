@@ -17,7 +17,6 @@ import type { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
 import { signalNumber, UsernsChildProcess } from "./child-process.js";
 import {
-  chooseMapWriter,
   type MapInput,
   type MappingResult,
   type MapWriter,
@@ -27,7 +26,7 @@ import {
   writeMapsNewidmap,
 } from "./maps.js";
 import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "./steps.js";
-import { prepareMap } from "./validate.js";
+import { creatorIds, prepareMapRequest } from "./validate.js";
 
 /** Namespace kinds, named as util-linux `unshare` flags. */
 export type NamespaceKind = "user" | "mount" | "pid" | "uts" | "ipc" | "net" | "cgroup" | "time";
@@ -294,19 +293,6 @@ function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
   if (destroyStreams) for (const s of plan.streams) s?.destroy();
 }
 
-/** The uid and gid a child takes in a joined user namespace before creating one inside it: root there if mapped, else the lowest mapped id. */
-function creatorIds(parentUid: IdMap, parentGid: IdMap): { uid: number; gid: number } {
-  const pick = (m: IdMap): number => {
-    if (m.isEmpty)
-      throw new UsernsError("creating a user namespace inside one whose maps are not written", {
-        code: "EPERM",
-        reason: "the creator's ids must be mapped in the parent namespace",
-      });
-    return m.forward[0]!.first;
-  };
-  return { uid: pick(parentUid), gid: pick(parentGid) };
-}
-
 /**
  * Starts `file` with `args` inside the namespaces described by `options`.
  * Returns at once with a ChildProcess-shaped handle; when maps can be written
@@ -346,18 +332,23 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       );
     // Maps: validated before any syscall.
     const parentMaps = userJoin && newNs.has("user") ? readParentMaps(userJoin) : undefined;
+    const creator = parentMaps ? creatorIds(parentMaps.uid, parentMaps.gid) : undefined;
+    const prepared =
+      options.uidMap !== undefined || options.gidMap !== undefined || options.setgroups !== undefined
+        ? prepareMapRequest({
+            uidMap: options.uidMap,
+            gidMap: options.gidMap,
+            setgroups: options.setgroups,
+            mapWriter: options.mapWriter,
+            parent: parentMaps && creator ? { ...parentMaps, creator } : undefined,
+          })
+        : undefined;
     const setgroups = options.setgroups;
-    const uid =
-      options.uidMap !== undefined ? prepareMap("uid", options.uidMap, parentMaps?.uid, setgroups) : undefined;
-    const gid =
-      options.gidMap !== undefined ? prepareMap("gid", options.gidMap, parentMaps?.gid, setgroups) : undefined;
-    const mapsNeeded = newNs.has("user") && (uid !== undefined || gid !== undefined || setgroups !== undefined);
+    const uid = prepared?.uid;
+    const gid = prepared?.gid;
+    const mapsNeeded = newNs.has("user") && prepared !== undefined;
     const mapReq = { uid, gid, setgroups };
-    const method = !mapsNeeded
-      ? undefined
-      : userJoin
-        ? "parent-helper"
-        : chooseMapWriter(options.mapWriter ?? "auto", mapReq);
+    const method = prepared?.method;
 
     let flags = 0;
     for (const n of newNs) if (n !== "time") flags |= CLONE_NEW[NS_KIND[n]];
@@ -368,9 +359,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       if (mapsNeeded) steps.push({ op: "wait", notify: false });
     } else {
       for (const j of joins) steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}` });
-      if (userJoin && newNs.has("user") && parentMaps) {
-        const ids = creatorIds(parentMaps.uid, parentMaps.gid);
-        steps.push({ op: "setgid", gid: ids.gid }, { op: "setuid", uid: ids.uid });
+      if (creator) {
+        steps.push({ op: "setgid", gid: creator.gid }, { op: "setuid", uid: creator.uid });
         // The uid change made us non-dumpable, which would make our /proc files root-owned and unwritable for the map writer.
         steps.push({ op: "dumpable", value: 1 });
       }

@@ -246,8 +246,24 @@ describeKernel("spawn into new namespaces", () => {
     const child = spawn("/bin/true", [], { join: l1, namespaces: ["user"], uidMap: "0 50 100", gidMap: "0 0 1" });
     const e = await rejection(child);
     expect(e.code).toBe("EPERM");
+    expect(e.step).toBe("uid_map");
+    expect(e.reason).toMatch(/rule/);
     expect(child.pid).toBeUndefined();
     l1.close();
+  });
+
+  it.each([
+    { name: "overlapping lines", uidMap: "0 100000 10\n5 200000 10\n", code: "EINVAL", line: 2 },
+    { name: "count 0", uidMap: "0 100000 0\n", code: "EINVAL", line: 1 },
+    { name: "not a number", uidMap: "0 x 1\n", code: "EINVAL", line: 1 },
+  ])("the model refuses $name before clone3", async ({ uidMap, code, line }) => {
+    const before = children().length;
+    const child = spawn("/bin/true", [], { namespaces: ["user"], uidMap });
+    const e = await rejection(child);
+    expect(e.code).toBe(code);
+    expect(e.message).toContain(`line ${line}`);
+    expect(child.pid).toBeUndefined();
+    expect(children().length).toBe(before);
   });
 
   it("1,000 spawns leave no zombie and no extra fd", async () => {
