@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
 import { registerCheckCommands } from "./check.js";
 import { runDemo } from "./demo.js";
+import { registerRunCommands } from "./run.js";
 
 /** Documented exit codes. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -27,6 +28,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     });
 
   registerCheckCommands(program, io);
+  registerRunCommands(program, io);
 
   return program;
 }
