@@ -90,9 +90,10 @@ export function isSelfMap(map: IdMap, ownId: number): boolean {
 export function chooseMapWriter(
   requested: MapWriter,
   req: { uid?: IdMap; gid?: IdMap; setgroups?: "allow" | "deny" },
+  privileged: boolean = isPrivilegedWriter(),
 ): Exclude<MapMethod, "parent-helper"> {
   if (requested !== "auto") return requested;
-  if (isPrivilegedWriter()) return "direct";
+  if (privileged) return "direct";
   const euid = process.geteuid?.() ?? -1;
   const egid = process.getegid?.() ?? -1;
   const uidSelf = req.uid === undefined || isSelfMap(req.uid, euid);

@@ -247,6 +247,7 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
     stdio === undefined || typeof stdio === "string" ? [stdio, stdio, stdio] : [...(stdio as readonly StdioEntry[])];
   while (list.length < 3) list.push(undefined);
   const plan: StdioPlan = { fdSrc: [], childEnds: [], streams: [] };
+  let devNull = -1;
   try {
     list.forEach((entry, i) => {
       const e = entry ?? (i < 3 ? "pipe" : null);
@@ -265,10 +266,12 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
         plan.fdSrc.push(i);
         plan.streams.push(null);
       } else if (e === "ignore") {
-        // libuv opens with O_CLOEXEC; the child's stdio step dup3s it into place.
-        const fd = openSync("/dev/null", i === 0 ? "r" : "w");
-        plan.fdSrc.push(fd);
-        plan.childEnds.push(fd);
+        // One /dev/null for every ignored entry; libuv opens it O_CLOEXEC and the child's stdio step dup3s it into place.
+        if (devNull < 0) {
+          devNull = openSync("/dev/null", "r+");
+          plan.childEnds.push(devNull);
+        }
+        plan.fdSrc.push(devNull);
         plan.streams.push(null);
       } else if (e === null) {
         plan.fdSrc.push(-1);

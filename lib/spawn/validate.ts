@@ -18,9 +18,20 @@ import {
   parseMapText,
 } from "./maps.js";
 
-/** This process's own map of a kind, as the kernel shows it to us: the parent map of namespaces we create. */
+const ownMaps = new Map<"uid" | "gid", IdMap>();
+
+/**
+ * This process's own map of a kind, as the kernel shows it to us: the parent
+ * map of namespaces we create. Read once: a multithreaded process can never
+ * change its user namespace, and a namespace's maps never change once written.
+ */
 export function ownMap(kind: "uid" | "gid"): IdMap {
-  return parseMapText(readFileSync(`/proc/self/${kind}_map`, "utf8"), kind);
+  let m = ownMaps.get(kind);
+  if (m === undefined) {
+    m = parseMapText(readFileSync(`/proc/self/${kind}_map`, "utf8"), kind);
+    ownMaps.set(kind, m);
+  }
+  return m;
 }
 
 /** Who will write the map, as the model needs to know it. */
@@ -104,14 +115,14 @@ export function prepareMapRequest(req: {
       ownerUid: p.creator.uid,
     });
   } else {
-    method = chooseMapWriter(req.mapWriter ?? "auto", {
-      uid: asMap("uid", req.uidMap),
-      gid: asMap("gid", req.gidMap),
-      setgroups: req.setgroups,
-    });
+    const privileged = isPrivilegedWriter();
+    method = chooseMapWriter(
+      req.mapWriter ?? "auto",
+      { uid: asMap("uid", req.uidMap), gid: asMap("gid", req.gidMap), setgroups: req.setgroups },
+      privileged,
+    );
     // newuidmap is setuid root: the kernel judges it privileged (its own subuid policy is reported from its stderr).
-    const writer =
-      method === "newuidmap" || (method === "direct" && isPrivilegedWriter()) ? "privileged" : "unprivileged";
+    const writer = method === "newuidmap" || (method === "direct" && privileged) ? "privileged" : "unprivileged";
     ctx = () => ({ writer });
   }
   return {
