@@ -17,3 +17,24 @@ export {
   nsPath,
 } from "./kernel/nsfs.js";
 export * from "./verify/index.js";
+export {
+  type CreateUserNamespaceOptions,
+  type ReportedMaps,
+  readMapsOfFd,
+  UserNamespace,
+} from "./namespaces/user-namespace.js";
+export {
+  type ChildStep,
+  type ExitStatus,
+  type JoinTarget,
+  type MapInput,
+  type MapMethod,
+  type MappingResult,
+  type MapWriter,
+  type NamespaceKind,
+  type SpawnOptions,
+  type StdioEntry,
+  spawn,
+  UsernsChildProcess,
+  validateSpawnOptions,
+} from "./spawn/index.js";

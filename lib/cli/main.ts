@@ -6,6 +6,7 @@ import { UsernsError } from "../errors.js";
 import { registerCheckCommands } from "./check.js";
 import { runDemo } from "./demo.js";
 import { registerVerifyCommands } from "./verify.js";
+import { registerRunCommands } from "./run.js";
 
 /** Documented exit codes. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -29,6 +30,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
 
   registerCheckCommands(program, io);
   registerVerifyCommands(program, io);
+  registerRunCommands(program, io);
 
   return program;
 }
