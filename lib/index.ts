@@ -16,7 +16,6 @@ export {
   nsInfoFromFd,
   nsPath,
 } from "./kernel/nsfs.js";
-export * from "./verify/index.js";
 export {
   type CreateUserNamespaceOptions,
   type ReportedMaps,
@@ -38,3 +37,4 @@ export {
   UsernsChildProcess,
   validateSpawnOptions,
 } from "./spawn/index.js";
+export * from "./verify/index.js";

@@ -5,8 +5,8 @@ import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
 import { registerCheckCommands } from "./check.js";
 import { runDemo } from "./demo.js";
-import { registerVerifyCommands } from "./verify.js";
 import { registerRunCommands } from "./run.js";
+import { registerVerifyCommands } from "./verify.js";
 
 /** Documented exit codes. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
