@@ -83,15 +83,22 @@ async function judge(
   opts: { jobs?: number; timeoutMs?: number; onProgress?: (done: number) => void },
 ): Promise<{ kernel: object; model: object; diffs: FieldDiff[] }[]> {
   const lines = cases.map(toLine);
-  const kernel = await runMapCasesOnKernel(lines, {
+  const kernelRun = runMapCasesOnKernel(lines, {
     jobs: opts.jobs,
     timeoutMs: opts.timeoutMs,
     onProgress: opts.onProgress,
   });
-  return lines.map((line, i) => {
-    const model = predictor(line) ?? {};
+  // The model runs on this thread while the kernel cases run on the
+  // threadpool; small slices keep the runner's lanes fed between chunks.
+  const models: object[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    models.push(predictor(lines[i]!) ?? {});
+    if (i % 64 === 63) await new Promise((r) => setImmediate(r));
+  }
+  const kernel = await kernelRun;
+  return lines.map((_line, i) => {
     const k = kernel[i]!;
-    return { kernel: k, model, diffs: compareResults(k, model) };
+    return { kernel: k, model: models[i]!, diffs: compareResults(k, models[i]!) };
   });
 }
 

@@ -13,7 +13,7 @@ export interface KernelRunOptions {
   jobs?: number;
   /** Per-case deadline; a case past it is killed and reported as `setup_error: "timeout"`. Default 5000 ms. */
   timeoutMs?: number;
-  /** Cases per native call; smaller gives finer progress. Default 64. */
+  /** Cases per native call; smaller gives finer progress. Default 128. */
   chunk?: number;
   /** Called after each chunk with the number of cases finished so far. */
   onProgress?: (done: number) => void;
@@ -92,7 +92,7 @@ export async function runMapCasesOnKernel(
 ): Promise<MapResult[]> {
   const jobs = Math.max(1, Math.min(opts.jobs ?? 2, 16));
   const timeoutMs = opts.timeoutMs ?? 5000;
-  const chunk = Math.max(1, opts.chunk ?? 64);
+  const chunk = Math.max(1, opts.chunk ?? 128);
   const out: (MapResult | undefined)[] = new Array(cases.length);
   const pending: { index: number; cc: CompiledCase }[] = [];
   cases.forEach((input, index) => {
