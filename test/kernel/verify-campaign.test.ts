@@ -14,7 +14,7 @@ import { describeKernel } from "../helpers/kernel.js";
 // Under ASan every fork copies the shadow memory's page tables, so the
 // sanitizer job runs the same checks on fewer cases.
 const SAN = process.env.USERNS_EXPECT_SANITIZER === "1";
-const N = SAN ? 60 : 2000;
+const N = SAN ? 60 : 4000;
 const dir = mkdtempSync(join(tmpdir(), "userns-verify-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
