@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { usageError } from "../errors.js";
+import { UsernsError, usageError } from "../errors.js";
 import { type CampaignSummary, type Disagreement, runCampaign } from "../verify/campaign.js";
 import { generateCases } from "../verify/generate.js";
 import { runMapCasesOnKernel } from "../verify/kernel.js";
@@ -121,7 +121,10 @@ export function registerVerifyCommands(
     const fileLines = /^\d+$/.test(spec) ? undefined : readCaseFile(spec);
     const count = fileLines === undefined ? intOption(spec, "cases", 0, 100_000_000) : undefined;
     if (process.getuid?.() !== 0)
-      throw usageError("verify runs cases on the kernel and needs root in the initial user namespace");
+      throw new UsernsError(
+        "running map-write cases on the kernel: the runner plays every role from root down and needs root in the initial user namespace",
+        { code: "EPERM" },
+      );
     const progress = io.progress ?? process.stderr.isTTY === true;
     const started = performance.now();
     const onProgress = progress
