@@ -1,9 +1,10 @@
 /**
- * Map-write cases (case-formats §1): the input line parsed into a fully resolved
- * value (bytes, ids, capability bits), and the result object in the format's
- * field order. The kernel runner and the campaign use these; the model's
- * predictor reads the same JSON lines.
+ * Map-write cases (case-formats §1) as the kernel runner needs them: the
+ * model's parsed case resolved into plain values (bytes, ids, capability
+ * bits), and the result object in the format's field order.
  */
+import { CAPABILITIES } from "../model/caps.js";
+import { type CaseCred, CaseInputError, type MapWriteCase, parseMapWriteCase } from "../model/cases.js";
 import type { MapKind } from "../model/idmap.js";
 
 /** Who acts: root of the namespace, a dropped-privilege process there, or the child itself. */
@@ -77,180 +78,60 @@ export interface MapResult {
   error?: string;
 }
 
-/** Capability names and numbers (include/uapi/linux/capability.h). */
-export const CAPABILITIES: readonly string[] = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_DAC_READ_SEARCH",
-  "CAP_FOWNER",
-  "CAP_FSETID",
-  "CAP_KILL",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETPCAP",
-  "CAP_LINUX_IMMUTABLE",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_NET_BROADCAST",
-  "CAP_NET_ADMIN",
-  "CAP_NET_RAW",
-  "CAP_IPC_LOCK",
-  "CAP_IPC_OWNER",
-  "CAP_SYS_MODULE",
-  "CAP_SYS_RAWIO",
-  "CAP_SYS_CHROOT",
-  "CAP_SYS_PTRACE",
-  "CAP_SYS_PACCT",
-  "CAP_SYS_ADMIN",
-  "CAP_SYS_BOOT",
-  "CAP_SYS_NICE",
-  "CAP_SYS_RESOURCE",
-  "CAP_SYS_TIME",
-  "CAP_SYS_TTY_CONFIG",
-  "CAP_MKNOD",
-  "CAP_LEASE",
-  "CAP_AUDIT_WRITE",
-  "CAP_AUDIT_CONTROL",
-  "CAP_SETFCAP",
-  "CAP_MAC_OVERRIDE",
-  "CAP_MAC_ADMIN",
-  "CAP_SYSLOG",
-  "CAP_WAKE_ALARM",
-  "CAP_BLOCK_SUSPEND",
-  "CAP_AUDIT_READ",
-  "CAP_PERFMON",
-  "CAP_BPF",
-  "CAP_CHECKPOINT_RESTORE",
-];
-
 /** The default ids of an `unprivileged` actor. */
 export const UNPRIVILEGED_ID = 1000;
 
-/** Raised for a malformed case; becomes a `stage: "input"` result. */
-export class CaseInputError extends Error {}
+export { CaseInputError };
 
-type Json = Record<string, unknown>;
-
-function fail(msg: string): never {
-  throw new CaseInputError(msg);
-}
-
-function hexBytes(field: string, v: unknown): Uint8Array {
-  if (typeof v !== "string" || v.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(v))
-    fail(`${field} must be a string of hex digit pairs`);
-  return Uint8Array.from(Buffer.from(v, "hex"));
-}
-
-function textBytes(field: string, v: unknown): Uint8Array {
-  if (typeof v !== "string") fail(`${field} must be a string`);
-  return Uint8Array.from(Buffer.from(v, "utf8"));
-}
-
-/** A text field that may be `null`/absent, with an optional `<field>_hex` twin. */
-function optionalBytes(o: Json, field: string): Uint8Array | null {
-  const hex = o[`${field}_hex`];
-  if (hex !== undefined && hex !== null) return hexBytes(`${field}_hex`, hex);
-  const v = o[field];
-  if (v === undefined || v === null) return null;
-  return textBytes(field, v);
-}
-
-function id32(field: string, v: unknown, dflt: number): number {
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffff_fffe)
-    fail(`${field} must be an integer id from 0 to 4294967294`);
-  return v;
-}
-
-function parseCreds(field: string, v: unknown, allowInside: boolean): Creds {
-  let role: unknown = v;
-  let o: Json = {};
-  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-    o = v as Json;
-    role = o.role;
-  }
-  if (role !== "privileged" && role !== "unprivileged" && role !== "inside")
-    fail(`${field} must be "privileged", "unprivileged", "inside" or an object with such a role`);
-  if (role === "inside" && !allowInside) fail(`${field} cannot be "inside"`);
-  const dropCaps: string[] = [];
+function resolveCreds(c: CaseCred): Creds {
   let dropMask = 0n;
-  if (o.drop_caps !== undefined) {
-    if (!Array.isArray(o.drop_caps)) fail(`${field}.drop_caps must be a list of capability names`);
-    for (const c of o.drop_caps) {
-      const name = typeof c === "string" ? c.toUpperCase() : "";
-      const bit = CAPABILITIES.indexOf(name.startsWith("CAP_") ? name : `CAP_${name}`);
-      if (bit < 0) fail(`${field}.drop_caps: unknown capability ${JSON.stringify(c)}`);
-      dropCaps.push(CAPABILITIES[bit]!);
-      dropMask |= 1n << BigInt(bit);
-    }
-  }
+  for (const name of c.dropCaps) dropMask |= 1n << BigInt(CAPABILITIES.indexOf(name));
   return {
-    role,
-    uid: id32(`${field}.uid`, o.uid, UNPRIVILEGED_ID),
-    gid: id32(`${field}.gid`, o.gid, UNPRIVILEGED_ID),
-    dropCaps,
+    role: c.role,
+    uid: c.uid ?? UNPRIVILEGED_ID,
+    gid: c.gid ?? UNPRIVILEGED_ID,
+    dropCaps: [...c.dropCaps],
     dropMask,
   };
 }
 
-function parseParent(v: unknown, kind: MapKind, where: string): ParentNs {
-  if (typeof v === "string") {
-    const b = textBytes(where, v);
-    return { uidMap: b, gidMap: b, projidMap: b, setgroups: null };
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(`${where} must be map text or an object`);
-  const o = v as Json;
-  const uidMap = optionalBytes(o, "uid_map");
-  const gidMap = optionalBytes(o, "gid_map");
-  // A P object names uid_map and gid_map; for projid cases its projid_map is
-  // its own field when given, else the uid_map text (as with the string form).
-  const projidMap =
-    o.projid_map !== undefined || o.projid_map_hex !== undefined ? optionalBytes(o, "projid_map") : uidMap;
-  void kind;
-  return { uidMap, gidMap, projidMap, setgroups: optionalBytes(o, "setgroups") };
-}
-
-/** The case's id for echoing, even from a malformed line. */
-export function caseId(o: unknown): unknown {
-  if (typeof o === "object" && o !== null && !Array.isArray(o)) return (o as Json).id ?? null;
-  return null;
+/**
+ * Resolves a case as the model's parser read it (lib/model/cases.ts, the one
+ * loader of the format) into what the runner needs: defaults applied, the
+ * creator made explicit, capabilities as a bit mask.
+ */
+export function resolveMapCase(c: MapWriteCase): MapCase {
+  const writer = resolveCreds(c.writer);
+  const creator =
+    c.creator !== undefined
+      ? resolveCreds(c.creator)
+      : writer.role === "inside"
+        ? resolveCreds({ role: "privileged", dropCaps: [] })
+        : writer;
+  return {
+    id: c.id,
+    kind: c.kind,
+    parents: c.parents.map((p) => ({ ...p })),
+    lines: c.lines,
+    writer,
+    creator,
+    opener: c.opener === undefined ? undefined : resolveCreds(c.opener),
+    setgroups: c.setgroups,
+    second: c.second ?? null,
+    secondFd: c.secondFd,
+    setgroupsAfter: c.setgroupsAfter ?? null,
+  };
 }
 
 /** Parses one JSON case object. Throws {@link CaseInputError} when malformed. */
 export function parseMapCase(input: unknown): MapCase {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) fail("a case must be a JSON object");
-  const o = input as Json;
-  const kind = o.kind ?? "uid";
-  if (kind !== "uid" && kind !== "gid" && kind !== "projid") fail(`kind must be "uid", "gid" or "projid"`);
-  let parents: ParentNs[] = [];
-  if (Array.isArray(o.parent)) parents = o.parent.map((p, i) => parseParent(p, kind, `parent[${i}]`));
-  else if (o.parent !== undefined && o.parent !== null) parents = [parseParent(o.parent, kind, "parent")];
-  if (parents.length > 30) fail("parent: at most 30 intermediate namespaces");
-  const lines = optionalBytes(o, "lines");
-  if (lines === null) fail("lines (or lines_hex) is required");
-  const writer = parseCreds("writer", o.writer ?? "privileged", true);
-  const creator =
-    o.creator === undefined || o.creator === null
-      ? writer.role === "inside"
-        ? parseCreds("creator", "privileged", false)
-        : writer
-      : parseCreds("creator", o.creator, false);
-  const opener = o.opener === undefined || o.opener === null ? undefined : parseCreds("opener", o.opener, true);
-  const secondFd = o.second_fd ?? "same";
-  if (secondFd !== "same" && secondFd !== "reopen" && secondFd !== "pwrite0")
-    fail(`second_fd must be "same", "reopen" or "pwrite0"`);
-  return {
-    id: caseId(o),
-    kind,
-    parents,
-    lines,
-    writer,
-    creator,
-    opener,
-    setgroups: optionalBytes(o, "setgroups"),
-    second: optionalBytes(o, "second"),
-    secondFd,
-    setgroupsAfter: optionalBytes(o, "setgroups_after"),
-  };
+  return resolveMapCase(parseMapWriteCase(input));
+}
+
+/** The case's id for echoing, even from a malformed line. */
+export function caseId(o: unknown): unknown {
+  if (typeof o === "object" && o !== null && !Array.isArray(o)) return (o as Record<string, unknown>).id ?? null;
+  return null;
 }
 
 /** A case line that is empty or a `#` comment is skipped by every reader of the format. */

@@ -14,7 +14,7 @@ export {
   runCampaign,
   shrinkCase,
 } from "./campaign.js";
-export { CAPABILITIES, type MapCase, type MapResult, type NestedResult, parseMapCase } from "./cases.js";
+export { type MapCase, type MapResult, type NestedResult, parseMapCase, resolveMapCase } from "./cases.js";
 export { COMPARED_FIELDS, compareResults, type FieldDiff } from "./compare.js";
 export { type CaseObject, generateCase, generateCases, Rng } from "./generate.js";
 export { type CaseInput, type KernelRunOptions, runMapCasesOnKernel } from "./kernel.js";

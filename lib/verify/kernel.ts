@@ -5,7 +5,7 @@
  */
 import { native } from "../kernel/native.js";
 import { CaseInputError, caseId, inputErrorResult, type MapCase, type MapResult, parseMapCase } from "./cases.js";
-import { type CompiledCase, compileCase, decodeResult, type EncodedProgram } from "./program.js";
+import { type CompiledCase, compileCase, decodeResult, type EncodedProgram, UnbuildableCase } from "./program.js";
 
 /** Options of {@link runMapCasesOnKernel}. */
 export interface KernelRunOptions {
@@ -36,12 +36,26 @@ function prepare(input: CaseInput, timeoutMs: number): CompiledCase | MapResult 
       return inputErrorResult(null, `not JSON: ${(e as Error).message}`);
     }
   }
+  let c: MapCase;
   try {
-    const c = isMapCase(obj) ? obj : parseMapCase(obj);
+    c = isMapCase(obj) ? obj : parseMapCase(obj);
+  } catch (e) {
+    if (e instanceof CaseInputError) return inputErrorResult(caseId(obj), e.message);
+    throw e;
+  }
+  try {
     return compileCase(c, { timeoutMs });
   } catch (e) {
-    if (e instanceof CaseInputError || e instanceof RangeError) return inputErrorResult(caseId(obj), e.message);
-    throw e;
+    if (!(e instanceof UnbuildableCase || e instanceof RangeError)) throw e;
+    return {
+      id: c.id,
+      ok: null,
+      errno: null,
+      written: null,
+      stage: "setup",
+      len: c.lines.length,
+      setup_error: e.message,
+    };
   }
 }
 

@@ -49,6 +49,9 @@ const STATUS = 16;
 const LINE_BYTES = 33;
 const MAX_EXTENTS = 340;
 
+/** A case that cannot be built at all; it becomes a `stage: "setup"` result without running. */
+export class UnbuildableCase extends Error {}
+
 /** Case status written by the runner. */
 export const Status = { done: 1, setupAbort: 2, timeout: 3, agentLost: 4 } as const;
 
@@ -178,6 +181,12 @@ export class ProgramBuilder {
   /** Applies a credential form (privileged with dropped caps, or unprivileged) to agent `a`. */
   applyCreds(a: number, c: Creds, role: string): void {
     if (c.role === "unprivileged") {
+      // setres[ug]id(-1) means "leave unchanged": id 4294967295 cannot be taken,
+      // as no namespace maps it; the kernel would refuse any real attempt.
+      if (c.gid === 0xffff_ffff || c.uid === 0xffff_ffff)
+        throw new UnbuildableCase(
+          `setres${c.gid === 0xffff_ffff ? "g" : "u"}id(4294967295) as the ${role}: 4294967295 is never a valid id`,
+        );
       // In a namespace whose setgroups is "deny" this fails with EPERM; the list
       // is already empty (every agent starts with setgroups([])), so it is moot.
       this.add(a, Op.setgroupsEmpty, `setgroups([]) as the ${role}`);

@@ -253,6 +253,22 @@ const rows: Row[] = [
     expect: { ok: true, readback_from_init: rb([0, 1, 1]) },
   },
   {
+    // Found by the campaign (seed 1): the runner once reported EBADF here.
+    name: "a second write on the same fd after the open failed reports that open's failure",
+    case: { writer: "unprivileged", creator: "privileged", lines: "0 0 1\n", second: "0 0 1\n", second_fd: "same" },
+    expect: {
+      ok: false,
+      stage: "open",
+      errno: "EACCES",
+      second: { ok: false, errno: "EACCES", written: -1, stage: "open" },
+    },
+  },
+  {
+    name: "uid 4294967295 cannot be taken (setresuid would read it as 'unchanged'): setup error",
+    case: { writer: { role: "unprivileged", uid: 4294967295 }, lines: "0 0 1\n" },
+    expect: { ok: null, stage: "setup" },
+  },
+  {
     name: "a malformed case gives stage input",
     case: { kind: "nope", lines: "0 0 1\n" },
     expect: { ok: null, stage: "input" },
