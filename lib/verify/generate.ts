@@ -425,10 +425,12 @@ export function generateCase(seed: number, index: number): CaseObject {
     [5, "inside"],
   ]);
   const uid = r.weighted([
-    [6, 1000],
-    [2, 65534],
-    [1, 0],
-    [1, 5],
+    [60, 1000],
+    [20, 65534],
+    [10, 0],
+    [10, 5],
+    [1, 4294967294],
+    [1, 4294967295],
   ]);
   let writerUid = 1000;
   if (r.chance(0.3)) {
