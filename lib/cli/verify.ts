@@ -29,7 +29,11 @@ export interface VerifyExtension {
   key: string;
   description: string;
   prefix: string;
-  run(file: string, opts: { jobs: number; json: boolean; io: VerifyIo }): Promise<CampaignSummary>;
+  /**
+   * Runs the cases in `file`, printing its own per-case output (results with
+   * `kernelOnly`, disagreements otherwise), and returns its summary.
+   */
+  run(file: string, opts: { jobs: number; json: boolean; kernelOnly: boolean; io: VerifyIo }): Promise<CampaignSummary>;
 }
 
 interface VerifyOptions {
@@ -103,7 +107,10 @@ export function registerVerifyCommands(
   const cmd = program
     .command("verify")
     .description("run map-write cases on this kernel and through the model, and compare them field by field")
-    .option("--cases <n|file>", "how many cases to generate, or a case file (JSON lines; - for stdin)", "1000")
+    .option(
+      "--cases <n|file>",
+      "how many map-write cases to generate (default 1000), or a case file (JSON lines; - for stdin)",
+    )
     .option("--seed <s>", "seed of the case generators", "1")
     .option("--jobs <j>", "parallel jobs", "2")
     .option("--json", "print disagreements and the summary as JSON lines (the summary last)")
@@ -117,6 +124,12 @@ export function registerVerifyCommands(
     const timeoutMs = intOption(opts.timeout, "timeout", 1, 600_000);
     const shrink = intOption(opts.shrink, "shrink", 0, 1000);
     const json = opts.json === true;
+    const kernelOnly = opts.kernelOnly === true;
+    // Another campaign's option alone (e.g. --mount-cases) runs only that one.
+    const extFiles = extensions.flatMap((x) =>
+      typeof opts[x.key] === "string" ? [{ x, file: opts[x.key] as string }] : [],
+    );
+    const runMapCases = opts.cases !== undefined || extFiles.length === 0;
     const spec = opts.cases ?? "1000";
     const fileLines = /^\d+$/.test(spec) ? undefined : readCaseFile(spec);
     const count = fileLines === undefined ? intOption(spec, "cases", 0, 100_000_000) : undefined;
@@ -131,7 +144,9 @@ export function registerVerifyCommands(
       ? (done: number, total: number, disagree = 0) => io.err(bar(done, total, started, disagree))
       : undefined;
 
-    if (opts.kernelOnly) {
+    if (kernelOnly) {
+      for (const { x, file } of extFiles) await x.run(file, { jobs, json, kernelOnly, io });
+      if (!runMapCases) return;
       // The recorder: results only, one line per case, in input order.
       const inputs =
         fileLines !== undefined
@@ -154,7 +169,8 @@ export function registerVerifyCommands(
     const result = await runCampaign({
       count,
       seed,
-      cases: fileLines,
+      // With only another campaign's option, no map-write case runs.
+      cases: runMapCases ? fileLines : [],
       jobs,
       timeoutMs,
       shrink,
@@ -163,10 +179,8 @@ export function registerVerifyCommands(
     if (progress) io.err("\n");
     const summary: CampaignSummary = { ...result.summary, byField: { ...result.summary.byField } };
     for (const d of result.disagreements) printDisagreement(io, d, json);
-    for (const x of extensions) {
-      const file = opts[x.key];
-      if (typeof file !== "string") continue;
-      const s = await x.run(file, { jobs, json, io });
+    for (const { x, file } of extFiles) {
+      const s = await x.run(file, { jobs, json, kernelOnly, io });
       const total = summary.cases + s.cases;
       const secs = (n: number, rate: number) => (rate > 0 ? n / rate : 0);
       const t = secs(summary.cases, summary.casesPerSecond) + secs(s.cases, s.casesPerSecond);

@@ -6,8 +6,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Command } from "commander";
 import { afterAll, expect, it } from "vitest";
 import { buildProgram } from "../../lib/cli/main.js";
+import { registerVerifyCommands, type VerifyExtension } from "../../lib/cli/verify.js";
 import { modelPredictor, type Predictor, runCampaign } from "../../lib/verify/campaign.js";
 import { describeKernel } from "../helpers/kernel.js";
 
@@ -86,5 +88,35 @@ describeKernel("differential campaign: kernel against model", () => {
     expect(lines[0]).toMatchObject({ ok: true, readback_from_init: "         0     100000         10\n" });
     expect(lines[1]).toMatchObject({ ok: true, second: { ok: false, errno: "ESPIPE", written: -1 } });
     expect(lines[2]).toMatchObject({ stage: "input" });
+  });
+
+  it("another campaign joins through the extension seam; its option alone runs only it", async () => {
+    const calls: string[] = [];
+    const ext: VerifyExtension = {
+      flag: "--extra-cases <file>",
+      key: "extraCases",
+      description: "test campaign",
+      prefix: "extra.",
+      run: async (file, o) => {
+        calls.push(`${file}:${o.kernelOnly}`);
+        return { cases: 3, agree: 2, disagree: 1, byField: { stat: 1 }, casesPerSecond: 30 };
+      },
+    };
+    const run = async (args: string[]) => {
+      const out: string[] = [];
+      const program = new Command("userns").exitOverride();
+      registerVerifyCommands(program, { out: (s) => out.push(s), err: () => {}, progress: false }, [ext]);
+      process.exitCode = undefined;
+      await program.parseAsync(["verify", ...args], { from: "user" });
+      const code = process.exitCode;
+      process.exitCode = undefined;
+      return { last: JSON.parse(out.join("").trimEnd().split("\n").at(-1)!) as Record<string, unknown>, code };
+    };
+    const alone = await run(["--extra-cases", "f.jsonl", "--json"]);
+    expect(alone.last).toMatchObject({ cases: 3, agree: 2, disagree: 1, byField: { "extra.stat": 1 } });
+    expect(alone.code).toBe(1);
+    const both = await run(["--extra-cases", "g.jsonl", "--cases", "20", "--json"]);
+    expect(both.last).toMatchObject({ cases: 23, agree: 22, disagree: 1, byField: { "extra.stat": 1 } });
+    expect(calls).toEqual(["f.jsonl:false", "g.jsonl:false"]);
   });
 });
