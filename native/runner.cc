@@ -4,18 +4,22 @@
 // which process does which syscall, in which order, with which bytes. This file
 // only executes programs; every decision about what a case means lives in TS.
 //
-// Per case, the worker thread W (a libuv threadpool thread of Node, acting as
-// root of the initial namespace) forks "agents": single-threaded children that
-// execute runs of steps on command. All agents are direct children of W, so W
-// can kill (by pid) and reap every one of them on any path, including timeouts.
-// W and agents talk over a SOCK_SEQPACKET socketpair; map-file fds move between
-// processes with SCM_RIGHTS, so the opener and the writer can be different
-// processes, as the kernel's opener/writer checks require.
+// Per native call, the worker thread W (a libuv threadpool thread) forks one
+// zygote: a child of Node that drops Node's anonymous memory (TrimMemory) so
+// that its own forks are cheap. For each case the zygote acts as agent 0 (root
+// of the initial namespace) and forks "agents": single-threaded children that
+// execute runs of steps on command. All agents are direct children of the
+// zygote, which kills (by pid) and reaps every one of them at the end of each
+// case, including on timeout. Agents talk to the zygote over SOCK_SEQPACKET
+// socketpairs; map-file fds move between processes with SCM_RIGHTS, so the
+// opener and the writer can be different processes, as the kernel's
+// opener/writer checks require.
 //
-// Agents are forked from a multithreaded process, so after the fork they only
-// make raw syscalls: no malloc, stdio, locks or exceptions. Everything they read
-// (steps, bytes) and write (results) lives in a MAP_SHARED region mapped before
-// the fork; paths are formatted into stack buffers.
+// The zygote and the agents are forked from a multithreaded process, so they
+// only make raw syscalls: no malloc, stdio, locks or exceptions. Everything they
+// read (steps, bytes) and write (results) lives in a MAP_SHARED region mapped
+// before the fork; paths are formatted into stack buffers. Every process sets
+// PR_SET_PDEATHSIG, so nothing outlives its parent.
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
