@@ -5,6 +5,7 @@
  */
 
 export { type Align, formatTable, type TableOptions } from "./cli/table.js";
+export * from "./crosscheck/index.js";
 export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
 export * from "./formats/index.js";
 export {
@@ -44,3 +45,24 @@ export {
 } from "./mounts/mapformats.js";
 export { clearIdmapProbeCache, type IdmapSupport, probeIdmapSupport } from "./mounts/probe.js";
 export * from "./subid/index.js";
+  type CreateUserNamespaceOptions,
+  type ReportedMaps,
+  readMapsOfFd,
+  UserNamespace,
+} from "./namespaces/user-namespace.js";
+export {
+  type ChildStep,
+  type ExitStatus,
+  type JoinTarget,
+  type MapInput,
+  type MapMethod,
+  type MappingResult,
+  type MapWriter,
+  type NamespaceKind,
+  type SpawnOptions,
+  type StdioEntry,
+  spawn,
+  UsernsChildProcess,
+  validateSpawnOptions,
+} from "./spawn/index.js";
+export * from "./verify/index.js";

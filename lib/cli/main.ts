@@ -7,6 +7,8 @@ import { registerCheckCommands } from "./check.js";
 import { registerFormatCommands } from "./convert.js";
 import { runDemo } from "./demo.js";
 import { registerMountCommands } from "./mount.js";
+import { registerRunCommands } from "./run.js";
+import { registerVerifyCommands } from "./verify.js";
 
 /** Documented exit codes. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -31,6 +33,8 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   registerCheckCommands(program, io);
   registerMountCommands(program, io);
   registerFormatCommands(program, io);
+  registerVerifyCommands(program, io);
+  registerRunCommands(program, io);
 
   return program;
 }

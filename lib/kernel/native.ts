@@ -79,6 +79,47 @@ export interface NativeBinding {
   ): { errno: number; step: string };
   usernsHolderStart(uid: number, gid: number): { pid: number; fd: number };
   reapChild(pid: number): number;
+  /**
+   * Runs compiled map-write case programs (lib/verify/program.ts) on a threadpool thread, writing each
+   * case's result area into `results`. Throws a TypeError for a malformed program.
+   */
+  runMapPrograms(programs: Buffer, results: Buffer): Promise<void>;
+  // spawn (native/spawn.cc)
+  /** clone3 a child that runs the encoded steps; returns [pid, handle]. */
+  spawnStart(
+    cloneFlags: number,
+    path: string,
+    argv: string[],
+    envp: string[],
+    fdSrc: number[],
+    steps: number[],
+    strings: string[],
+    gids: number[],
+    exitMode: boolean,
+  ): [number, unknown];
+  /** Releases the child from its current wait and blocks until the next event. */
+  spawnResume(
+    handle: unknown,
+    release: boolean,
+  ):
+    | { kind: "ready"; step: number }
+    | { kind: "failed"; step: number; errno: number }
+    | { kind: "exec"; pidfd: number }
+    | { kind: "exit"; code: number | null; signal: number | null };
+  /** SIGKILL, reap and free a held child. */
+  spawnAbort(handle: unknown): void;
+  /** Watches a pidfd on the event loop; takes ownership of it (closed after reaping). */
+  pidfdWatch(pidfd: number, cb: (code: number | null, signal: number | null) => void): unknown;
+  pidfdWatchRef(watch: unknown, ref: boolean): void;
+  /** true if sent, false if the process is gone (ESRCH). */
+  pidfdSendSignal(pidfd: number, signal: number): boolean;
+  /** open(O_WRONLY) + exactly one write(2). */
+  writeOnce(path: string, data: string): void;
+  /** pipe2(O_CLOEXEC): [read, write]. */
+  pipe(): [number, number];
+  dupCloexec(fd: number): number;
+  /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
+  spawnUsesCloneVm(): boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -98,7 +98,8 @@ export interface MapWriteCaseResult {
 
 // ------------------------------------------------------------------ input
 
-class CaseInputError extends Error {}
+/** A malformed case (becomes a `stage: "input"` result). */
+export class CaseInputError extends Error {}
 
 function hexBytes(s: unknown, field: string): Uint8Array {
   if (typeof s !== "string" || !/^(?:[0-9a-fA-F]{2})*$/.test(s)) {

@@ -1,0 +1,17 @@
+/**
+ * Spawning programs into new or joined namespaces.
+ *
+ * @packageDocumentation
+ */
+export { type ExitStatus, UsernsChildProcess } from "./child-process.js";
+export { type MapInput, type MapMethod, type MappingResult, type MapWriter, parseMapText } from "./maps.js";
+export {
+  type JoinTarget,
+  type NamespaceKind,
+  resolveExecutable,
+  type SpawnOptions,
+  type StdioEntry,
+  spawn,
+  validateSpawnOptions,
+} from "./spawn.js";
+export type { ChildStep } from "./steps.js";

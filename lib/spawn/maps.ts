@@ -1,0 +1,199 @@
+/**
+ * Writing a new user namespace's uid_map, gid_map and setgroups, three ways:
+ * directly (privileged, or the unprivileged self-map), through shadow's
+ * setuid helpers newuidmap/newgidmap, or from a helper child that lives in
+ * the namespace's parent (nested namespaces). TS picks; the caller can
+ * override.
+ *
+ * Addressing is race-free in every case: the target is our own child, held
+ * blocked in its wait step and not yet reaped. A pid cannot be reused while
+ * its process (even a dead one, as a zombie) has not been waited for, and
+ * only we can wait for our child, so /proc/PID and the pid passed to
+ * newuidmap name exactly that child until we release or reap it.
+ */
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { UsernsError } from "../errors.js";
+import { native } from "../kernel/native.js";
+import { CLONE_NEW } from "../kernel/nsfs.js";
+import { IdMap } from "../model/idmap.js";
+import { parseMapText as parseKernelMapText } from "../model/parse.js";
+import { type ChildStep, runHelper } from "./steps.js";
+
+/** A map as model value or as the text written to /proc/PID/uid_map. */
+export type MapInput = IdMap | string;
+
+/** How maps are written. `auto` picks direct when privileged, the self-map when the request is one, else newuidmap. */
+export type MapWriter = "auto" | "direct" | "newuidmap" | "self";
+
+/** The way maps were actually written. `parent-helper`: by a child that joined the parent user namespace. */
+export type MapMethod = "direct" | "newuidmap" | "self" | "parent-helper";
+
+/** What was written, exactly. */
+export interface MappingResult {
+  /** Which way the maps were written. */
+  readonly method: MapMethod;
+  /** The exact uid_map text written (one write), or undefined if none was. */
+  readonly uidMap: string | undefined;
+  /** The exact gid_map text written, or undefined. */
+  readonly gidMap: string | undefined;
+  /** What was written to setgroups before gid_map, if anything. */
+  readonly setgroups: "allow" | "deny" | undefined;
+}
+
+/** A validated map request: the map and the exact text to write. */
+export interface PreparedMap {
+  readonly map: IdMap;
+  readonly text: string;
+}
+
+/**
+ * Parses map text with the model's map_write parser (the /proc readback
+ * format is valid input too); an empty text is the unwritten map. Throws
+ * EINVAL with the model's reason for bad text.
+ */
+export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
+  if (text === "") return IdMap.EMPTY;
+  const r = parseKernelMapText(text);
+  if (!r.ok) {
+    throw new UsernsError(`parsing ${kind} map${r.line ? ` line ${r.line}` : ""}`, { code: r.errno, reason: r.reason });
+  }
+  return r.map;
+}
+
+/** Reads a /proc map file as the kernel reports it to this process. */
+export function readProcMap(path: string): IdMap {
+  return parseMapText(readFileSync(path, "utf8"), "uid");
+}
+
+/** The capability bits of this process (CapEff from /proc/self/status). */
+export function effectiveCaps(): bigint {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
+
+const CAP_SETGID = 6n;
+const CAP_SETUID = 7n;
+
+/** Holds CAP_SETUID and CAP_SETGID in its own namespace: can write multi-line maps for its children. */
+export function isPrivilegedWriter(): boolean {
+  const caps = effectiveCaps();
+  return ((caps >> CAP_SETUID) & 1n) === 1n && ((caps >> CAP_SETGID) & 1n) === 1n;
+}
+
+/** The map the unprivileged single-line rule allows: one id, whose lower id is the writer's own. */
+export function isSelfMap(map: IdMap, ownId: number): boolean {
+  return map.size === 1 && map.extents[0]!.count === 1 && map.extents[0]!.lowerFirst === ownId;
+}
+
+/** Chooses how to write, or says why no way fits. */
+export function chooseMapWriter(
+  requested: MapWriter,
+  req: { uid?: IdMap; gid?: IdMap; setgroups?: "allow" | "deny" },
+  privileged: boolean = isPrivilegedWriter(),
+): Exclude<MapMethod, "parent-helper"> {
+  if (requested !== "auto") return requested;
+  if (privileged) return "direct";
+  const euid = process.geteuid?.() ?? -1;
+  const egid = process.getegid?.() ?? -1;
+  const uidSelf = req.uid === undefined || isSelfMap(req.uid, euid);
+  const gidSelf = req.gid === undefined || (isSelfMap(req.gid, egid) && req.setgroups === "deny");
+  if (uidSelf && gidSelf) return "self";
+  return "newuidmap";
+}
+
+function writeStep(pid: number, step: "setgroups" | "uid_map" | "gid_map", data: string): void {
+  const path = `/proc/${pid}/${step}`;
+  try {
+    native().writeOnce(path, data);
+  } catch (e) {
+    const ue = e as UsernsError;
+    throw new UsernsError(`writing ${step} of pid ${pid}`, {
+      errno: ue.errno,
+      syscall: ue.syscall,
+      step,
+      path,
+      reason: ue.code === "EPERM" ? permReason(step) : undefined,
+      cause: e,
+    });
+  }
+}
+
+function permReason(step: string): string {
+  if (step === "setgroups")
+    return "setgroups cannot be changed once gid_map is written, nor set to allow under a deny parent";
+  return "the writer lacks CAP_SETUID/CAP_SETGID in the parent namespace, or a lower id is not mapped there, or (unprivileged) the map is not the single-line self-map";
+}
+
+/** Writes setgroups, uid_map, gid_map from this process (privileged, or the self-map as the namespace's owner). */
+export function writeMapsDirect(
+  pid: number,
+  req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
+): void {
+  if (req.setgroups !== undefined) writeStep(pid, "setgroups", req.setgroups);
+  if (req.uid) writeStep(pid, "uid_map", req.uid.text);
+  if (req.gid) writeStep(pid, "gid_map", req.gid.text);
+}
+
+function runIdHelper(prog: "newuidmap" | "newgidmap", pid: number, map: IdMap): Promise<void> {
+  const args = [String(pid), ...map.extents.flatMap((e) => [String(e.first), String(e.lowerFirst), String(e.count)])];
+  return new Promise((resolve, reject) => {
+    // No shell: the arguments go to execve as they are.
+    execFile(prog, args, { encoding: "utf8", timeout: 30_000 }, (err, _stdout, stderr) => {
+      if (!err) return resolve();
+      const ne = err as NodeJS.ErrnoException & { code?: string | number };
+      const step = prog === "newuidmap" ? "uid_map" : "gid_map";
+      if (ne.code === "ENOENT") {
+        return reject(
+          new UsernsError(`running ${prog} for pid ${pid}`, {
+            code: "ENOENT",
+            syscall: prog,
+            step,
+            reason: `${prog} is not installed (Debian/Ubuntu package uidmap)`,
+          }),
+        );
+      }
+      reject(
+        new UsernsError(`running ${prog} ${args.join(" ")}`, {
+          code: "ERR_USERNS_NEWIDMAP",
+          syscall: prog,
+          step,
+          reason: `exit status ${typeof ne.code === "number" ? ne.code : "?"}: ${stderr.trim() || err.message}`,
+          cause: err,
+        }),
+      );
+    });
+  });
+}
+
+/**
+ * Writes maps through newuidmap/newgidmap (ranges from /etc/subuid and
+ * /etc/subgid, checked by the helpers). setgroups is written by us first:
+ * as the namespace's owner we may, and it must precede gid_map.
+ */
+export async function writeMapsNewidmap(
+  pid: number,
+  req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
+): Promise<void> {
+  if (req.setgroups === "deny") writeStep(pid, "setgroups", "deny");
+  if (req.uid) await runIdHelper("newuidmap", pid, req.uid.map);
+  if (req.gid) await runIdHelper("newgidmap", pid, req.gid.map);
+}
+
+/**
+ * Writes the maps of a namespace whose parent is not ours: a helper child
+ * joins the parent user namespace (the kernel accepts map writes only from
+ * the parent or the namespace itself) and writes them there.
+ */
+export function writeMapsFromParent(
+  pid: number,
+  parentUserFd: number,
+  req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
+): void {
+  const steps: ChildStep[] = [{ op: "join", fd: parentUserFd, nstype: CLONE_NEW.user, label: "join parent" }];
+  if (req.setgroups !== undefined)
+    steps.push({ op: "writeFile", path: `/proc/${pid}/setgroups`, data: req.setgroups, label: "setgroups" });
+  if (req.uid) steps.push({ op: "writeFile", path: `/proc/${pid}/uid_map`, data: req.uid.text, label: "uid_map" });
+  if (req.gid) steps.push({ op: "writeFile", path: `/proc/${pid}/gid_map`, data: req.gid.text, label: "gid_map" });
+  runHelper(steps, `writing the maps of pid ${pid} from its parent user namespace`);
+}

@@ -1,0 +1,480 @@
+/**
+ * spawn(file, args, options): start a program inside new (or joined)
+ * namespaces, with the uid and gid maps the caller asked for.
+ *
+ * Sequence: validate everything in TS, prepare argv/envp/stdio/steps, clone3
+ * a child that waits, write setgroups/uid_map/gid_map while it waits,
+ * release it, and learn from the error pipe whether execve succeeded.
+ */
+import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from "node:fs";
+import { Socket } from "node:net";
+import { join as joinPath } from "node:path";
+import { fileURLToPath } from "node:url";
+import { UsernsError, usageError } from "../errors.js";
+import { native } from "../kernel/native.js";
+import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
+import type { IdMap } from "../model/idmap.js";
+import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
+import { signalNumber, UsernsChildProcess } from "./child-process.js";
+import {
+  type MapInput,
+  type MappingResult,
+  type MapWriter,
+  type PreparedMap,
+  writeMapsDirect,
+  writeMapsFromParent,
+  writeMapsNewidmap,
+} from "./maps.js";
+import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "./steps.js";
+import { creatorIds, prepareMapRequest } from "./validate.js";
+
+/** Namespace kinds, named as util-linux `unshare` flags. */
+export type NamespaceKind = "user" | "mount" | "pid" | "uts" | "ipc" | "net" | "cgroup" | "time";
+
+/** A stdio entry, as child_process takes them (streams are not supported: pass their fd). */
+export type StdioEntry = "pipe" | "inherit" | "ignore" | number | null | undefined;
+
+/** An existing namespace to join: an open nsfs fd, a path such as /proc/PID/ns/net, or a held handle (anything with `fd`). */
+export type JoinTarget = number | string | { readonly fd: number };
+
+/** Options of {@link spawn}. Names follow child_process where one exists. */
+export interface SpawnOptions {
+  /** Namespaces to create. `user` is created first and owns the others. */
+  namespaces?: readonly NamespaceKind[];
+  /** The new user namespace's uid map (model value, or text `inside outside count` per line). Needs `user` in namespaces. */
+  uidMap?: MapInput;
+  /** The gid map, as uidMap. */
+  gidMap?: MapInput;
+  /** Written to /proc/PID/setgroups before gid_map. `deny` is required for an unprivileged self-map of gids. */
+  setgroups?: "allow" | "deny";
+  /** How maps are written; `auto` (default) picks direct when privileged, the self-map when that is what was asked, else newuidmap/newgidmap. */
+  mapWriter?: MapWriter;
+  /** The uid the program runs as, inside its user namespace (setresuid in the child). */
+  uid?: number;
+  /** The gid the program runs as (setresgid). */
+  gid?: number;
+  /** Supplementary groups (setgroups(2)); needs setgroups `allow` inside a new user namespace. */
+  groups?: readonly number[];
+  /**
+   * Namespaces to join before exec (setns in the child; the user namespace first). Joining a user namespace and
+   * creating `user` nests the new namespace inside the joined one; its maps are then written from there.
+   * Joining a pid namespace affects only the program's own children, as setns(2) does.
+   */
+  join?: JoinTarget | readonly JoinTarget[];
+  /** Working directory of the program, entered after the ids are set. */
+  cwd?: string | URL;
+  /** Environment; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** argv[0]; defaults to `file`. */
+  argv0?: string;
+  /** As child_process: 'pipe' (default), 'inherit', 'ignore', or an array of those and fds. */
+  stdio?: "pipe" | "inherit" | "ignore" | readonly StdioEntry[];
+  /** Run the program in a new session (setsid), as child_process's `detached`. */
+  detached?: boolean;
+  /** prctl(PR_SET_PDEATHSIG): the signal the program gets when this thread's process dies. */
+  parentDeathSignal?: NodeJS.Signals | number;
+  /** Propagation of the new mount namespace's tree (`private` by default, as util-linux unshare). */
+  mountPropagation?: "private" | "slave" | "shared" | "unchanged";
+  /** Detached mounts (e.g. from open_tree) to attach in the child with move_mount before exec. */
+  mounts?: readonly { readonly fd: number; readonly target: string }[];
+}
+
+const KNOWN_OPTIONS: readonly (keyof SpawnOptions)[] = [
+  "namespaces",
+  "uidMap",
+  "gidMap",
+  "setgroups",
+  "mapWriter",
+  "uid",
+  "gid",
+  "groups",
+  "join",
+  "cwd",
+  "env",
+  "argv0",
+  "stdio",
+  "detached",
+  "parentDeathSignal",
+  "mountPropagation",
+  "mounts",
+];
+
+const NS_KIND: Readonly<Record<NamespaceKind, NamespaceType>> = {
+  user: "user",
+  mount: "mnt",
+  pid: "pid",
+  uts: "uts",
+  ipc: "ipc",
+  net: "net",
+  cgroup: "cgroup",
+  time: "time",
+};
+
+const MS_REC = 0x4000;
+const PROPAGATION: Readonly<Record<"private" | "slave" | "shared", number>> = {
+  private: MS_REC | 0x40000,
+  slave: MS_REC | 0x80000,
+  shared: MS_REC | 0x100000,
+};
+
+/** The order namespaces are joined in: user first (its capabilities allow the rest), as nsenter does. */
+const JOIN_ORDER: readonly NamespaceType[] = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time"];
+
+function isU32(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+}
+
+function closest(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return KNOWN_OPTIONS.find((k) => k.toLowerCase() === lower || k.toLowerCase().startsWith(lower.slice(0, 4)));
+}
+
+/** Checks an options object before anything touches the kernel; throws ERR_USERNS_USAGE naming the option. */
+export function validateSpawnOptions(options: SpawnOptions): void {
+  for (const key of Object.keys(options)) {
+    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+      const hint = closest(key);
+      throw usageError(`unknown spawn option "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
+    }
+  }
+  const ns = options.namespaces ?? [];
+  if (!Array.isArray(ns)) throw usageError("namespaces must be an array");
+  for (const n of ns) {
+    if (!(n in NS_KIND))
+      throw usageError(`unknown namespace "${String(n)}" (one of ${Object.keys(NS_KIND).join(", ")})`);
+  }
+  if (new Set(ns).size !== ns.length) throw usageError("namespaces lists a namespace twice");
+  const hasUser = ns.includes("user");
+  for (const k of ["uidMap", "gidMap", "setgroups"] as const) {
+    if (options[k] !== undefined && !hasUser) throw usageError(`${k} needs namespaces to include "user"`);
+  }
+  if (options.setgroups !== undefined && options.setgroups !== "allow" && options.setgroups !== "deny")
+    throw usageError(`setgroups must be "allow" or "deny", not ${JSON.stringify(options.setgroups)}`);
+  if (options.mapWriter !== undefined && !["auto", "direct", "newuidmap", "self"].includes(options.mapWriter))
+    throw usageError(`mapWriter must be auto, direct, newuidmap or self`);
+  for (const k of ["uid", "gid"] as const) {
+    if (options[k] !== undefined && !isU32(options[k])) throw usageError(`${k} must be an integer 0..4294967295`);
+  }
+  if (options.groups !== undefined && (!Array.isArray(options.groups) || !options.groups.every(isU32)))
+    throw usageError("groups must be an array of gids");
+  if (
+    options.mountPropagation !== undefined &&
+    !["private", "slave", "shared", "unchanged"].includes(options.mountPropagation)
+  )
+    throw usageError("mountPropagation must be private, slave, shared or unchanged");
+  if (options.mounts !== undefined) {
+    for (const m of options.mounts) {
+      if (!Number.isInteger(m.fd) || m.fd < 0 || typeof m.target !== "string")
+        throw usageError("mounts entries must be { fd, target }");
+    }
+  }
+  if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
+}
+
+/** Finds the program the way execvp would, but here in the parent: the child never searches PATH. */
+export function resolveExecutable(file: string, env: NodeJS.ProcessEnv): string {
+  if (file.length === 0) throw usageError("file must not be empty");
+  if (file.includes("/")) return file;
+  const path = env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
+  for (const dir of path.split(":")) {
+    const candidate = joinPath(dir === "" ? "." : dir, file);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  throw new UsernsError(`spawning ${file}`, {
+    code: "ENOENT",
+    syscall: "execve",
+    step: "execve",
+    path: file,
+    reason: `not found in PATH (${path})`,
+  });
+}
+
+interface OpenedJoin {
+  target: JoinTarget;
+  fd: number;
+  type: NamespaceType;
+  owned: boolean;
+}
+
+function typeOfFd(fd: number): NamespaceType {
+  const v = native().nsGetNstype(fd);
+  for (const [name, flag] of Object.entries(CLONE_NEW) as [NamespaceType, number][]) if (flag === v) return name;
+  throw usageError(`join: fd ${fd} is not a namespace of a known type`);
+}
+
+function openJoins(join: SpawnOptions["join"]): OpenedJoin[] {
+  if (join === undefined) return [];
+  const list: readonly JoinTarget[] = Array.isArray(join) ? join : [join as JoinTarget];
+  const out: OpenedJoin[] = [];
+  try {
+    for (const t of list) {
+      if (typeof t === "string") {
+        const fd = native().openNs(t);
+        out.push({ target: t, fd, type: "user", owned: true });
+        out[out.length - 1]!.type = typeOfFd(fd);
+      } else {
+        const fd = typeof t === "number" ? t : t.fd;
+        if (!Number.isInteger(fd) || fd < 0) throw usageError("join: not an open namespace fd");
+        out.push({ target: t, fd, type: typeOfFd(fd), owned: false });
+      }
+    }
+  } catch (e) {
+    for (const j of out) if (j.owned) native().close(j.fd);
+    throw e;
+  }
+  const seen = new Set<NamespaceType>();
+  for (const j of out) {
+    if (seen.has(j.type)) throw usageError(`join lists two ${j.type} namespaces`);
+    seen.add(j.type);
+  }
+  return out.sort((a, b) => JOIN_ORDER.indexOf(a.type) - JOIN_ORDER.indexOf(b.type));
+}
+
+interface StdioPlan {
+  fdSrc: number[];
+  /** Child-side fds opened here: closed in the parent once the child has its copies. */
+  childEnds: number[];
+  streams: (Socket | null)[];
+}
+
+function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
+  const list: StdioEntry[] =
+    stdio === undefined || typeof stdio === "string" ? [stdio, stdio, stdio] : [...(stdio as readonly StdioEntry[])];
+  while (list.length < 3) list.push(undefined);
+  const plan: StdioPlan = { fdSrc: [], childEnds: [], streams: [] };
+  let devNull = -1;
+  try {
+    list.forEach((entry, i) => {
+      const e = entry ?? (i < 3 ? "pipe" : null);
+      if (e === "pipe") {
+        const [r, w] = native().pipe();
+        if (i === 0) {
+          plan.fdSrc.push(r);
+          plan.childEnds.push(r);
+          plan.streams.push(new Socket({ fd: w, readable: false, writable: true }));
+        } else {
+          plan.fdSrc.push(w);
+          plan.childEnds.push(w);
+          plan.streams.push(new Socket({ fd: r, readable: true, writable: false }));
+        }
+      } else if (e === "inherit") {
+        plan.fdSrc.push(i);
+        plan.streams.push(null);
+      } else if (e === "ignore") {
+        // One /dev/null for every ignored entry; libuv opens it O_CLOEXEC and the child's stdio step dup3s it into place.
+        if (devNull < 0) {
+          devNull = openSync("/dev/null", "r+");
+          plan.childEnds.push(devNull);
+        }
+        plan.fdSrc.push(devNull);
+        plan.streams.push(null);
+      } else if (e === null) {
+        plan.fdSrc.push(-1);
+        plan.streams.push(null);
+      } else if (typeof e === "number" && Number.isInteger(e) && e >= 0) {
+        plan.fdSrc.push(e);
+        plan.streams.push(null);
+      } else {
+        throw usageError(`stdio[${i}] must be 'pipe', 'inherit', 'ignore', an fd or null`);
+      }
+    });
+  } catch (err) {
+    releaseStdio(plan, true);
+    throw err;
+  }
+  return plan;
+}
+
+function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
+  for (const fd of plan.childEnds) closeSync(fd);
+  plan.childEnds = [];
+  if (destroyStreams) for (const s of plan.streams) s?.destroy();
+}
+
+/**
+ * Starts `file` with `args` inside the namespaces described by `options`.
+ * Returns at once with a ChildProcess-shaped handle; when maps can be written
+ * without a helper program, the program has already been exec'd by then.
+ *
+ * @example
+ * ```ts
+ * const child = spawn("id", [], { namespaces: ["user"], uidMap: "0 100000 65536", gidMap: "0 100000 65536", uid: 0, gid: 0 });
+ * child.stdout?.pipe(process.stdout);
+ * const { code } = await child; // 0
+ * ```
+ */
+export function spawn(file: string, args: readonly string[] = [], options: SpawnOptions = {}): UsernsChildProcess {
+  if (typeof file !== "string") throw usageError("file must be a string");
+  if (!Array.isArray(args) || !args.every((a) => typeof a === "string"))
+    throw usageError("args must be an array of strings");
+  validateSpawnOptions(options);
+  const env = options.env ?? process.env;
+  const envp = Object.entries(env)
+    .filter((kv): kv is [string, string] => kv[1] !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
+  const argv = [options.argv0 ?? file, ...args];
+  const newNs = new Set(options.namespaces ?? []);
+  const child = new UsernsChildProcess(file, [file, ...args]);
+  let joins: OpenedJoin[] = [];
+  let stdio: StdioPlan | undefined;
+  let held: HeldChild | undefined;
+  try {
+    // Like child_process, a missing program is reported through the handle, not thrown.
+    const path = resolveExecutable(file, env);
+    joins = openJoins(options.join);
+    const userJoin = joins.find((j) => j.type === "user");
+    const childSide = joins.length > 0;
+    if (childSide && newNs.has("pid"))
+      throw usageError(
+        "creating a pid namespace together with join is not supported: unshare(CLONE_NEWPID) in the child would only affect the program's children",
+      );
+    // Maps: validated before any syscall.
+    const parentMaps = userJoin && newNs.has("user") ? readParentMaps(userJoin) : undefined;
+    const creator = parentMaps ? creatorIds(parentMaps.uid, parentMaps.gid) : undefined;
+    const prepared =
+      options.uidMap !== undefined || options.gidMap !== undefined || options.setgroups !== undefined
+        ? prepareMapRequest({
+            uidMap: options.uidMap,
+            gidMap: options.gidMap,
+            setgroups: options.setgroups,
+            mapWriter: options.mapWriter,
+            parent: parentMaps && creator ? { ...parentMaps, creator } : undefined,
+          })
+        : undefined;
+    const setgroups = options.setgroups;
+    const uid = prepared?.uid;
+    const gid = prepared?.gid;
+    const mapsNeeded = newNs.has("user") && prepared !== undefined;
+    const mapReq = { uid, gid, setgroups };
+    const method = prepared?.method;
+
+    let flags = 0;
+    for (const n of newNs) if (n !== "time") flags |= CLONE_NEW[NS_KIND[n]];
+    const steps: ChildStep[] = [];
+    let cloneFlags = 0;
+    if (!childSide) {
+      cloneFlags = flags;
+      if (mapsNeeded) steps.push({ op: "wait", notify: false });
+    } else {
+      for (const j of joins) steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}` });
+      if (creator) {
+        steps.push({ op: "setgid", gid: creator.gid }, { op: "setuid", uid: creator.uid });
+        // The uid change made us non-dumpable, which would make our /proc files root-owned and unwritable for the map writer.
+        steps.push({ op: "dumpable", value: 1 });
+      }
+      if (flags !== 0) steps.push({ op: "unshare", flags });
+      if (mapsNeeded) steps.push({ op: "wait", notify: true });
+    }
+    if (newNs.has("mount") && (options.mountPropagation ?? "private") !== "unchanged")
+      steps.push({ op: "propagation", flags: PROPAGATION[(options.mountPropagation ?? "private") as "private"] });
+    for (const m of options.mounts ?? []) steps.push({ op: "attachMount", fd: m.fd, target: m.target });
+    if (newNs.has("time")) steps.push({ op: "unshare", flags: CLONE_NEW.time });
+    if (options.detached) steps.push({ op: "setsid" });
+    const userChanged = newNs.has("user") || userJoin !== undefined;
+    if (options.groups !== undefined) steps.push({ op: "setgroups", groups: options.groups });
+    else if ((options.uid !== undefined || options.gid !== undefined) && dropGroupsAllowed(userChanged, setgroups, gid))
+      steps.push({ op: "setgroups", groups: [] });
+    if (options.gid !== undefined) steps.push({ op: "setgid", gid: options.gid });
+    if (options.uid !== undefined) steps.push({ op: "setuid", uid: options.uid });
+    if (options.cwd !== undefined) {
+      const cwd = typeof options.cwd === "string" ? options.cwd : fileURLToPath(options.cwd);
+      steps.push({ op: "chdir", path: cwd });
+    }
+    if (options.parentDeathSignal !== undefined)
+      steps.push({ op: "parentDeathSignal", signal: signalNumber(options.parentDeathSignal) });
+    steps.push({ op: "stdio" });
+
+    stdio = planStdio(options.stdio);
+    child.stdio.push(...stdio.streams);
+    child.stdin = (stdio.streams[0] as Socket | null) ?? null;
+    child.stdout = (stdio.streams[1] as Socket | null) ?? null;
+    child.stderr = (stdio.streams[2] as Socket | null) ?? null;
+
+    held = startChild({ cloneFlags, path, argv, envp, fdSrc: stdio.fdSrc, steps });
+    child.pid = held.pid;
+    // The child has its own copies now.
+    releaseStdio(stdio, false);
+    const what = `spawning ${file} (pid ${held.pid})`;
+    const h = held;
+    const finish = (): void => {
+      const r = resumeChild(h, what, true);
+      if (r.kind !== "exec")
+        throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
+      child._started(r.pidfd);
+    };
+    const fail = (e: unknown): void => {
+      abortChild(h);
+      child._failed(e);
+    };
+    const closeJoins = (): void => {
+      for (const j of joins) if (j.owned) native().close(j.fd);
+    };
+    if (!mapsNeeded) {
+      try {
+        finish();
+      } catch (e) {
+        fail(e);
+      } finally {
+        closeJoins();
+      }
+      return child;
+    }
+    if (childSide) {
+      const r = resumeChild(h, what, false);
+      if (r.kind !== "ready")
+        throw new UsernsError(what, {
+          code: "ERR_USERNS_PROTOCOL",
+          reason: `expected the child to wait, got ${r.kind}`,
+        });
+    }
+    const result: MappingResult = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
+    if (method === "newuidmap") {
+      // The one asynchronous path: the helpers are separate programs.
+      writeMapsNewidmap(h.pid, mapReq)
+        .then(() => {
+          child.mapping = result;
+          finish();
+        })
+        .catch(fail)
+        .finally(closeJoins);
+      return child;
+    }
+    try {
+      if (method === "parent-helper") writeMapsFromParent(h.pid, userJoin!.fd, mapReq);
+      else writeMapsDirect(h.pid, mapReq);
+      child.mapping = result;
+      finish();
+    } catch (e) {
+      fail(e);
+    } finally {
+      closeJoins();
+    }
+    return child;
+  } catch (e) {
+    // Failed before or at clone3: nothing to reap unless the child exists.
+    if (held) abortChild(held);
+    if (stdio) releaseStdio(stdio, true);
+    for (const j of joins) if (j.owned) native().close(j.fd);
+    child._failed(e);
+    return child;
+  }
+}
+
+function dropGroupsAllowed(
+  userChanged: boolean,
+  setgroups: "allow" | "deny" | undefined,
+  gid: PreparedMap | undefined,
+): boolean {
+  // setgroups(2) needs CAP_SETGID and, in a new user namespace, a written gid_map and setgroups "allow".
+  if (userChanged) return gid !== undefined && setgroups !== "deny";
+  return (process.geteuid?.() ?? 1) === 0;
+}
+
+function readParentMaps(j: OpenedJoin): { uid: IdMap; gid: IdMap } {
+  return j.target instanceof UserNamespace ? j.target.maps() : readMapsOfFd(j.fd);
+}

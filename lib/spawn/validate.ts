@@ -1,0 +1,147 @@
+/**
+ * Map requests are checked by the model (lib/model/mapwrite.ts:
+ * validateMapRequest, which runs the kernel's map_write rules) before any
+ * syscall, so a map the kernel would refuse fails with the model's
+ * explanation and no process is created.
+ */
+import { readFileSync } from "node:fs";
+import { UsernsError } from "../errors.js";
+import { IdMap } from "../model/idmap.js";
+import { validateMapRequest } from "../model/mapwrite.js";
+import {
+  chooseMapWriter,
+  isPrivilegedWriter,
+  type MapInput,
+  type MapMethod,
+  type MapWriter,
+  type PreparedMap,
+  parseMapText,
+} from "./maps.js";
+
+const ownMaps = new Map<"uid" | "gid", IdMap>();
+
+/**
+ * This process's own map of a kind, as the kernel shows it to us: the parent
+ * map of namespaces we create. Read once: a multithreaded process can never
+ * change its user namespace, and a namespace's maps never change once written.
+ */
+export function ownMap(kind: "uid" | "gid"): IdMap {
+  let m = ownMaps.get(kind);
+  if (m === undefined) {
+    m = parseMapText(readFileSync(`/proc/self/${kind}_map`, "utf8"), kind);
+    ownMaps.set(kind, m);
+  }
+  return m;
+}
+
+/** Who will write the map, as the model needs to know it. */
+export interface MapWriterContext {
+  /** privileged: CAP_SETUID/CAP_SETGID over the parent (direct as root, newuidmap, a helper in the parent namespace). */
+  readonly writer: "privileged" | "unprivileged";
+  /** The writer's namespace map of this kind; default: this process's own. */
+  readonly parentMap?: IdMap;
+  /** The writer's euid/egid and the new namespace's owner, in the writer's ids; default: this process's. */
+  readonly euid?: number;
+  readonly egid?: number;
+  readonly ownerUid?: number;
+}
+
+/** Validates a map request with the model and returns the exact text to write. */
+export function prepareMap(
+  kind: "uid" | "gid",
+  input: MapInput,
+  setgroups: "allow" | "deny" | undefined,
+  ctx: MapWriterContext,
+): PreparedMap {
+  if (typeof input !== "string" && !(input instanceof IdMap))
+    throw new UsernsError(`${kind}Map`, { code: "ERR_USERNS_USAGE", reason: "must be an IdMap or map text" });
+  const euid = ctx.euid ?? process.geteuid?.() ?? 0;
+  const egid = ctx.egid ?? process.getegid?.() ?? 0;
+  const v = validateMapRequest({
+    kind,
+    map: input,
+    parentMap: ctx.parentMap ?? ownMap(kind),
+    writer: ctx.writer,
+    euid,
+    egid,
+    setgroups: setgroups ?? "allow",
+    ownerUid: ctx.ownerUid ?? euid,
+  });
+  if (!v.ok) {
+    throw new UsernsError(`checking ${kind}_map${v.line !== undefined ? ` line ${v.line}` : ""}`, {
+      code: v.errno,
+      step: `${kind}_map`,
+      reason: `${v.reason} (rule ${v.rule})`,
+    });
+  }
+  return { map: v.map, text: v.lines };
+}
+
+/** A map request checked and ready to write: the maps, and which way they will be written. */
+export interface PreparedMaps {
+  readonly uid: PreparedMap | undefined;
+  readonly gid: PreparedMap | undefined;
+  readonly setgroups: "allow" | "deny" | undefined;
+  readonly method: MapMethod;
+}
+
+function asMap(kind: "uid" | "gid", input: MapInput | undefined): IdMap | undefined {
+  if (input === undefined) return undefined;
+  return typeof input === "string" ? parseMapText(input, kind) : input;
+}
+
+/**
+ * Picks the way maps will be written and validates them with the model for
+ * that writer. With `parent` (a held namespace the new one is created in), a
+ * helper that joined the parent writes them, as the creator chosen there.
+ */
+export function prepareMapRequest(req: {
+  uidMap?: MapInput;
+  gidMap?: MapInput;
+  setgroups?: "allow" | "deny";
+  mapWriter?: MapWriter;
+  parent?: { uid: IdMap; gid: IdMap; creator: { uid: number; gid: number } };
+}): PreparedMaps {
+  let method: MapMethod;
+  let ctx: (kind: "uid" | "gid") => MapWriterContext;
+  if (req.parent) {
+    const p = req.parent;
+    method = "parent-helper";
+    ctx = (kind) => ({
+      writer: "privileged",
+      parentMap: kind === "uid" ? p.uid : p.gid,
+      euid: p.creator.uid,
+      egid: p.creator.gid,
+      ownerUid: p.creator.uid,
+    });
+  } else {
+    const privileged = isPrivilegedWriter();
+    method = chooseMapWriter(
+      req.mapWriter ?? "auto",
+      { uid: asMap("uid", req.uidMap), gid: asMap("gid", req.gidMap), setgroups: req.setgroups },
+      privileged,
+    );
+    // newuidmap is setuid root: the kernel judges it privileged (its own subuid policy is reported from its stderr).
+    const writer = method === "newuidmap" || (method === "direct" && privileged) ? "privileged" : "unprivileged";
+    ctx = () => ({ writer });
+  }
+  return {
+    uid: req.uidMap !== undefined ? prepareMap("uid", req.uidMap, req.setgroups, ctx("uid")) : undefined,
+    gid: req.gidMap !== undefined ? prepareMap("gid", req.gidMap, req.setgroups, ctx("gid")) : undefined,
+    setgroups: req.setgroups,
+    method,
+  };
+}
+
+/** The uid and gid a child takes in a joined user namespace before creating one inside it: root there if mapped, else the lowest mapped id. */
+export function creatorIds(parentUid: IdMap, parentGid: IdMap): { uid: number; gid: number } {
+  const pick = (m: IdMap): number => {
+    if (m.isEmpty)
+      throw new UsernsError("creating a user namespace inside one whose maps are not written", {
+        code: "EPERM",
+        reason: "the creator's uid and gid must be mapped in the parent namespace (create_user_ns)",
+      });
+    return m.forward[0]!.first;
+  };
+  return { uid: pick(parentUid), gid: pick(parentGid) };
+}

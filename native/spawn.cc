@@ -1,0 +1,851 @@
+// Spawning into new namespaces: clone3 + a child that runs a short list of
+// steps TS prepared, then execve (or _exit, for helpers).
+//
+// Child-side contract (read this before touching ChildMain):
+// * On x86_64 the child is created with CLONE_VM on its own mmap'd stack, as
+//   posix_spawn does, so spawning costs the same whatever the size of the
+//   Node heap (no page tables are copied). The child therefore SHARES memory
+//   with the parent, and with the parent's thread's TLS (no CLONE_SETTLS):
+//   - it may only READ the Child object, which is complete before clone3 and
+//     never changed until the child has exec'd or exited;
+//   - it never writes anything the parent might read, except on its own
+//     stack; results go through the error pipe only;
+//   - it makes raw syscalls (Sys) that never touch errno, because errno lives
+//     in the parent thread's TLS; no libc, no malloc, no locks, no stdio, no
+//     C++ exceptions, no N-API;
+//   - the parent frees the Child and unmaps the stack only after EOF on the
+//     error pipe (exec replaced the child's mm, or it exited) or after the
+//     child was reaped.
+// * Signals are blocked around clone3; CLONE_CLEAR_SIGHAND resets handled
+//   signals in the kernel, the child resets ignored ones too (as libuv does)
+//   and restores the parent's mask just before execve.
+// * Every failure writes one fixed-size Record {kind, step, errno} to the
+//   O_CLOEXEC error pipe and exits 127. EOF without a record means execve
+//   succeeded (or, for exit-mode helpers, that the steps all ran).
+// * Other architectures take the fork-like path (no CLONE_VM, stack 0): the
+//   same child code then runs on a private copy of memory.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "addon.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace userns {
+namespace {
+
+// ---------------------------------------------------------------- raw syscalls
+
+#if defined(__x86_64__)
+#define USERNS_CLONE_VM 1
+// A syscall that returns -errno and never writes errno (see the contract).
+__attribute__((always_inline)) inline long Sys(long n, long a = 0, long b = 0, long c = 0, long d = 0,
+                                               long e = 0, long f = 0) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
+// clone3 onto a new stack. The child cannot return into this function (its
+// stack pointer is the new stack), so the child branch calls fn(arg) right
+// here and exits with its result. r8/r9 survive the syscall in both tasks.
+__attribute__((noinline)) long Clone3Vm(struct clone_args *ca, int (*fn)(void *), void *arg) {
+  long ret;
+  register long r8 __asm__("r8") = reinterpret_cast<long>(fn);
+  register long r9 __asm__("r9") = reinterpret_cast<long>(arg);
+  __asm__ volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xorl %%ebp, %%ebp\n\t"
+      "movq %%r9, %%rdi\n\t"
+      "callq *%%r8\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl $231, %%eax\n\t"  // exit_group
+      "syscall\n\t"
+      "hlt\n\t"
+      "1:\n\t"
+      : "=a"(ret)
+      : "a"(static_cast<long>(__NR_clone3)), "D"(ca), "S"(sizeof(*ca)), "r"(r8), "r"(r9)
+      : "rcx", "r11", "memory", "cc");
+  return ret;
+}
+#else
+#define USERNS_CLONE_VM 0
+// Fork-like path: the child has its own copy of memory, so libc's syscall()
+// and its errno are safe to use.
+inline long Sys(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
+  long r = syscall(n, a, b, c, d, e, f);
+  return r < 0 ? -errno : r;
+}
+#endif
+
+// ---------------------------------------------------------------- the step list
+
+// Operations, mirrored by lib/spawn/native-steps.ts (same numbers).
+enum Op : int32_t {
+  kWait = 1,          // a: 1 = tell the parent first (READY record)
+  kSetns = 2,         // a: fd, b: nstype
+  kUnshare = 3,       // a: CLONE_NEW* flags
+  kChdir = 4,         // s: path
+  kSetgroups = 5,     // a: offset into gids, b: count
+  kSetresgid = 6,     // a: gid
+  kSetresuid = 7,     // a: uid
+  kPdeathsig = 8,     // a: signal
+  kSetsid = 9,        //
+  kStdio = 10,        // apply fdSrc, then CLOEXEC on everything above
+  kAttachMount = 11,  // a: detached mount fd, s: target path
+  kWriteFile = 12,    // s: path, s2: data
+  kPropagation = 13,  // a: mount flags for "/" (MS_REC|MS_PRIVATE ...)
+  kDumpable = 14,     // a: 0/1
+};
+
+struct Step {
+  int32_t op;
+  int64_t a;
+  int64_t b;
+  const char *s;   // NUL-terminated, or null
+  const char *s2;  // data for kWriteFile
+  size_t s2len;
+};
+
+enum RecordKind : int32_t { kReady = 1, kFail = 2 };
+struct Record {
+  int32_t kind;
+  int32_t step;
+  int32_t err;
+};
+
+constexpr size_t kStackSize = 64 * 1024;
+constexpr size_t kGuardSize = 4096;
+constexpr int kMaxFds = 1024;
+
+enum class State { kHeld, kDone };
+
+// Everything the child reads. Built completely before clone3 and frozen
+// until the child has exec'd or exited (see the contract).
+struct Child {
+  std::string path;
+  std::vector<std::string> storage;  // argv, envp and step strings
+  std::vector<char *> argv;
+  std::vector<char *> envp;
+  std::vector<Step> steps;
+  std::vector<gid_t> gids;
+  std::vector<int> fdSrc;  // child fd i <- fdSrc[i]; -1 closes i
+  bool exitMode = false;
+  sigset_t oldmask;
+  // The pipe fds as the child sees them. Set once before clone3; the parent
+  // closes its copies through the parent-only fields below and never writes
+  // these (with CLONE_VM the child would read the change).
+  int childSyncR = -1, childSyncW = -1, childErrR = -1, childErrW = -1;
+  // Parent-only state below: the child never reads it.
+  int syncR = -1, syncW = -1, errR = -1, errW = -1;
+  void *stack = nullptr;
+  size_t mapSize = 0;
+  int pid = -1;
+  int pidfd = -1;
+  int waitsLeft = 0;
+  int dumpable = -1;
+  State state = State::kHeld;
+};
+
+// ---------------------------------------------------------------- child side
+
+#define CHILD_FN __attribute__((noinline, no_sanitize_address, no_sanitize_undefined))
+
+CHILD_FN void ChildFail(const Child *c, int step, long negErr) {
+  Record r;
+  r.kind = kFail;
+  r.step = step;
+  r.err = static_cast<int32_t>(-negErr);
+  Sys(__NR_write, c->childErrW, reinterpret_cast<long>(&r), sizeof r);
+  for (;;) Sys(__NR_exit_group, 127);
+}
+
+// The kernel's struct sigaction for rt_sigaction (not glibc's).
+struct KSigaction {
+  unsigned long handler;
+  unsigned long flags;
+  unsigned long restorer;
+  unsigned long mask;
+};
+
+CHILD_FN long ChildStdio(const Child *c) {
+  int n = static_cast<int>(c->fdSrc.size());
+  int src[kMaxFds];
+  for (int i = 0; i < n; i++) src[i] = c->fdSrc[i];
+  // Pass 1: move every source that sits on a target slot it does not belong
+  // to out of the way (above n), so pass 2 never overwrites an fd that a
+  // later target still needs.
+  for (int i = 0; i < n; i++) {
+    if (src[i] >= 0 && src[i] < n && src[i] != i) {
+      long r = Sys(__NR_fcntl, src[i], F_DUPFD_CLOEXEC, n);
+      if (r < 0) return r;
+      int old = src[i];
+      for (int j = i; j < n; j++)
+        if (src[j] == old) src[j] = static_cast<int>(r);
+    }
+  }
+  // Pass 2: dup3 into place (the copy is not close-on-exec); an fd already in
+  // place just loses its close-on-exec flag.
+  for (int i = 0; i < n; i++) {
+    long r;
+    if (src[i] == i) {
+      // Inheriting an fd the parent does not have open leaves it closed.
+      r = Sys(__NR_fcntl, i, F_SETFD, 0);
+      if (r == -EBADF) r = 0;
+    } else if (src[i] >= 0) {
+      r = Sys(__NR_dup3, src[i], i, 0);
+    } else {
+      r = Sys(__NR_close, i);
+      if (r == -EBADF) r = 0;
+    }
+    if (r < 0) return r;
+  }
+  // Hygiene: nothing above the stdio the caller asked for survives exec,
+  // whatever flags other code in the process opened it with. Kernels before
+  // 5.11 lack CLOSE_RANGE_CLOEXEC (EINVAL); the fds we created are O_CLOEXEC
+  // anyway, so that is not an error.
+  long r = Sys(__NR_close_range, n, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (r < 0 && r != -EINVAL && r != -ENOSYS) return r;
+  return 0;
+}
+
+CHILD_FN int ChildMain(void *arg) {
+  const Child *c = static_cast<const Child *>(arg);
+  // Our copies of the parent's ends: without this, the child would keep its
+  // own sync pipe open and never see EOF if the parent died.
+  Sys(__NR_close, c->childSyncW);
+  Sys(__NR_close, c->childErrR);
+  // CLONE_CLEAR_SIGHAND reset handled signals; reset ignored ones as well so
+  // the program starts with default dispositions (SIGPIPE above all).
+  KSigaction dfl;
+  dfl.handler = reinterpret_cast<unsigned long>(SIG_DFL);
+  dfl.flags = 0;
+  dfl.restorer = 0;
+  dfl.mask = 0;
+  for (long sig = 1; sig < 65; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    Sys(__NR_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
+  }
+  long ppid = Sys(__NR_getppid);
+  int nsteps = static_cast<int>(c->steps.size());
+  for (int i = 0; i < nsteps; i++) {
+    const Step &s = c->steps[i];
+    long r = 0;
+    switch (s.op) {
+      case kWait: {
+        if (s.a) {
+          Record rec;
+          rec.kind = kReady;
+          rec.step = i;
+          rec.err = 0;
+          r = Sys(__NR_write, c->childErrW, reinterpret_cast<long>(&rec), sizeof rec);
+          if (r < 0) break;
+        }
+        char go = 0;
+        do r = Sys(__NR_read, c->childSyncR, reinterpret_cast<long>(&go), 1);
+        while (r == -EINTR);
+        // EOF: the parent gave up on us (or died) without releasing.
+        if (r == 0) r = -ECANCELED;
+        break;
+      }
+      case kSetns:
+        r = Sys(__NR_setns, s.a, s.b);
+        break;
+      case kUnshare:
+        r = Sys(__NR_unshare, s.a);
+        break;
+      case kChdir:
+        r = Sys(__NR_chdir, reinterpret_cast<long>(s.s));
+        break;
+      case kSetgroups:
+        r = Sys(__NR_setgroups, s.b, reinterpret_cast<long>(c->gids.data() + s.a));
+        break;
+      case kSetresgid:
+        r = Sys(__NR_setresgid, s.a, s.a, s.a);
+        break;
+      case kSetresuid:
+        r = Sys(__NR_setresuid, s.a, s.a, s.a);
+        break;
+      case kPdeathsig:
+        r = Sys(__NR_prctl, PR_SET_PDEATHSIG, s.a);
+        // The parent may have died before the signal was armed.
+        if (r == 0 && Sys(__NR_getppid) != ppid) r = -ESRCH;
+        break;
+      case kSetsid:
+        r = Sys(__NR_setsid);
+        break;
+      case kStdio:
+        r = ChildStdio(c);
+        break;
+      case kAttachMount:
+        r = Sys(__NR_move_mount, s.a, reinterpret_cast<long>(""), AT_FDCWD, reinterpret_cast<long>(s.s),
+                MOVE_MOUNT_F_EMPTY_PATH);
+        break;
+      case kWriteFile: {
+        long fd = Sys(__NR_openat, AT_FDCWD, reinterpret_cast<long>(s.s), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+          r = fd;
+          break;
+        }
+        r = Sys(__NR_write, fd, reinterpret_cast<long>(s.s2), static_cast<long>(s.s2len));
+        if (r >= 0 && static_cast<size_t>(r) != s.s2len) r = -EIO;
+        Sys(__NR_close, fd);
+        break;
+      }
+      case kPropagation:
+        r = Sys(__NR_mount, reinterpret_cast<long>("none"), reinterpret_cast<long>("/"), 0, s.a, 0);
+        break;
+      case kDumpable:
+        r = Sys(__NR_prctl, PR_SET_DUMPABLE, s.a);
+        break;
+      default:
+        r = -EINVAL;
+    }
+    if (r < 0) ChildFail(c, i, r);
+  }
+  if (c->exitMode) {
+    for (;;) Sys(__NR_exit_group, 0);
+  }
+  Sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&c->oldmask), 0, 8);
+  long r = Sys(__NR_execve, reinterpret_cast<long>(c->path.c_str()), reinterpret_cast<long>(c->argv.data()),
+               reinterpret_cast<long>(c->envp.data()));
+  ChildFail(c, nsteps, r);
+  return 127;
+}
+
+// ---------------------------------------------------------------- parent side
+
+void CloseFd(int &fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+// Restores the process's dumpable flag. With CLONE_VM the child shares our
+// mm, and a credential change in the child (setresuid, or setns into a user
+// namespace we do not own) makes the kernel reset the *shared* mm's dumpable
+// flag (commit_creds -> set_dumpable), which would leave Node non-dumpable.
+void RestoreDumpable(Child *c) {
+  if (!USERNS_CLONE_VM || c->dumpable < 0) return;
+  if (prctl(PR_GET_DUMPABLE) != c->dumpable) prctl(PR_SET_DUMPABLE, c->dumpable);
+}
+
+// Waits for the child to be gone for good: after this, nothing can run on
+// its stack or read the Child.
+int Reap(Child *c, siginfo_t *si) {
+  memset(si, 0, sizeof *si);
+  for (;;) {
+    if (waitid(static_cast<idtype_t>(P_PIDFD), c->pidfd, si, WEXITED) == 0) return 0;
+    if (errno != EINTR) return errno;
+  }
+}
+
+// Frees what only the child could still be using. Call only when the child
+// has exec'd, exited and been reaped, or never existed.
+void Release(Child *c) {
+  CloseFd(c->syncW);
+  CloseFd(c->errR);
+  CloseFd(c->syncR);
+  CloseFd(c->errW);
+  if (c->stack != nullptr) munmap(c->stack, c->mapSize);
+  c->stack = nullptr;
+  RestoreDumpable(c);
+  c->state = State::kDone;
+}
+
+void KillAndReap(Child *c) {
+  if (c->pidfd >= 0) {
+    syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, nullptr, 0);
+    siginfo_t si;
+    Reap(c, &si);
+    CloseFd(c->pidfd);
+  }
+  Release(c);
+}
+
+void FinalizeChild(Napi::Env, Child *c) {
+  if (c->state == State::kHeld) KillAndReap(c);
+  CloseFd(c->pidfd);
+  delete c;
+}
+
+Child *ArgChild(const Napi::CallbackInfo &info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal()) ThrowUsage(info.Env(), "handle must be a spawn handle");
+  return info[i].As<Napi::External<Child>>().Data();
+}
+
+int64_t ArgInt(const Napi::CallbackInfo &info, const Napi::Value &v, const char *name) {
+  if (!v.IsNumber()) ThrowUsage(info.Env(), std::string(name) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int64_t>(d))) ThrowUsage(info.Env(), std::string(name) + " must be an integer");
+  return static_cast<int64_t>(d);
+}
+
+std::vector<std::string> ArgStrings(const Napi::CallbackInfo &info, size_t i, const char *name) {
+  if (info.Length() <= i || !info[i].IsArray()) ThrowUsage(info.Env(), std::string(name) + " must be an array of strings");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<std::string> out;
+  out.reserve(a.Length());
+  for (uint32_t k = 0; k < a.Length(); k++) {
+    Napi::Value v = a.Get(k);
+    if (!v.IsString()) ThrowUsage(info.Env(), std::string(name) + " must be an array of strings");
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (s.find('\0') != std::string::npos)
+      ThrowUsage(info.Env(), std::string(name) + " must not contain NUL bytes");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode)
+//   steps: flat [op, a, b, sIndex, s2Index] per step; sIndex/s2Index index
+//   `strings` or are -1.
+// Returns [pid, handle]. The child is running its steps and, if the list
+// starts with a wait, is blocked there.
+Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto c = std::make_unique<Child>();
+  int64_t cloneFlags = ArgInt(info, info[0], "cloneFlags");
+  c->path = ArgString(info, 1, "path");
+  if (c->path.find('\0') != std::string::npos) ThrowUsage(env, "path must not contain NUL bytes");
+  std::vector<std::string> argv = ArgStrings(info, 2, "argv");
+  std::vector<std::string> envp = ArgStrings(info, 3, "envp");
+  if (info.Length() <= 4 || !info[4].IsArray()) ThrowUsage(env, "fdSrc must be an array of fds");
+  Napi::Array fdSrc = info[4].As<Napi::Array>();
+  if (fdSrc.Length() > kMaxFds) ThrowUsage(env, "too many stdio entries");
+  for (uint32_t k = 0; k < fdSrc.Length(); k++) {
+    int64_t fd = ArgInt(info, fdSrc.Get(k), "fdSrc[i]");
+    if (fd < -1 || fd > INT_MAX) ThrowUsage(env, "fdSrc[i] must be an fd or -1");
+    c->fdSrc.push_back(static_cast<int>(fd));
+  }
+  if (info.Length() <= 5 || !info[5].IsArray()) ThrowUsage(env, "steps must be a flat array of numbers");
+  Napi::Array steps = info[5].As<Napi::Array>();
+  if (steps.Length() % 5 != 0) ThrowUsage(env, "steps must have 5 numbers per step");
+  std::vector<std::string> strings = ArgStrings(info, 6, "strings");
+  if (info.Length() <= 7 || !info[7].IsArray()) ThrowUsage(env, "gids must be an array");
+  Napi::Array gids = info[7].As<Napi::Array>();
+  for (uint32_t k = 0; k < gids.Length(); k++) {
+    int64_t g = ArgInt(info, gids.Get(k), "gids[i]");
+    if (g < 0 || g > UINT32_MAX) ThrowUsage(env, "gids[i] must be a u32");
+    c->gids.push_back(static_cast<gid_t>(g));
+  }
+  c->exitMode = info.Length() > 8 && info[8].ToBoolean().Value();
+
+  // Storage first, pointers after: the vector must not move once pointed into.
+  size_t nArgv = argv.size(), nEnv = envp.size();
+  c->storage.reserve(nArgv + nEnv + strings.size());
+  for (auto &s : argv) c->storage.push_back(std::move(s));
+  for (auto &s : envp) c->storage.push_back(std::move(s));
+  for (auto &s : strings) c->storage.push_back(std::move(s));
+  for (size_t k = 0; k < nArgv; k++) c->argv.push_back(c->storage[k].data());
+  c->argv.push_back(nullptr);
+  for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
+  c->envp.push_back(nullptr);
+  const std::string *str = c->storage.data() + nArgv + nEnv;
+  size_t nStr = c->storage.size() - nArgv - nEnv;
+  for (uint32_t k = 0; k < steps.Length(); k += 5) {
+    Step s{};
+    s.op = static_cast<int32_t>(ArgInt(info, steps.Get(k), "step op"));
+    s.a = ArgInt(info, steps.Get(k + 1), "step a");
+    s.b = ArgInt(info, steps.Get(k + 2), "step b");
+    int64_t si = ArgInt(info, steps.Get(k + 3), "step s");
+    int64_t s2 = ArgInt(info, steps.Get(k + 4), "step s2");
+    if (si >= static_cast<int64_t>(nStr) || s2 >= static_cast<int64_t>(nStr)) ThrowUsage(env, "step string index out of range");
+    s.s = si >= 0 ? str[si].c_str() : nullptr;
+    if (s2 >= 0) {
+      s.s2 = str[s2].data();
+      s.s2len = str[s2].size();
+    }
+    if ((s.op == kChdir || s.op == kAttachMount || s.op == kWriteFile) && s.s == nullptr)
+      ThrowUsage(env, "step needs a path");
+    if (s.op == kSetgroups && (s.a < 0 || s.b < 0 || static_cast<size_t>(s.a + s.b) > c->gids.size()))
+      ThrowUsage(env, "setgroups step out of range");
+    if (s.op == kWait) c->waitsLeft++;
+    c->steps.push_back(s);
+  }
+
+  int sp[2], ep[2];
+  if (pipe2(sp, O_CLOEXEC) < 0) ThrowErrno(env, errno, "pipe2", "creating the spawn sync pipe");
+  if (pipe2(ep, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(sp[0]);
+    close(sp[1]);
+    ThrowErrno(env, e, "pipe2", "creating the spawn error pipe");
+  }
+  c->syncR = c->childSyncR = sp[0];
+  c->syncW = c->childSyncW = sp[1];
+  c->errR = c->childErrR = ep[0];
+  c->errW = c->childErrW = ep[1];
+
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  int pidfd = -1;
+  ca.flags = static_cast<uint64_t>(cloneFlags) | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+  ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  ca.exit_signal = SIGCHLD;
+#if USERNS_CLONE_VM
+  c->mapSize = kStackSize + kGuardSize;
+  void *map = mmap(nullptr, c->mapSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED) {
+    int e = errno;
+    Release(c.get());
+    ThrowErrno(env, e, "mmap", "allocating the child's stack");
+  }
+  c->stack = map;
+  // A guard page below the stack turns an overflow into a fault, not into a
+  // write over the parent's memory.
+  mprotect(map, kGuardSize, PROT_NONE);
+  ca.flags |= CLONE_VM;
+  ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
+  ca.stack_size = kStackSize;
+  c->dumpable = prctl(PR_GET_DUMPABLE);
+#endif
+
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &c->oldmask);
+  long pid;
+#if USERNS_CLONE_VM
+  pid = Clone3Vm(&ca, ChildMain, c.get());
+#else
+  pid = syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid == 0) _exit(ChildMain(c.get()));
+  if (pid < 0) pid = -errno;
+#endif
+  pthread_sigmask(SIG_SETMASK, &c->oldmask, nullptr);
+  if (pid < 0) {
+    Release(c.get());
+    ThrowErrno(env, static_cast<int>(-pid), "clone3", "creating the child process");
+  }
+  // The child's ends: only the child may hold them, or EOF never comes.
+  CloseFd(c->syncR);
+  CloseFd(c->errW);
+  c->pid = static_cast<int>(pid);
+  c->pidfd = pidfd;
+
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(pid)));
+  out.Set(1u, Napi::External<Child>::New(env, c.release(), FinalizeChild));
+  return out;
+}
+
+// spawnResume(handle) -> one of
+//   {kind: "ready", step}                 the child told us it reached a wait
+//   {kind: "failed", step, errno}         a step failed; the child is reaped
+//   {kind: "exec", pidfd}                 execve succeeded; the pidfd is yours
+//   {kind: "exit", code, signal}          exit-mode child finished and is reaped
+// Releases the child from the wait it is blocked at, if any, then blocks
+// until the next event. The waits are short: the child only runs its own
+// steps (setns, unshare, chdir, execve ...).
+Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Child *c = ArgChild(info, 0);
+  if (c->state != State::kHeld) ThrowUsage(env, "spawn handle already finished");
+  bool release = info.Length() > 1 ? info[1].ToBoolean().Value() : true;
+  if (release && c->waitsLeft > 0) {
+    char go = 1;
+    ssize_t w;
+    do w = write(c->syncW, &go, 1);
+    while (w < 0 && errno == EINTR);
+    // EPIPE: the child is gone already; the error pipe says why.
+    c->waitsLeft--;
+    if (c->waitsLeft == 0) CloseFd(c->syncW);
+  }
+  Record rec;
+  size_t got = 0;
+  while (got < sizeof rec) {
+    ssize_t n = read(c->errR, reinterpret_cast<char *>(&rec) + got, sizeof rec - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  if (got == sizeof rec && rec.kind == kReady) {
+    out.Set("kind", "ready");
+    out.Set("step", rec.step);
+    return out;
+  }
+  if (got == sizeof rec && rec.kind == kFail) {
+    siginfo_t si;
+    Reap(c, &si);
+    CloseFd(c->pidfd);
+    Release(c);
+    out.Set("kind", "failed");
+    out.Set("step", rec.step);
+    out.Set("errno", rec.err);
+    return out;
+  }
+  if (got != 0) {
+    // A torn record cannot happen (12 bytes < PIPE_BUF); treat it as a
+    // protocol failure and leave nothing behind.
+    KillAndReap(c);
+    ThrowErrno(env, EIO, "read", "reading the child's status record");
+  }
+  if (c->exitMode) {
+    siginfo_t si;
+    int e = Reap(c, &si);
+    CloseFd(c->pidfd);
+    Release(c);
+    if (e != 0) ThrowErrno(env, e, "waitid", "reaping a helper process");
+    out.Set("kind", "exit");
+    out.Set("code", si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+    out.Set("signal", si.si_code == CLD_EXITED ? env.Null() : Napi::Value(Napi::Number::New(env, si.si_status)));
+    return out;
+  }
+  // EOF: execve replaced the child's memory (or it died by a signal before
+  // exec, which the exit watcher will report). Either way it no longer runs
+  // on our stack or reads the Child.
+  int pidfd = c->pidfd;
+  c->pidfd = -1;
+  Release(c);
+  out.Set("kind", "exec");
+  out.Set("pidfd", pidfd);
+  return out;
+}
+
+// spawnAbort(handle): SIGKILL through the pidfd, reap, free. For a child
+// whose maps could not be written, or that is no longer wanted.
+Napi::Value SpawnAbort(const Napi::CallbackInfo &info) {
+  Child *c = ArgChild(info, 0);
+  if (c->state == State::kHeld) KillAndReap(c);
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- exit watching
+
+// Exit tracking without a thread per child: the pidfd becomes readable when
+// the process exits, so libuv polls it with the rest of the loop, and the
+// callback reaps with waitid(P_PIDFD).
+struct Watch;
+struct WatchSet {
+  std::unordered_set<Watch *> live;
+};
+
+struct Watch {
+  uv_poll_t poll;
+  int pidfd;
+  napi_env env;
+  Napi::FunctionReference cb;
+  std::unique_ptr<Napi::AsyncContext> ctx;
+  WatchSet *set;
+  bool exited = false;
+  bool exitedNormally = false;
+  int status = 0;
+};
+
+void OnWatchClosed(uv_handle_t *h);
+
+void StopWatch(Watch *w) {
+  w->set->live.erase(w);
+  uv_poll_stop(&w->poll);
+  uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), OnWatchClosed);
+}
+
+// The JS callback runs only once libuv has let go of the fd and we have
+// closed it, so by 'exit' the pidfd is gone from the fd table. (Closing it
+// earlier is unsafe: libuv's close path still names the fd number to epoll,
+// and a reused number would be deregistered by mistake.)
+void OnWatchClosed(uv_handle_t *h) {
+  std::unique_ptr<Watch> w(static_cast<Watch *>(h->data));
+  CloseFd(w->pidfd);
+  if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  Napi::Value code = env.Null(), sig = env.Null();
+  if (w->exited) {
+    if (w->exitedNormally)
+      code = Napi::Number::New(env, w->status);
+    else
+      sig = Napi::Number::New(env, w->status);
+  }
+  try {
+    w->cb.MakeCallback(env.Global(), {code, sig}, *w->ctx);
+  } catch (const Napi::Error &e) {
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+void OnPidfdReadable(uv_poll_t *h, int status, int events) {
+  Watch *w = static_cast<Watch *>(h->data);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  if (status == 0) {
+    int r;
+    do r = waitid(static_cast<idtype_t>(P_PIDFD), w->pidfd, &si, WEXITED | WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 && si.si_pid == 0) return;  // not exited yet
+    if (r == 0) {
+      w->exited = true;
+      w->exitedNormally = si.si_code == CLD_EXITED;
+      w->status = si.si_status;
+    }
+  }
+  StopWatch(w);
+}
+
+thread_local WatchSet *tlsWatches = nullptr;
+
+void CleanupWatches(WatchSet *set) {
+  if (tlsWatches == set) tlsWatches = nullptr;
+  std::vector<Watch *> all(set->live.begin(), set->live.end());
+  for (Watch *w : all) {
+    w->cb.Reset();
+    w->ctx.reset();
+    StopWatch(w);
+  }
+  delete set;
+}
+
+// One set per environment (one per thread: a worker has its own env and
+// loop); the cleanup hook closes what is still watched when the env ends.
+WatchSet *Watches(Napi::Env env) {
+  if (tlsWatches == nullptr) {
+    tlsWatches = new WatchSet();
+    env.AddCleanupHook(CleanupWatches, tlsWatches);
+  }
+  return tlsWatches;
+}
+
+void FinalizeWatch(Napi::Env, Watch *) {}
+
+// pidfdWatch(pidfd, cb(code, signal)) -> handle. Takes ownership of pidfd:
+// it is closed once the child has been reaped.
+Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int pidfd = ArgFd(info, 0, "pidfd");
+  if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(env, "cb must be a function");
+  uv_loop_t *loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+    ThrowUsage(env, "no event loop for this environment");
+  auto w = std::make_unique<Watch>();
+  w->pidfd = pidfd;
+  w->env = env;
+  w->cb = Napi::Persistent(info[1].As<Napi::Function>());
+  w->ctx = std::make_unique<Napi::AsyncContext>(env, "userns.spawn");
+  int r = uv_poll_init(loop, &w->poll, pidfd);
+  if (r < 0) ThrowErrno(env, -r, "uv_poll_init", "watching the child's pidfd");
+  w->poll.data = w.get();
+  w->set = Watches(env);
+  r = uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable);
+  if (r < 0) {
+    Watch *raw = w.release();
+    raw->set->live.insert(raw);
+    raw->pidfd = -1;  // the caller still owns it on failure
+    raw->cb.Reset();
+    StopWatch(raw);
+    ThrowErrno(env, -r, "uv_poll_start", "watching the child's pidfd");
+  }
+  Watch *raw = w.release();
+  raw->set->live.insert(raw);
+  return Napi::External<Watch>::New(env, raw, FinalizeWatch);
+}
+
+// pidfdWatchRef(handle, ref): like ChildProcess.ref()/unref().
+Napi::Value PidfdWatchRef(const Napi::CallbackInfo &info) {
+  if (info.Length() < 2 || !info[0].IsExternal()) ThrowUsage(info.Env(), "pidfdWatchRef(handle, ref)");
+  Watch *w = info[0].As<Napi::External<Watch>>().Data();
+  if (w->set == nullptr || w->set->live.count(w) == 0) return info.Env().Undefined();
+  if (info[1].ToBoolean().Value())
+    uv_ref(reinterpret_cast<uv_handle_t *>(&w->poll));
+  else
+    uv_unref(reinterpret_cast<uv_handle_t *>(&w->poll));
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- small helpers
+
+// pidfdSendSignal(pidfd, sig) -> true if sent, false if the process is gone.
+Napi::Value PidfdSendSignal(const Napi::CallbackInfo &info) {
+  int pidfd = ArgFd(info, 0, "pidfd");
+  int64_t sig = ArgInt(info, info.Length() > 1 ? info[1] : info.Env().Undefined(), "signal");
+  if (syscall(SYS_pidfd_send_signal, pidfd, static_cast<int>(sig), nullptr, 0) == 0)
+    return Napi::Boolean::New(info.Env(), true);
+  if (errno == ESRCH) return Napi::Boolean::New(info.Env(), false);
+  ThrowErrno(info.Env(), errno, "pidfd_send_signal", "sending signal " + std::to_string(sig));
+}
+
+// writeOnce(path, data): open O_WRONLY and one write(2), as /proc map files
+// demand (a second write through the same fd is EINVAL).
+Napi::Value WriteOnce(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgString(info, 0, "path");
+  std::string data = ArgString(info, 1, "data");
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) ThrowErrno(env, errno, "open", "opening " + path);
+  ssize_t n = write(fd, data.data(), data.size());
+  int e = errno;
+  close(fd);
+  if (n < 0) ThrowErrno(env, e, "write", "writing " + path);
+  if (static_cast<size_t>(n) != data.size()) ThrowErrno(env, EIO, "write", "short write to " + path);
+  return env.Undefined();
+}
+
+// pipe() -> [readFd, writeFd], both O_CLOEXEC.
+Napi::Value Pipe(const Napi::CallbackInfo &info) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) ThrowErrno(info.Env(), errno, "pipe2", "creating a stdio pipe");
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, p[0]);
+  a.Set(1u, p[1]);
+  return a;
+}
+
+// dupCloexec(fd) -> a new fd for the same file, O_CLOEXEC.
+Napi::Value DupCloexec(const Napi::CallbackInfo &info) {
+  int fd = ArgFd(info, 0, "fd");
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (r < 0) ThrowErrno(info.Env(), errno, "fcntl", "duplicating fd " + std::to_string(fd));
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value CloneVm(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), USERNS_CLONE_VM); }
+
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("spawnStart", Napi::Function::New(env, SpawnStart, "spawnStart"));
+  exports.Set("spawnResume", Napi::Function::New(env, SpawnResume, "spawnResume"));
+  exports.Set("spawnAbort", Napi::Function::New(env, SpawnAbort, "spawnAbort"));
+  exports.Set("pidfdWatch", Napi::Function::New(env, PidfdWatch, "pidfdWatch"));
+  exports.Set("pidfdWatchRef", Napi::Function::New(env, PidfdWatchRef, "pidfdWatchRef"));
+  exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
+  exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
+  exports.Set("spawnUsesCloneVm", Napi::Function::New(env, CloneVm, "spawnUsesCloneVm"));
+}
+
+}  // namespace
+
+USERNS_REGISTER(Register);
+
+}  // namespace userns

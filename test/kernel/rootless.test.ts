@@ -1,0 +1,104 @@
+/**
+ * Rootless spawns, as the unprivileged CI user (scripts/ci-user.sh creates
+ * `usernstest` with subuid/subgid 300000:65536). The test process is root, so
+ * each scenario runs in a separate Node process started with that uid/gid,
+ * against a compiled copy of lib/.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { nativePath } from "../../lib/kernel/native.js";
+import { describeKernel } from "../helpers/kernel.js";
+import { procLine } from "../helpers/spawn.js";
+
+const user = process.env.USERNS_TEST_USER ?? "usernstest";
+const root = join(import.meta.dirname, "..", "..");
+let outDir = "";
+let uid = -1;
+let gid = -1;
+
+function scenario(name: string): Record<string, unknown> {
+  const r = spawnSync(process.execPath, [join(root, "test/fixtures/rootless-scenarios.mjs"), name], {
+    uid,
+    gid,
+    cwd: "/",
+    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), HOME: "/" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  if (r.status !== 0) throw new Error(`scenario ${name} failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+describeKernel("rootless spawn (as the unprivileged CI user)", () => {
+  beforeAll(() => {
+    try {
+      uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
+      gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8" }).trim());
+    } catch {
+      throw new Error(`the CI user ${user} does not exist: run bash scripts/ci-user.sh`);
+    }
+    outDir = mkdtempSync(join(tmpdir(), "userns-rootless-"));
+    execFileSync(
+      process.execPath,
+      [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", outDir],
+      {
+        stdio: "inherit",
+      },
+    );
+    execFileSync("chmod", ["-R", "a+rX", outDir]);
+  }, 120_000);
+  afterAll(() => {
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it("writes the single-line self-map itself (method self)", () => {
+    const r = scenario("self");
+    expect(r.ok).toBe(true);
+    expect(r.mapping).toEqual({ method: "self", uidMap: `0 ${uid} 1\n`, gidMap: `0 ${gid} 1\n`, setgroups: "deny" });
+    expect(r.stdout).toBe(`${procLine(0, uid, 1)}${procLine(0, gid, 1)}deny\n0\n0\n`);
+  });
+
+  it("writes subordinate ranges through newuidmap/newgidmap", () => {
+    const r = scenario("newuidmap");
+    expect(r.ok).toBe(true);
+    expect((r.mapping as { method: string }).method).toBe("newuidmap");
+    expect(r.stdout).toBe(`${procLine(0, 300000, 65536)}${procLine(0, 300000, 65536)}0\n0\n`);
+  });
+
+  it("reports newuidmap's refusal with its stderr and leaves no child", () => {
+    const r = scenario("refused");
+    expect(r.ok).toBe(false);
+    expect(r.code).toBe("ERR_USERNS_NEWIDMAP");
+    expect(r.step).toBe("uid_map");
+    expect(r.syscall).toBe("newuidmap");
+    expect(r.message).toMatch(/newuidmap .* exit status 1: .+/);
+    expect(r.children).toBe("");
+  });
+
+  it("the model refuses a forced self gid map while setgroups is allow, before any process", () => {
+    const r = scenario("selfForced");
+    expect(r.ok).toBe(false);
+    expect(r.code).toBe("EPERM");
+    expect(r.step).toBe("gid_map");
+    expect(r.pid).toBeUndefined();
+  });
+
+  it("creates a held namespace through newuidmap and nests one inside it", () => {
+    const r = scenario("nested");
+    expect(r.ok).toBe(true);
+    expect((r.l1 as { method: string }).method).toBe("newuidmap");
+    expect((r.l2 as { method: string }).method).toBe("parent-helper");
+    expect(r.l2Maps).toBe("0 301000 100\n");
+    expect(r.stdout).toBe(`${procLine(0, 1000, 100)}5\n`);
+    expect(r.owner).toBe(300000);
+  });
+
+  it("stays dumpable after children changed credentials on the shared mm", () => {
+    const r = scenario("dumpable");
+    expect(r.ok).toBe(true);
+    expect(r.procOwner).toBe(uid);
+  });
+});
