@@ -44,7 +44,7 @@ export {
   type XMountIdmap,
 } from "./mounts/mapformats.js";
 export { clearIdmapProbeCache, type IdmapSupport, probeIdmapSupport } from "./mounts/probe.js";
-export * from "./subid/index.js";
+export {
   type CreateUserNamespaceOptions,
   type ReportedMaps,
   readMapsOfFd,
@@ -65,4 +65,5 @@ export {
   UsernsChildProcess,
   validateSpawnOptions,
 } from "./spawn/index.js";
+export * from "./subid/index.js";
 export * from "./verify/index.js";

@@ -6,7 +6,7 @@ import { UsernsError } from "../errors.js";
 import { registerCheckCommands } from "./check.js";
 import { registerFormatCommands } from "./convert.js";
 import { runDemo } from "./demo.js";
-import { registerMountCommands } from "./mount.js";
+import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommands } from "./run.js";
 import { registerVerifyCommands } from "./verify.js";
 
@@ -33,7 +33,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   registerCheckCommands(program, io);
   registerMountCommands(program, io);
   registerFormatCommands(program, io);
-  registerVerifyCommands(program, io);
+  registerVerifyCommands(program, io, [mountCasesVerifyExtension()]);
   registerRunCommands(program, io);
 
   return program;

@@ -14,6 +14,7 @@ import { type MountCaseResult, parseMountCases, runMountCasesKernel } from "../m
 import { idmapMount } from "../mounts/idmap-mount.js";
 import { inspectMount } from "../mounts/inspect.js";
 import { parseMapTriple } from "../mounts/mapformats.js";
+import type { VerifyExtension } from "./verify.js";
 
 interface Io {
   out: (s: string) => void;
@@ -151,36 +152,63 @@ export function compareMountResults(kernel: MountCaseResult, model: ModelMountCa
   return out;
 }
 
-/** `userns verify --mount-cases FILE [--kernel-only] [--json]`. Exit 1 on any disagreement. */
-export async function verifyMountCasesAction(
-  file: string,
-  o: { kernelOnly?: boolean; json?: boolean },
-  io: Io,
-): Promise<void> {
-  const text = readFileSync(file === "-" ? 0 : file, "utf8");
-  const cases = parseMountCases(text);
-  const results = await runMountCasesKernel(cases);
-  const disagreements: MountDisagreement[] = [];
-  if (!o.kernelOnly) {
-    cases.forEach((c, i) => {
-      if ("inputError" in c) return;
-      disagreements.push(...compareMountResults(results[i]!, predictMountCase(c)));
-    });
-  }
-  if (o.json) {
-    io.out(`${JSON.stringify(o.kernelOnly ? { results } : { results, disagreements })}\n`);
-  } else {
-    for (const r of results) io.out(`${JSON.stringify(r)}\n`);
-    for (const d of disagreements) {
-      io.out(
-        `# disagreement ${d.id}: ${d.field}: kernel ${JSON.stringify(d.kernel)}, model ${JSON.stringify(d.model)}\n`,
-      );
-    }
-  }
-  if (disagreements.length > 0 || results.some((r) => r.stage === "setup")) process.exitCode = 1;
+/**
+ * The idmapped-mount cases (case-formats §2) as a campaign of `userns verify
+ * --mount-cases FILE`: each case runs on the kernel in a private mount
+ * namespace and through the model. With --kernel-only it prints the kernel's
+ * results, one §2 JSON line per case in input order; otherwise it prints each
+ * disagreement and returns its summary to the verify command.
+ */
+export function mountCasesVerifyExtension(): VerifyExtension {
+  return {
+    flag: "--mount-cases <file>",
+    key: "mountCases",
+    description: "also replay idmapped-mount cases (JSON lines, case-formats §2) from a file, or - for stdin",
+    prefix: "mount.",
+    async run(file, { json, kernelOnly, io }) {
+      let text: string;
+      try {
+        text = readFileSync(file === "-" ? 0 : file, "utf8");
+      } catch (e) {
+        throw usageError(`--mount-cases: cannot read ${file}: ${(e as Error).message}`);
+      }
+      const cases = parseMountCases(text);
+      const started = performance.now();
+      const results = await runMountCasesKernel(cases);
+      const seconds = (performance.now() - started) / 1000;
+      if (kernelOnly) {
+        for (const r of results) io.out(`${JSON.stringify(r)}\n`);
+      }
+      const byField: Record<string, number> = {};
+      let disagree = 0;
+      cases.forEach((c, i) => {
+        if ("inputError" in c) return;
+        const ds = kernelOnly ? [] : compareMountResults(results[i]!, predictMountCase(c));
+        if (ds.length > 0) disagree++;
+        for (const d of ds) {
+          byField[d.field] = (byField[d.field] ?? 0) + 1;
+          const msg = { id: d.id, field: d.field, kernel: d.kernel, model: d.model };
+          io.out(
+            json
+              ? `${JSON.stringify({ disagreement: msg })}\n`
+              : `# disagreement ${d.id}: ${d.field}: kernel ${JSON.stringify(d.kernel)}, model ${JSON.stringify(d.model)}\n`,
+          );
+        }
+      });
+      const setupFailures = results.filter((r) => r.stage === "setup").length;
+      if (setupFailures > 0) byField.setup = setupFailures;
+      return {
+        cases: cases.length,
+        agree: cases.length - disagree - setupFailures,
+        disagree: disagree + setupFailures,
+        byField,
+        casesPerSecond: seconds > 0 ? Math.round((cases.length / seconds) * 10) / 10 : 0,
+      };
+    },
+  };
 }
 
-/** Adds `mount` (and `verify --mount-cases`, when no `verify` command exists yet) to the program. */
+/** Adds `mount` to the program. */
 export function registerMountCommands(program: Command, io: Io): void {
   program
     .command("mount")
@@ -203,16 +231,4 @@ export function registerMountCommands(program: Command, io: Io): void {
     .action(async (source: string, target: string, opts: MountOpts) => {
       await mountAction(source, target, opts, io);
     });
-  if (!program.commands.some((c) => c.name() === "verify")) {
-    program
-      .command("verify")
-      .description("replay cases on the real kernel (in a private mount namespace) and compare with the model")
-      .option("--mount-cases <file>", "idmapped-mount cases (JSON lines, case-formats §2), or - for stdin")
-      .option("--kernel-only", "print only the kernel's results")
-      .option("--json", "print one JSON object")
-      .action(async (opts: { mountCases?: string; kernelOnly?: boolean; json?: boolean }) => {
-        if (opts.mountCases === undefined) throw usageError("verify: give --mount-cases FILE");
-        await verifyMountCasesAction(opts.mountCases, opts, io);
-      });
-  }
 }
