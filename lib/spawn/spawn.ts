@@ -434,13 +434,28 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     }
     const result: MappingResult = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
     if (method === "newuidmap") {
-      // The one asynchronous path: the helpers are separate programs.
+      // The one asynchronous path: the helpers are separate programs. Until the program is exec'd, kill()
+      // cancels the spawn: the held child is killed and reaped, and the handle fails.
+      child._cancel = (signal) => {
+        if (h.done) return false;
+        fail(
+          new UsernsError(`spawning ${file} (pid ${h.pid})`, {
+            code: "ABORT_ERR",
+            reason: `killed with ${signal} before execve`,
+          }),
+        );
+        return true;
+      };
       writeMapsNewidmap(h.pid, mapReq)
         .then(() => {
+          if (h.done) return;
+          child._cancel = undefined;
           child.mapping = result;
           finish();
         })
-        .catch(fail)
+        .catch((e) => {
+          if (!h.done) fail(e);
+        })
         .finally(closeJoins);
       return child;
     }

@@ -259,6 +259,24 @@ describeKernel("spawn into new namespaces", () => {
     },
   );
 
+  it("runs the attach-mount step (move_mount) in the child and reports its errno", async () => {
+    // A real detached mount comes from open_tree (the mounts module); an fd that is not one must fail in move_mount.
+    const [r, w] = native().pipe();
+    const e = await rejection(
+      spawn("/bin/true", [], {
+        namespaces: ["user", "mount"],
+        uidMap: "0 100000 10",
+        gidMap: "0 100000 10",
+        mounts: [{ fd: r, target: "/mnt" }],
+      }),
+    );
+    native().close(r);
+    native().close(w);
+    expect(e.step).toBe("attachMount");
+    expect(e.syscall).toBe("move_mount");
+    expect(e.code).toBe("EINVAL");
+  });
+
   it("emits 'error' (not only the promise) for listeners, like ChildProcess", async () => {
     const child = spawn("/nonexistent/prog", []);
     const err = await new Promise<UsernsError>((resolve) => child.on("error", resolve));
