@@ -176,6 +176,7 @@ struct Child {
   int pidfd = -1;
   int waitsLeft = 0;
   int dumpable = -1;
+  bool leaked = false;
   State state = State::kHeld;
 };
 
@@ -372,32 +373,37 @@ int Reap(Child *c, siginfo_t *si) {
 }
 
 // Frees what only the child could still be using. Call only when the child
-// has exec'd, exited and been reaped, or never existed.
-void Release(Child *c) {
+// has exec'd, exited and been reaped, or never existed. With `leak`, the
+// stack stays mapped (and the caller keeps the Child): used when reaping
+// failed and the child might, in theory, still run on them.
+void Release(Child *c, bool leak = false) {
   CloseFd(c->syncW);
   CloseFd(c->errR);
   CloseFd(c->syncR);
   CloseFd(c->errW);
-  if (c->stack != nullptr) munmap(c->stack, c->mapSize);
+  if (c->stack != nullptr && !leak) munmap(c->stack, c->mapSize);
   c->stack = nullptr;
+  c->leaked = leak;
   RestoreDumpable(c);
   c->state = State::kDone;
 }
 
 void KillAndReap(Child *c) {
+  int e = 0;
   if (c->pidfd >= 0) {
     syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, nullptr, 0);
     siginfo_t si;
-    Reap(c, &si);
+    e = Reap(c, &si);
     CloseFd(c->pidfd);
   }
-  Release(c);
+  Release(c, e != 0);
 }
 
 void FinalizeChild(Napi::Env, Child *c) {
   if (c->state == State::kHeld) KillAndReap(c);
   CloseFd(c->pidfd);
-  delete c;
+  // A child we could not reap might still read the Child: never free it then.
+  if (!c->leaked) delete c;
 }
 
 Child *ArgChild(const Napi::CallbackInfo &info, size_t i) {
@@ -598,9 +604,9 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   }
   if (got == sizeof rec && rec.kind == kFail) {
     siginfo_t si;
-    Reap(c, &si);
+    int e = Reap(c, &si);
     CloseFd(c->pidfd);
-    Release(c);
+    Release(c, e != 0);
     out.Set("kind", "failed");
     out.Set("step", rec.step);
     out.Set("errno", rec.err);
@@ -616,7 +622,7 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
     siginfo_t si;
     int e = Reap(c, &si);
     CloseFd(c->pidfd);
-    Release(c);
+    Release(c, e != 0);
     if (e != 0) ThrowErrno(env, e, "waitid", "reaping a helper process");
     out.Set("kind", "exit");
     out.Set("code", si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
@@ -775,7 +781,9 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
 Napi::Value PidfdWatchRef(const Napi::CallbackInfo &info) {
   if (info.Length() < 2 || !info[0].IsExternal()) ThrowUsage(info.Env(), "pidfdWatchRef(handle, ref)");
   Watch *w = info[0].As<Napi::External<Watch>>().Data();
-  if (w->set == nullptr || w->set->live.count(w) == 0) return info.Env().Undefined();
+  // The pointer may be stale (the watch closed and was freed): look it up
+  // before touching it.
+  if (tlsWatches == nullptr || tlsWatches->live.count(w) == 0) return info.Env().Undefined();
   if (info[1].ToBoolean().Value())
     uv_ref(reinterpret_cast<uv_handle_t *>(&w->poll));
   else
