@@ -354,7 +354,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const method = prepared?.method;
 
     let flags = 0;
-    for (const n of newNs) if (n !== "time") flags |= CLONE_NEW[NS_KIND[n]];
+    for (const n of newNs) flags |= CLONE_NEW[NS_KIND[n]];
     const steps: ChildStep[] = [];
     let cloneFlags = 0;
     if (!childSide) {
@@ -373,7 +373,6 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     if (newNs.has("mount") && (options.mountPropagation ?? "private") !== "unchanged")
       steps.push({ op: "propagation", flags: PROPAGATION[(options.mountPropagation ?? "private") as "private"] });
     for (const m of options.mounts ?? []) steps.push({ op: "attachMount", fd: m.fd, target: m.target });
-    if (newNs.has("time")) steps.push({ op: "unshare", flags: CLONE_NEW.time });
     if (options.detached) steps.push({ op: "setsid" });
     const userChanged = newNs.has("user") || userJoin !== undefined;
     if (options.groups !== undefined) steps.push({ op: "setgroups", groups: options.groups });

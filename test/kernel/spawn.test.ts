@@ -54,6 +54,16 @@ describeKernel("spawn into new namespaces", () => {
     expect(native().spawnUsesCloneVm()).toBe(process.arch === "x64");
   });
 
+  it("clone3 accepts CLONE_NEWTIME with CLONE_VM: the child enters the time namespace at execve", async () => {
+    // kernel/nsproxy.c copy_namespaces skips timens_on_fork for CLONE_VM; exec_task_namespaces switches at exec.
+    const child = spawn("sleep", ["5"], { namespaces: ["time"], stdio: "ignore" });
+    await new Promise((r) => child.once("spawn", r));
+    expect(nsIno(child.pid!, "time")).not.toBe(nsIno("self", "time"));
+    expect(nsIno(child.pid!, "time")).toBe(nsIno(child.pid!, "time_for_children"));
+    child.kill("SIGKILL");
+    await child;
+  });
+
   it.each([
     { name: "one extent", uid: "0 100000 65536\n", gid: "0 200000 65536\n" },
     {
