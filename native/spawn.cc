@@ -24,8 +24,10 @@
 //   succeeded (or, for exit-mode helpers, that the steps all ran).
 // * Other architectures take the fork-like path (no CLONE_VM, stack 0): the
 //   same child code then runs on a private copy of memory.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -39,6 +41,8 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -686,20 +690,24 @@ void OnWatchClosed(uv_handle_t *h) {
   std::unique_ptr<Watch> w(static_cast<Watch *>(h->data));
   CloseFd(w->pidfd);
   if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  Napi::Value code = env.Null(), sig = env.Null();
-  if (w->exited) {
-    if (w->exitedNormally)
-      code = Napi::Number::New(env, w->status);
-    else
-      sig = Napi::Number::New(env, w->status);
+  // Raw N-API with status checks, not the throwing wrappers: while a worker
+  // is being terminated its loop still runs but JS cannot, and that must not
+  // turn into a fatal error. The child has been reaped either way.
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value args[2], recv, result;
+  napi_get_null(env, &args[0]);
+  napi_get_null(env, &args[1]);
+  if (w->exited) napi_create_int32(env, w->status, &args[w->exitedNormally ? 0 : 1]);
+  napi_get_global(env, &recv);
+  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), 2, args, &result);
+  if (st == napi_pending_exception) {
+    // A listener threw: report it as an uncaught exception, as Node would.
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
   }
-  try {
-    w->cb.MakeCallback(env.Global(), {code, sig}, *w->ctx);
-  } catch (const Napi::Error &e) {
-    napi_fatal_exception(env, e.Value());
-  }
+  napi_close_handle_scope(env, scope);
 }
 
 void OnPidfdReadable(uv_poll_t *h, int status, int events) {
@@ -722,15 +730,61 @@ void OnPidfdReadable(uv_poll_t *h, int status, int events) {
 
 thread_local WatchSet *tlsWatches = nullptr;
 
+// Reaps children still running when their environment ends (a worker
+// thread terminated, say): their loop is gone, but they are still our
+// children and must not become zombies. One thread for all of them, only
+// in this case; it ends when the last one has exited.
+void ReapLeftovers(std::vector<int> pidfds) {
+  while (!pidfds.empty()) {
+    std::vector<struct pollfd> p;
+    for (int fd : pidfds) p.push_back({fd, POLLIN, 0});
+    if (poll(p.data(), p.size(), -1) < 0 && errno != EINTR) break;
+    std::vector<int> rest;
+    for (auto &e : p) {
+      if (e.revents == 0) {
+        rest.push_back(e.fd);
+        continue;
+      }
+      siginfo_t si;
+      memset(&si, 0, sizeof si);
+      if (waitid(static_cast<idtype_t>(P_PIDFD), e.fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0) {
+        rest.push_back(e.fd);
+        continue;
+      }
+      close(e.fd);
+    }
+    pidfds.swap(rest);
+  }
+  for (int fd : pidfds) close(fd);
+}
+
 void CleanupWatches(WatchSet *set) {
   if (tlsWatches == set) tlsWatches = nullptr;
   std::vector<Watch *> all(set->live.begin(), set->live.end());
+  std::vector<int> leftovers;
   for (Watch *w : all) {
     w->cb.Reset();
     w->ctx.reset();
+    // The reaper owns the pidfd from here; libuv only deregisters it.
+    leftovers.push_back(w->pidfd);
     StopWatch(w);
+    w->pidfd = -1;
   }
   delete set;
+  if (!leftovers.empty()) std::thread(ReapLeftovers, std::move(leftovers)).detach();
+}
+
+// Keeps this library mapped for the life of the process. A worker that
+// loaded the addon unloads it when it ends, but libuv still runs our close
+// callbacks after that, and the leftover reaper thread runs our code.
+// A held CLONE_VM child also runs our code until it execs.
+void PinAddon() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&ReapLeftovers), &info) != 0 && info.dli_fname != nullptr)
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  });
 }
 
 // One set per environment (one per thread: a worker has its own env and
@@ -840,6 +894,7 @@ Napi::Value DupCloexec(const Napi::CallbackInfo &info) {
 Napi::Value CloneVm(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), USERNS_CLONE_VM); }
 
 void Register(Napi::Env env, Napi::Object exports) {
+  PinAddon();
   exports.Set("spawnStart", Napi::Function::New(env, SpawnStart, "spawnStart"));
   exports.Set("spawnResume", Napi::Function::New(env, SpawnResume, "spawnResume"));
   exports.Set("spawnAbort", Napi::Function::New(env, SpawnAbort, "spawnAbort"));

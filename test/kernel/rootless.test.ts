@@ -126,6 +126,23 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
     expect(alive).toBe(survives);
   });
 
+  it("reaps a worker thread's children after the worker is terminated (no zombie)", () => {
+    const r = scenario("worker");
+    expect(r.first).toBe(0);
+    expect(r.state).toBe("gone");
+    expect(r.children).toBe("");
+  });
+
+  it("unref() lets the parent's event loop end while the program runs", async () => {
+    const t0 = Date.now();
+    const { pid } = scenario("unref") as { pid: number };
+    const took = Date.now() - t0;
+    const alive = isSleeping(pid);
+    if (alive) process.kill(pid, "SIGKILL"); // the sleep we started
+    expect(took).toBeLessThan(20_000);
+    expect(alive).toBe(true);
+  });
+
   it("stays dumpable after children changed credentials on the shared mm", () => {
     const r = scenario("dumpable");
     expect(r.ok).toBe(true);
