@@ -27,17 +27,31 @@ async function measure(fn) {
     t.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   t.sort((a, b) => a - b);
-  return { medianUs: Math.round(t[t.length >> 1]), p99Us: Math.round(t[Math.min(t.length - 1, Math.floor(t.length * 0.99))]) };
+  return {
+    medianUs: Math.round(t[t.length >> 1]),
+    p99Us: Math.round(t[Math.min(t.length - 1, Math.floor(t.length * 0.99))]),
+  };
 }
 
-const opts = { namespaces: ["user"], uidMap: "0 100000 65536", gidMap: "0 100000 65536", setgroups: "deny", stdio: "ignore" };
+const opts = {
+  namespaces: ["user"],
+  uidMap: "0 100000 65536",
+  gidMap: "0 100000 65536",
+  setgroups: "deny",
+  stdio: "ignore",
+};
 const result = {
   n,
   residentMiB: mib,
   usernsSpawn: await measure(() => spawn("/bin/true", [], opts).exited),
-  childProcessTrue: await measure(() => new Promise((r) => cpSpawn("/bin/true", [], { stdio: "ignore" }).on("exit", r))),
+  childProcessTrue: await measure(
+    () => new Promise((r) => cpSpawn("/bin/true", [], { stdio: "ignore" }).on("exit", r)),
+  ),
   childProcessUnshareR: await measure(
-    () => new Promise((r) => cpSpawn("unshare", ["--user", "--map-root-user", "/bin/true"], { stdio: "ignore" }).on("exit", r)),
+    () =>
+      new Promise((r) =>
+        cpSpawn("unshare", ["--user", "--map-root-user", "/bin/true"], { stdio: "ignore" }).on("exit", r),
+      ),
   ),
 };
 console.log(JSON.stringify(result));
