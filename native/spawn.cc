@@ -26,6 +26,7 @@
 //   same child code then runs on a private copy of memory.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -891,6 +892,20 @@ Napi::Value DupCloexec(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), r);
 }
 
+// capEffective() -> bigint: this thread's effective capability set (capget),
+// without reading and parsing /proc/self/status on every spawn.
+Napi::Value CapEffective(const Napi::CallbackInfo &info) {
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  memset(&hdr, 0, sizeof hdr);
+  memset(data, 0, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  hdr.pid = 0;
+  if (syscall(SYS_capget, &hdr, data) < 0) ThrowErrno(info.Env(), errno, "capget", "reading this process's capabilities");
+  uint64_t eff = (static_cast<uint64_t>(data[1].effective) << 32) | data[0].effective;
+  return Napi::BigInt::New(info.Env(), eff);
+}
+
 Napi::Value CloneVm(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), USERNS_CLONE_VM); }
 
 void Register(Napi::Env env, Napi::Object exports) {
@@ -904,6 +919,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
+  exports.Set("capEffective", Napi::Function::New(env, CapEffective, "capEffective"));
   exports.Set("spawnUsesCloneVm", Napi::Function::New(env, CloneVm, "spawnUsesCloneVm"));
 }
 

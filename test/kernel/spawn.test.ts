@@ -54,6 +54,11 @@ describeKernel("spawn into new namespaces", () => {
     expect(native().spawnUsesCloneVm()).toBe(process.arch === "x64");
   });
 
+  it("reads the effective capabilities with capget, as /proc/self/status shows them", () => {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    expect(native().capEffective()).toBe(BigInt(`0x${m![1]}`));
+  });
+
   it("clone3 accepts CLONE_NEWTIME with CLONE_VM: the child enters the time namespace at execve", async () => {
     // kernel/nsproxy.c copy_namespaces skips timens_on_fork for CLONE_VM; exec_task_namespaces switches at exec.
     const child = spawn("sleep", ["5"], { namespaces: ["time"], stdio: "ignore" });
