@@ -24,8 +24,11 @@
 //   succeeded (or, for exit-mode helpers, that the steps all ran).
 // * Other architectures take the fork-like path (no CLONE_VM, stack 0): the
 //   same child code then runs on a private copy of memory.
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -39,6 +42,8 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -176,6 +181,7 @@ struct Child {
   int pidfd = -1;
   int waitsLeft = 0;
   int dumpable = -1;
+  bool leaked = false;
   State state = State::kHeld;
 };
 
@@ -372,32 +378,37 @@ int Reap(Child *c, siginfo_t *si) {
 }
 
 // Frees what only the child could still be using. Call only when the child
-// has exec'd, exited and been reaped, or never existed.
-void Release(Child *c) {
+// has exec'd, exited and been reaped, or never existed. With `leak`, the
+// stack stays mapped (and the caller keeps the Child): used when reaping
+// failed and the child might, in theory, still run on them.
+void Release(Child *c, bool leak = false) {
   CloseFd(c->syncW);
   CloseFd(c->errR);
   CloseFd(c->syncR);
   CloseFd(c->errW);
-  if (c->stack != nullptr) munmap(c->stack, c->mapSize);
+  if (c->stack != nullptr && !leak) munmap(c->stack, c->mapSize);
   c->stack = nullptr;
+  c->leaked = leak;
   RestoreDumpable(c);
   c->state = State::kDone;
 }
 
 void KillAndReap(Child *c) {
+  int e = 0;
   if (c->pidfd >= 0) {
     syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, nullptr, 0);
     siginfo_t si;
-    Reap(c, &si);
+    e = Reap(c, &si);
     CloseFd(c->pidfd);
   }
-  Release(c);
+  Release(c, e != 0);
 }
 
 void FinalizeChild(Napi::Env, Child *c) {
   if (c->state == State::kHeld) KillAndReap(c);
   CloseFd(c->pidfd);
-  delete c;
+  // A child we could not reap might still read the Child: never free it then.
+  if (!c->leaked) delete c;
 }
 
 Child *ArgChild(const Napi::CallbackInfo &info, size_t i) {
@@ -598,9 +609,9 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   }
   if (got == sizeof rec && rec.kind == kFail) {
     siginfo_t si;
-    Reap(c, &si);
+    int e = Reap(c, &si);
     CloseFd(c->pidfd);
-    Release(c);
+    Release(c, e != 0);
     out.Set("kind", "failed");
     out.Set("step", rec.step);
     out.Set("errno", rec.err);
@@ -616,7 +627,7 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
     siginfo_t si;
     int e = Reap(c, &si);
     CloseFd(c->pidfd);
-    Release(c);
+    Release(c, e != 0);
     if (e != 0) ThrowErrno(env, e, "waitid", "reaping a helper process");
     out.Set("kind", "exit");
     out.Set("code", si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
@@ -680,20 +691,24 @@ void OnWatchClosed(uv_handle_t *h) {
   std::unique_ptr<Watch> w(static_cast<Watch *>(h->data));
   CloseFd(w->pidfd);
   if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  Napi::Value code = env.Null(), sig = env.Null();
-  if (w->exited) {
-    if (w->exitedNormally)
-      code = Napi::Number::New(env, w->status);
-    else
-      sig = Napi::Number::New(env, w->status);
+  // Raw N-API with status checks, not the throwing wrappers: while a worker
+  // is being terminated its loop still runs but JS cannot, and that must not
+  // turn into a fatal error. The child has been reaped either way.
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value args[2], recv, result;
+  napi_get_null(env, &args[0]);
+  napi_get_null(env, &args[1]);
+  if (w->exited) napi_create_int32(env, w->status, &args[w->exitedNormally ? 0 : 1]);
+  napi_get_global(env, &recv);
+  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), 2, args, &result);
+  if (st == napi_pending_exception) {
+    // A listener threw: report it as an uncaught exception, as Node would.
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
   }
-  try {
-    w->cb.MakeCallback(env.Global(), {code, sig}, *w->ctx);
-  } catch (const Napi::Error &e) {
-    napi_fatal_exception(env, e.Value());
-  }
+  napi_close_handle_scope(env, scope);
 }
 
 void OnPidfdReadable(uv_poll_t *h, int status, int events) {
@@ -716,15 +731,61 @@ void OnPidfdReadable(uv_poll_t *h, int status, int events) {
 
 thread_local WatchSet *tlsWatches = nullptr;
 
+// Reaps children still running when their environment ends (a worker
+// thread terminated, say): their loop is gone, but they are still our
+// children and must not become zombies. One thread for all of them, only
+// in this case; it ends when the last one has exited.
+void ReapLeftovers(std::vector<int> pidfds) {
+  while (!pidfds.empty()) {
+    std::vector<struct pollfd> p;
+    for (int fd : pidfds) p.push_back({fd, POLLIN, 0});
+    if (poll(p.data(), p.size(), -1) < 0 && errno != EINTR) break;
+    std::vector<int> rest;
+    for (auto &e : p) {
+      if (e.revents == 0) {
+        rest.push_back(e.fd);
+        continue;
+      }
+      siginfo_t si;
+      memset(&si, 0, sizeof si);
+      if (waitid(static_cast<idtype_t>(P_PIDFD), e.fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0) {
+        rest.push_back(e.fd);
+        continue;
+      }
+      close(e.fd);
+    }
+    pidfds.swap(rest);
+  }
+  for (int fd : pidfds) close(fd);
+}
+
 void CleanupWatches(WatchSet *set) {
   if (tlsWatches == set) tlsWatches = nullptr;
   std::vector<Watch *> all(set->live.begin(), set->live.end());
+  std::vector<int> leftovers;
   for (Watch *w : all) {
     w->cb.Reset();
     w->ctx.reset();
+    // The reaper owns the pidfd from here; libuv only deregisters it.
+    leftovers.push_back(w->pidfd);
     StopWatch(w);
+    w->pidfd = -1;
   }
   delete set;
+  if (!leftovers.empty()) std::thread(ReapLeftovers, std::move(leftovers)).detach();
+}
+
+// Keeps this library mapped for the life of the process. A worker that
+// loaded the addon unloads it when it ends, but libuv still runs our close
+// callbacks after that, and the leftover reaper thread runs our code.
+// A held CLONE_VM child also runs our code until it execs.
+void PinAddon() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&ReapLeftovers), &info) != 0 && info.dli_fname != nullptr)
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  });
 }
 
 // One set per environment (one per thread: a worker has its own env and
@@ -775,7 +836,9 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
 Napi::Value PidfdWatchRef(const Napi::CallbackInfo &info) {
   if (info.Length() < 2 || !info[0].IsExternal()) ThrowUsage(info.Env(), "pidfdWatchRef(handle, ref)");
   Watch *w = info[0].As<Napi::External<Watch>>().Data();
-  if (w->set == nullptr || w->set->live.count(w) == 0) return info.Env().Undefined();
+  // The pointer may be stale (the watch closed and was freed): look it up
+  // before touching it.
+  if (tlsWatches == nullptr || tlsWatches->live.count(w) == 0) return info.Env().Undefined();
   if (info[1].ToBoolean().Value())
     uv_ref(reinterpret_cast<uv_handle_t *>(&w->poll));
   else
@@ -829,9 +892,24 @@ Napi::Value DupCloexec(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), r);
 }
 
+// capEffective() -> bigint: this thread's effective capability set (capget),
+// without reading and parsing /proc/self/status on every spawn.
+Napi::Value CapEffective(const Napi::CallbackInfo &info) {
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  memset(&hdr, 0, sizeof hdr);
+  memset(data, 0, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  hdr.pid = 0;
+  if (syscall(SYS_capget, &hdr, data) < 0) ThrowErrno(info.Env(), errno, "capget", "reading this process's capabilities");
+  uint64_t eff = (static_cast<uint64_t>(data[1].effective) << 32) | data[0].effective;
+  return Napi::BigInt::New(info.Env(), eff);
+}
+
 Napi::Value CloneVm(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), USERNS_CLONE_VM); }
 
 void Register(Napi::Env env, Napi::Object exports) {
+  PinAddon();
   exports.Set("spawnStart", Napi::Function::New(env, SpawnStart, "spawnStart"));
   exports.Set("spawnResume", Napi::Function::New(env, SpawnResume, "spawnResume"));
   exports.Set("spawnAbort", Napi::Function::New(env, SpawnAbort, "spawnAbort"));
@@ -841,6 +919,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
+  exports.Set("capEffective", Napi::Function::New(env, CapEffective, "capEffective"));
   exports.Set("spawnUsesCloneVm", Napi::Function::New(env, CloneVm, "spawnUsesCloneVm"));
 }
 

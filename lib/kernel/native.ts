@@ -118,6 +118,8 @@ export interface NativeBinding {
   /** pipe2(O_CLOEXEC): [read, write]. */
   pipe(): [number, number];
   dupCloexec(fd: number): number;
+  /** capget(2): the effective capability set of the calling thread. */
+  capEffective(): bigint;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
   spawnUsesCloneVm(): boolean;
 }

@@ -342,6 +342,22 @@ export class UserNamespace {
     return sameNs(this.identity, other.identity);
   }
 
+  /**
+   * Always throws ERR_USERNS_MULTITHREADED: setns(2) into a user namespace
+   * (and unshare(CLONE_NEWUSER)) fail with EINVAL in a process with more than
+   * one thread, and Node always has libuv and V8 threads. This library never
+   * changes the Node process's namespaces; run a program inside instead with
+   * `spawn(file, args, { join: ns })`.
+   */
+  enter(): never {
+    throw new UsernsError("entering a user namespace from this Node.js process", {
+      code: "ERR_USERNS_MULTITHREADED",
+      syscall: "setns",
+      reason:
+        "the kernel refuses setns into a user namespace with EINVAL when the caller has other threads (userns_install), and Node always has them; use spawn(file, args, { join: ns })",
+    });
+  }
+
   /** Releases the fd. Safe to call twice. */
   close(): void {
     if (this.#closed) return;

@@ -97,11 +97,13 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
 
   /**
    * Sends a signal through the pidfd (no pid-reuse race). Returns true if it
-   * was delivered, false if the child has already exited.
+   * was delivered, false if the child has already exited. Before execve
+   * (while newuidmap writes the maps) it cancels the spawn instead: the
+   * waiting child is killed and reaped, and the handle fails with ABORT_ERR.
    */
   kill(signal: NodeJS.Signals | number = "SIGTERM"): boolean {
     const sig = signalNumber(signal);
-    if (this.pidfd < 0) return false;
+    if (this.pidfd < 0) return sig !== 0 && this._cancel !== undefined ? this._cancel(signal) : false;
     const sent = native().pidfdSendSignal(this.pidfd, sig);
     if (sent && sig !== 0) this.killed = true;
     return sent;
@@ -119,6 +121,9 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
     if (this.#watch !== undefined) native().pidfdWatchRef(this.#watch, true);
     for (const s of this.stdio) (s as Partial<Socket> | null)?.ref?.();
   }
+
+  /** @internal while the program waits for its maps (newuidmap): cancels the spawn. */
+  _cancel: ((signal: NodeJS.Signals | number) => boolean) | undefined = undefined;
 
   /** @internal called once execve succeeded: watch the pidfd on the loop. */
   _started(pidfd: number): void {

@@ -66,10 +66,9 @@ export function readProcMap(path: string): IdMap {
   return parseMapText(readFileSync(path, "utf8"), "uid");
 }
 
-/** The capability bits of this process (CapEff from /proc/self/status). */
+/** The effective capability set of this thread (capget(2)). */
 export function effectiveCaps(): bigint {
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
-  return m ? BigInt(`0x${m[1]}`) : 0n;
+  return native().capEffective();
 }
 
 const CAP_SETGID = 6n;

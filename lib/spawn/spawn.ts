@@ -354,7 +354,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const method = prepared?.method;
 
     let flags = 0;
-    for (const n of newNs) if (n !== "time") flags |= CLONE_NEW[NS_KIND[n]];
+    for (const n of newNs) flags |= CLONE_NEW[NS_KIND[n]];
     const steps: ChildStep[] = [];
     let cloneFlags = 0;
     if (!childSide) {
@@ -373,7 +373,6 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     if (newNs.has("mount") && (options.mountPropagation ?? "private") !== "unchanged")
       steps.push({ op: "propagation", flags: PROPAGATION[(options.mountPropagation ?? "private") as "private"] });
     for (const m of options.mounts ?? []) steps.push({ op: "attachMount", fd: m.fd, target: m.target });
-    if (newNs.has("time")) steps.push({ op: "unshare", flags: CLONE_NEW.time });
     if (options.detached) steps.push({ op: "setsid" });
     const userChanged = newNs.has("user") || userJoin !== undefined;
     if (options.groups !== undefined) steps.push({ op: "setgroups", groups: options.groups });
@@ -434,13 +433,28 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     }
     const result: MappingResult = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
     if (method === "newuidmap") {
-      // The one asynchronous path: the helpers are separate programs.
+      // The one asynchronous path: the helpers are separate programs. Until the program is exec'd, kill()
+      // cancels the spawn: the held child is killed and reaped, and the handle fails.
+      child._cancel = (signal) => {
+        if (h.done) return false;
+        fail(
+          new UsernsError(`spawning ${file} (pid ${h.pid})`, {
+            code: "ABORT_ERR",
+            reason: `killed with ${signal} before execve`,
+          }),
+        );
+        return true;
+      };
       writeMapsNewidmap(h.pid, mapReq)
         .then(() => {
+          if (h.done) return;
+          child._cancel = undefined;
           child.mapping = result;
           finish();
         })
-        .catch(fail)
+        .catch((e) => {
+          if (!h.done) fail(e);
+        })
         .finally(closeJoins);
       return child;
     }

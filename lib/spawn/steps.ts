@@ -68,7 +68,10 @@ const SYSCALL: Readonly<Record<ChildStep["op"], string>> = {
 
 /** What the child is and runs: everything prepared before clone3. */
 export interface ChildPlan {
-  /** CLONE_NEW* flags for clone3 itself (never CLONE_NEWTIME: it cannot be combined with CLONE_VM). */
+  /**
+   * CLONE_NEW* flags for clone3 itself. With CLONE_NEWTIME (and CLONE_VM) the child itself stays in the old time
+   * namespace and enters the new one at execve, as after unshare(CLONE_NEWTIME).
+   */
   readonly cloneFlags: number;
   /** Absolute or cwd-relative path for execve; ignored in exit mode. */
   readonly path: string;

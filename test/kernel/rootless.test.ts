@@ -5,7 +5,7 @@
  * against a compiled copy of lib/.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -19,8 +19,9 @@ let outDir = "";
 let uid = -1;
 let gid = -1;
 
-function scenario(name: string): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [join(root, "test/fixtures/rootless-scenarios.mjs"), name], {
+function scenario(name: string, arg?: string): Record<string, unknown> {
+  const extra = arg === undefined ? [] : [arg];
+  const r = spawnSync(process.execPath, [join(root, "test/fixtures/rootless-scenarios.mjs"), name, ...extra], {
     uid,
     gid,
     cwd: "/",
@@ -30,6 +31,16 @@ function scenario(name: string): Record<string, unknown> {
   });
   if (r.status !== 0) throw new Error(`scenario ${name} failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+/** The process exists, is our `sleep`, and has not exited. */
+function isSleeping(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.includes("(sleep)") && !/\) Z/.test(stat);
+  } catch {
+    return false;
+  }
 }
 
 describeKernel("rootless spawn (as the unprivileged CI user)", () => {
@@ -94,6 +105,42 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.l2Maps).toBe("0 301000 100\n");
     expect(r.stdout).toBe(`${procLine(0, 1000, 100)}5\n`);
     expect(r.owner).toBe(300000);
+  });
+
+  it("kill() while newuidmap runs cancels the spawn and leaves no child", () => {
+    const r = scenario("cancel");
+    expect(r).toEqual({ ok: false, code: "ABORT_ERR", killed: true, children: "" });
+  });
+
+  it.each([
+    { name: "with parentDeathSignal the program dies with its parent", arg: "pdeathsig", survives: false },
+    { name: "without it the program outlives its parent (control)", arg: "none", survives: true },
+  ])("$name", async ({ arg, survives }) => {
+    const { pid } = scenario("orphan", arg) as { pid: number };
+    let alive = true;
+    for (let i = 0; i < 40 && alive; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      alive = isSleeping(pid);
+    }
+    if (alive) process.kill(pid, "SIGKILL"); // our own test program (the control)
+    expect(alive).toBe(survives);
+  });
+
+  it("reaps a worker thread's children after the worker is terminated (no zombie)", () => {
+    const r = scenario("worker");
+    expect(r.first).toBe(0);
+    expect(r.state).toBe("gone");
+    expect(r.children).toBe("");
+  });
+
+  it("unref() lets the parent's event loop end while the program runs", async () => {
+    const t0 = Date.now();
+    const { pid } = scenario("unref") as { pid: number };
+    const took = Date.now() - t0;
+    const alive = isSleeping(pid);
+    if (alive) process.kill(pid, "SIGKILL"); // the sleep we started
+    expect(took).toBeLessThan(20_000);
+    expect(alive).toBe(true);
   });
 
   it("stays dumpable after children changed credentials on the shared mm", () => {

@@ -54,6 +54,21 @@ describeKernel("spawn into new namespaces", () => {
     expect(native().spawnUsesCloneVm()).toBe(process.arch === "x64");
   });
 
+  it("reads the effective capabilities with capget, as /proc/self/status shows them", () => {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    expect(native().capEffective()).toBe(BigInt(`0x${m![1]}`));
+  });
+
+  it("clone3 accepts CLONE_NEWTIME with CLONE_VM: the child enters the time namespace at execve", async () => {
+    // kernel/nsproxy.c copy_namespaces skips timens_on_fork for CLONE_VM; exec_task_namespaces switches at exec.
+    const child = spawn("sleep", ["5"], { namespaces: ["time"], stdio: "ignore" });
+    await new Promise((r) => child.once("spawn", r));
+    expect(nsIno(child.pid!, "time")).not.toBe(nsIno("self", "time"));
+    expect(nsIno(child.pid!, "time")).toBe(nsIno(child.pid!, "time_for_children"));
+    child.kill("SIGKILL");
+    await child;
+  });
+
   it.each([
     { name: "one extent", uid: "0 100000 65536\n", gid: "0 200000 65536\n" },
     {
@@ -258,6 +273,24 @@ describeKernel("spawn into new namespaces", () => {
       expect(children()).toEqual([]);
     },
   );
+
+  it("runs the attach-mount step (move_mount) in the child and reports its errno", async () => {
+    // A real detached mount comes from open_tree (the mounts module); an fd that is not one must fail in move_mount.
+    const [r, w] = native().pipe();
+    const e = await rejection(
+      spawn("/bin/true", [], {
+        namespaces: ["user", "mount"],
+        uidMap: "0 100000 10",
+        gidMap: "0 100000 10",
+        mounts: [{ fd: r, target: "/mnt" }],
+      }),
+    );
+    native().close(r);
+    native().close(w);
+    expect(e.step).toBe("attachMount");
+    expect(e.syscall).toBe("move_mount");
+    expect(e.code).toBe("EINVAL");
+  });
 
   it("emits 'error' (not only the promise) for listeners, like ChildProcess", async () => {
     const child = spawn("/nonexistent/prog", []);
