@@ -5,7 +5,14 @@
 // must run in CI.
 import { existsSync, readFileSync } from "node:fs";
 
-const files = process.argv.slice(2);
+// `--check NAME:passed|failed` adds a check that is not a vitest test (the campaign).
+const args = process.argv.slice(2);
+const files = [];
+const checks = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--check") checks.push(args[++i] ?? "");
+  else files.push(args[i]);
+}
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -33,6 +40,14 @@ for (const f of files) {
         if ((t.ancestorTitles ?? []).some((a) => a.startsWith("[kernel]"))) skippedKernel.push(t.fullName);
       }
     }
+  }
+}
+for (const c of checks) {
+  const [name, status] = c.split(":");
+  if (status === "passed") passed += 1;
+  else {
+    failed += 1;
+    console.error(`ci-summary: check ${name} ${status ?? "failed"}`);
   }
 }
 if (process.env.CI && skippedKernel.length > 0) {
