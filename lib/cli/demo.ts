@@ -1,10 +1,23 @@
 /**
- * `userns demo`: shows what the library can do, for real. Each section runs
- * real syscalls or the real model; a section whose feature is missing is not
- * shown, and nothing is canned.
+ * `userns demo`: a tour of what the library does, for real, on this machine.
+ * Every section makes real syscalls or runs the real model, and prints what
+ * came back; nothing is canned. A section that cannot run here says why.
  */
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import { chown } from "node:fs/promises";
+import { crossCheck } from "../crosscheck/index.js";
+import { native } from "../kernel/native.js";
 import { nsInfo } from "../kernel/nsfs.js";
-import { IdMap, splitAgainstParent, validateMapRequest } from "../model/index.js";
+import { IdMap } from "../model/idmap.js";
+import { statThroughMount } from "../model/idmapped.js";
+import { validateMapRequest } from "../model/mapwrite.js";
+import { splitAgainstParent } from "../model/split.js";
+import { idmapMount } from "../mounts/idmap-mount.js";
+import { UserNamespace } from "../namespaces/user-namespace.js";
+import { spawn } from "../spawn/index.js";
+import { runCampaign } from "../verify/campaign.js";
+import { formatTable } from "./table.js";
 
 interface Io {
   out: (s: string) => void;
@@ -13,7 +26,19 @@ interface Io {
 /** One demo section: a title and a function that does the real work and returns lines. */
 export interface DemoSection {
   title: string;
+  /** Why the section cannot run here, or undefined when it can. */
+  unavailable?: () => string | undefined;
   run: () => Promise<{ lines: string[]; data: unknown }>;
+}
+
+const needsRoot = (): string | undefined =>
+  process.getuid?.() === 0 ? undefined : "needs root in the initial user namespace (writes multi-range maps)";
+
+const MAP_A = "0 100000 65536\n";
+const MAP_B = "0 1000 1000\n";
+
+function oneLine(text: string): string {
+  return text.trim().split("\n").join(" / ");
 }
 
 const sections: DemoSection[] = [
@@ -36,22 +61,125 @@ const sections: DemoSection[] = [
     },
   },
   {
+    title: "A nested namespace with its own map, `id` run inside, and the kernel's read-back beside the model's",
+    unavailable: needsRoot,
+    run: async () => {
+      // A: held by an fd, its helper process gone. B: created inside A by
+      // spawn; its maps are written by a helper living in A, as the kernel
+      // only takes them from the parent namespace.
+      const a = await UserNamespace.create({ uidMap: MAP_A, gidMap: MAP_A, cache: false });
+      try {
+        const child = spawn("/bin/sh", ["-c", "id; exec cat"], {
+          join: [a],
+          namespaces: ["user"],
+          uidMap: MAP_B,
+          gidMap: MAP_B,
+          uid: 0,
+          gid: 0,
+          stdio: ["pipe", "pipe", "inherit"],
+        });
+        await once(child, "spawn");
+        let idLine = "";
+        await new Promise<void>((resolve, reject) => {
+          child.stdout!.on("data", (d: Buffer) => {
+            idLine += d.toString();
+            if (idLine.includes("\n")) resolve();
+          });
+          child.once("exit", () => reject(new Error(`id exited early: ${idLine}`)));
+        });
+        const report = await crossCheck(child);
+        child.stdin!.end();
+        await child;
+        const rows = report.observations
+          .filter((o) => o.file !== "setgroups")
+          .map((o) => [
+            o.vantage === "self" ? "initial ns" : o.vantage === "parent" ? "parent (A)" : "inside (B)",
+            o.file,
+            (o.kernel ?? "(unreadable)").trim(),
+            (o.model ?? "-").trim(),
+            o.kernel === o.model ? "yes" : "NO",
+          ]);
+        const lines = [
+          `held namespace A: user:[${a.identity.ino}], uid_map ${MAP_A.trim()}`,
+          `spawned B inside A: maps written via ${child.mapping?.method}: ${oneLine(child.mapping?.uidMap ?? "")}`,
+          `id inside B: ${idLine.trim()}`,
+          "",
+          ...formatTable(rows, { header: ["read from", "file", "kernel shows", "model predicts", "equal"] })
+            .trimEnd()
+            .split("\n"),
+          "",
+          `namespace chain: ${report.chain.map((l) => `user:[${l.ino}]`).join(" → ")}; ${report.discrepancies.length} discrepancies`,
+        ];
+        return { lines, data: { id: idLine.trim(), mapping: child.mapping, report: { ...report, chain: undefined } } };
+      } finally {
+        a.close();
+      }
+    },
+  },
+  {
+    title: "An idmapped mount of a scratch tmpfs: on disk, predicted, and stat through the mount",
+    unavailable: needsRoot,
+    run: async () => {
+      // The tmpfs comes from fsmount(): a detached mount in an anonymous,
+      // private mount namespace. It is never attached, so no mount table a
+      // process can see changes.
+      const b = native();
+      const sfd = b.fsopen("tmpfs");
+      let raw = -1;
+      try {
+        b.fsconfigCreate(sfd);
+        raw = b.fsmount(sfd, 0);
+      } finally {
+        b.close(sfd);
+      }
+      try {
+        const owners = [0, 1000, 65535, 65536, 100000];
+        for (const u of owners) {
+          const p = `/proc/self/fd/${raw}/owned-by-${u}`;
+          writeFileSync(p, "");
+          await chown(p, u, u);
+        }
+        const m = idmapMount(`/proc/self/fd/${raw}`, { uidMap: MAP_A, gidMap: MAP_A });
+        const maps = { uid: IdMap.of([0, 100000, 65536]), gid: IdMap.of([0, 100000, 65536]) };
+        try {
+          const rows = owners.map((u) => {
+            const disk = b.fstatAt(raw, `owned-by-${u}`, 0);
+            const seen = b.fstatAt(m.fd, `owned-by-${u}`, 0);
+            const predicted = statThroughMount(maps, "init", { uid: disk.uid, gid: disk.gid });
+            return [disk.uid, predicted.uid, seen.uid, predicted.uid === seen.uid ? "yes" : "NO"];
+          });
+          return {
+            lines: [
+              `mount map (on-disk → seen): ${MAP_A.trim()}`,
+              ...formatTable(rows, {
+                header: ["on-disk uid", "model predicts", "stat shows", "equal"],
+                align: ["right", "right", "right", "left"],
+              })
+                .trimEnd()
+                .split("\n"),
+            ],
+            data: { map: MAP_A, rows },
+          };
+        } finally {
+          m.close();
+        }
+      } finally {
+        b.close(raw);
+      }
+    },
+  },
+  {
     title: "A refused map, explained by the model, with its split proposal",
     run: async () => {
       // Spec §2.5's verified example: a parent with two extents, and a child
       // map whose lower range straddles the boundary between them.
       const parent = IdMap.of([0, 100000, 1000], [1000, 200000, 1000]);
       const request = "0 500 1000\n";
-      const verdict = validateMapRequest({
-        kind: "uid",
-        map: request,
-        parentMap: parent,
-        writer: "privileged",
-        euid: 0,
-        egid: 0,
-      });
+      const ask = (map: IdMap | string) =>
+        validateMapRequest({ kind: "uid", map, parentMap: parent, writer: "privileged", euid: 0, egid: 0 });
+      const verdict = ask(request);
       const lines = [
-        `parent's uid_map:   ${parent.toString().trim().replace("\n", " / ")}`,
+        `parent's uid_map:   ${oneLine(parent.toString())}`,
         `child's request:    ${request.trim()}`,
         verdict.ok
           ? "verdict:            accepted"
@@ -59,15 +187,8 @@ const sections: DemoSection[] = [
       ];
       const split = splitAgainstParent(IdMap.of([0, 500, 1000]), parent);
       if (split.ok) {
-        lines.push(`split proposal:     ${split.map.toString().trim().replaceAll("\n", " / ")}`);
-        const again = validateMapRequest({
-          kind: "uid",
-          map: split.map,
-          parentMap: parent,
-          writer: "privileged",
-          euid: 0,
-          egid: 0,
-        });
+        lines.push(`split proposal:     ${oneLine(split.map.toString())}`);
+        const again = ask(split.map);
         lines.push(
           `split verdict:      ${again.ok ? "accepted, 1:1 with the lines written" : `${again.errno}: ${again.reason}`}`,
         );
@@ -80,18 +201,40 @@ const sections: DemoSection[] = [
       };
     },
   },
+  {
+    title: "A short differential campaign: generated map-write cases, on this kernel and through the model",
+    unavailable: needsRoot,
+    run: async () => {
+      const { summary, disagreements } = await runCampaign({ count: 500, seed: 1, jobs: 2, shrink: 1 });
+      const pct = summary.cases === 0 ? 100 : (100 * summary.agree) / summary.cases;
+      const lines = [
+        `${summary.cases} cases (seed 1): ${summary.agree} agree (${pct.toFixed(2)}%), ${summary.disagree} disagree, ${Math.round(summary.casesPerSecond)} cases/s`,
+        ...disagreements.slice(0, 3).map((d) => `disagreement: ${JSON.stringify(d)}`),
+        "run more with: userns verify --cases 100000 --seed 2",
+      ];
+      return { lines, data: summary };
+    },
+  },
 ];
 
-/** Runs every demo section in order. */
+/** Runs every demo section in order; a section that cannot run here says why instead. */
 export async function runDemo(io: Io, opts: { json: boolean }): Promise<void> {
-  const results: { title: string; data: unknown }[] = [];
+  const results: { title: string; data: unknown; skipped?: string }[] = [];
   for (const s of sections) {
+    const why = s.unavailable?.();
+    if (why !== undefined) {
+      results.push({ title: s.title, data: null, skipped: why });
+      if (!opts.json) io.out(`\n== ${s.title}\n   (not run here: ${why})\n`);
+      continue;
+    }
     const r = await s.run();
     results.push({ title: s.title, data: r.data });
     if (!opts.json) {
       io.out(`\n== ${s.title}\n`);
-      for (const l of r.lines) io.out(`   ${l}\n`);
+      for (const l of r.lines) io.out(l === "" ? "\n" : `   ${l}\n`);
     }
   }
-  if (opts.json) io.out(`${JSON.stringify(results)}\n`);
+  if (opts.json) {
+    io.out(`${JSON.stringify(results, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))}\n`);
+  }
 }
