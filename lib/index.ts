@@ -18,6 +18,12 @@ export {
   nsInfoFromFd,
   nsPath,
 } from "./kernel/nsfs.js";
+export { type Extent, extent } from "./model/extent.js";
+export { IdMap, type MapKind } from "./model/idmap.js";
+/** The whole mirror model, also available as `userns/model`. */
+export * as model from "./model/index.js";
+export { type MapRequest, type MapRequestVerdict, validateMapRequest } from "./model/mapwrite.js";
+export { type SplitResult, splitAgainstParent } from "./model/split.js";
 export {
   type MountCase,
   type MountCaseResult,
