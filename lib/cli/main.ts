@@ -10,6 +10,34 @@ import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommands } from "./run.js";
 import { registerVerifyCommands } from "./verify.js";
 
+/** `--help` examples for the commands that do not bring their own. */
+const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
+  demo: ["userns demo", "userns demo --json"],
+  check: [
+    "userns check '0 100000 65536'",
+    "userns check '0 0 2000' --parent '0 100000 1000,1000 200000 1000'",
+    "userns check '0 1000 1' --writer unprivileged --uid 1000 --gid 1000 --kind gid --setgroups deny --json",
+    "userns check --batch cases.jsonl",
+    "userns check --mount-batch mount-cases.jsonl",
+  ],
+  run: [
+    "userns run --map-root-user -- id",
+    "userns run --map-users 0:100000:65536 --map-groups 0:100000:65536 --user 0 --group 0 --mount --pid -- sh",
+    "userns run --map-current-user --setgroups deny --net -- ip link",
+  ],
+  show: ["userns show self", "userns show 4242 --json"],
+  mount: [
+    "userns mount --map-users 0:100000:65536 /srv/data /mnt/shifted",
+    "userns mount --userns 4242 --recursive --read-only /srv/image /mnt/image",
+  ],
+  verify: [
+    "userns verify",
+    "userns verify --cases 200000 --seed 2 --json",
+    "userns verify --kernel-only --cases corpus.jsonl > kernel-results.jsonl",
+    "userns verify --mount-cases test/fixtures/mount-cases.jsonl",
+  ],
+};
+
 /** Documented exit codes. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 
@@ -35,6 +63,10 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   registerFormatCommands(program, io);
   registerVerifyCommands(program, io, [mountCasesVerifyExtension()]);
   registerRunCommands(program, io);
+  for (const cmd of program.commands) {
+    const ex = EXAMPLES[cmd.name()];
+    if (ex !== undefined) cmd.addHelpText("after", `\nExamples:\n${ex.map((e) => `  $ ${e}`).join("\n")}\n`);
+  }
 
   return program;
 }
