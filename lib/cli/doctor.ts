@@ -12,6 +12,7 @@ import { release } from "node:os";
 import { delimiter, join } from "node:path";
 import { native } from "../kernel/native.js";
 import { INIT_USER_NS_INO } from "../kernel/nsfs.js";
+import { probeIdmapSupport } from "../mounts/probe.js";
 import { parseSubid } from "../subid/parse.js";
 import { parsePasswd, resolveUser, subidReport } from "../subid/read.js";
 
@@ -46,6 +47,12 @@ export interface DoctorEnv {
   nestingBelow(): number | undefined;
   uid(): number;
   user(): string | undefined;
+  /**
+   * Probes idmapped-mount support for the filesystem mounted at `mountPoint`
+   * on this kernel (a detached clone, never attached), or undefined where no
+   * probe can run (not root). Optional, so checks fall back to the version table.
+   */
+  probeIdmap?(mountPoint: string): { supported: boolean; detail: string } | undefined;
 }
 
 function safe<T>(f: () => T): T | undefined {
@@ -92,6 +99,15 @@ export function realDoctorEnv(): DoctorEnv {
       );
     },
     nestingBelow: () => safe(() => deepestNesting()),
+    probeIdmap: (mountPoint) => {
+      // The probe needs CAP_SYS_ADMIN over this mount namespace; elsewhere the version table answers.
+      if (process.getuid?.() !== 0) return undefined;
+      const r = safe(() => probeIdmapSupport(mountPoint));
+      if (r === undefined) return undefined;
+      return r.supported
+        ? { supported: true, detail: `yes: a clone of ${mountPoint} was idmapped (probed)` }
+        : { supported: false, detail: `no: ${r.error?.message ?? r.refusal ?? "refused"}` };
+    },
     uid: () => process.getuid?.() ?? -1,
     user: () => safe(() => process.env.SUDO_USER || process.env.USER) || undefined,
   };
@@ -189,6 +205,22 @@ export function idmapSupportByVersion(
   return { supported: undefined, detail: "not in the FS_ALLOW_IDMAP table: assume no" };
 }
 
+/** The first mount point (field 5) of each filesystem type in mountinfo, to probe one mount per type. */
+export function firstMountPoints(mountinfo: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of mountinfo.split("\n")) {
+    const i = l.indexOf(" - ");
+    if (i < 0) continue;
+    const t = l.slice(i + 3).split(" ")[0];
+    // mountinfo escapes spaces and such as octal (\040); undo it for the path.
+    const point = l
+      .split(" ")[4]
+      ?.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+    if (t && point && !out.has(t)) out.set(t, point);
+  }
+  return out;
+}
+
 /** Filesystem types in mountinfo (the field after " - "), with a mount count each. */
 export function mountedFsTypes(mountinfo: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -253,14 +285,18 @@ export function doctorChecks(env: DoctorEnv, options: { user?: string } = {}): D
     .split("\n")
     .map((l) => l.trim().split(/\s+/).pop() ?? "")
     .filter((x) => x !== "");
+  const points = firstMountPoints(env.readFile("/proc/self/mountinfo") ?? "");
   for (const [fs, n] of [...mounted].sort((a, b) => a[0].localeCompare(b[0]))) {
-    const s = idmapSupportByVersion(fs, v);
+    const where = points.get(fs);
+    const probed = where !== undefined ? env.probeIdmap?.(where) : undefined;
+    const s = probed ?? idmapSupportByVersion(fs, v);
+    const count = `${n} mount${n === 1 ? "" : "s"}${registered.includes(fs) ? "" : ", not in /proc/filesystems"}`;
     checks.push({
       id: `idmap-fs:${fs}`,
       title: `idmapped mount: ${fs}`,
       verdict: s.supported ? "ok" : "info",
-      detail: `${s.detail} [by kernel version; ${n} mount${n === 1 ? "" : "s"}${registered.includes(fs) ? "" : ", not in /proc/filesystems"}]`,
-      basis: "kernel-version",
+      detail: probed ? `${s.detail} [${count}]` : `${s.detail} [by kernel version; ${count}]`,
+      basis: probed ? "probe" : "kernel-version",
     });
   }
 

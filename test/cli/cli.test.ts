@@ -240,14 +240,23 @@ describe("userns doctor", () => {
     expect(j.checks.find((c) => c.id === "kernel")!.detail).toBe(release());
     const max = Number(readFileSync("/proc/sys/user/max_user_namespaces", "utf8"));
     expect(j.checks.find((c) => c.id === "max_user_namespaces")!.data!.max).toBe(max);
-    // every mounted filesystem type gets a row, labelled as judged by kernel version
+    // every mounted filesystem type gets a row: probed for real as root, else judged by kernel version
     const types = new Set(
       readFileSync("/proc/self/mountinfo", "utf8")
         .split("\n")
         .filter((l) => l.includes(" - "))
         .map((l) => l.split(" - ")[1]!.split(" ")[0]!),
     );
-    for (const t of types) expect(j.checks.find((c) => c.id === `idmap-fs:${t}`)?.detail).toMatch(/by kernel version/);
+    const root = process.getuid?.() === 0;
+    for (const t of types) {
+      const c = j.checks.find((x) => x.id === `idmap-fs:${t}`) as { detail: string; basis: string } | undefined;
+      expect(c?.basis).toBe(root ? "probe" : "kernel-version");
+      if (!root) expect(c?.detail).toMatch(/by kernel version/);
+    }
+    if (root) {
+      expect(j.checks.find((c) => c.id === "idmap-fs:tmpfs")).toMatchObject({ verdict: "ok" });
+      expect(j.checks.find((c) => c.id === "idmap-fs:proc")?.detail).toMatch(/does not allow idmapped mounts/);
+    }
   });
 
   it("human output is an aligned table", () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   type DoctorEnv,
   doctorChecks,
+  firstMountPoints,
   hasFileCap,
   idmapSupportByVersion,
   kernelVersion,
@@ -49,6 +50,27 @@ describe("doctor verdicts", () => {
     expect(checks.find((c) => c.id === "idmap-fs:ext4")!.verdict).toBe("ok");
     expect(checks.find((c) => c.id === "idmap-fs:proc")!.verdict).toBe("info");
     expect(checks.find((c) => c.id === "subid")!.detail).toBe("subuid 100000-165535; subgid 100000-165535");
+  });
+
+  it("uses the real probe of one mount per filesystem type where it can run, and says so", () => {
+    const asked: string[] = [];
+    const env = fakeEnv({
+      probeIdmap: (point) => {
+        asked.push(point);
+        return point === "/run" ? { supported: false, detail: "no: refused" } : undefined;
+      },
+    });
+    const checks = doctorChecks(env);
+    expect(asked.sort()).toEqual(["/", "/proc", "/run"]);
+    const tmpfs = checks.find((c) => c.id === "idmap-fs:tmpfs")!;
+    expect(tmpfs).toMatchObject({ verdict: "info", basis: "probe" });
+    expect(tmpfs.detail).toBe("no: refused [1 mount]");
+    // Where the probe cannot answer, the version table does, and says so.
+    expect(checks.find((c) => c.id === "idmap-fs:ext4")).toMatchObject({ verdict: "ok", basis: "kernel-version" });
+  });
+
+  it("firstMountPoints unescapes mountinfo's octal escapes", () => {
+    expect(firstMountPoints("30 1 0:7 / /mnt/my\\040disk rw - vfat /dev/sdb1 rw\n").get("vfat")).toBe("/mnt/my disk");
   });
 
   it.each([
