@@ -247,13 +247,13 @@ describe("userns doctor", () => {
         .filter((l) => l.includes(" - "))
         .map((l) => l.split(" - ")[1]!.split(" ")[0]!),
     );
-    const root = process.getuid?.() === 0;
+    const asRoot = process.getuid?.() === 0;
     for (const t of types) {
       const c = j.checks.find((x) => x.id === `idmap-fs:${t}`) as { detail: string; basis: string } | undefined;
-      expect(c?.basis).toBe(root ? "probe" : "kernel-version");
-      if (!root) expect(c?.detail).toMatch(/by kernel version/);
+      expect(c?.basis).toBe(asRoot ? "probe" : "kernel-version");
+      if (!asRoot) expect(c?.detail).toMatch(/by kernel version/);
     }
-    if (root) {
+    if (asRoot) {
       expect(j.checks.find((c) => c.id === "idmap-fs:tmpfs")).toMatchObject({ verdict: "ok" });
       expect(j.checks.find((c) => c.id === "idmap-fs:proc")?.detail).toMatch(/does not allow idmapped mounts/);
     }
