@@ -73,10 +73,21 @@ export function findExtentUp(map: IdMap, id: number, count = 1): Extent | undefi
  * or INVALID_ID (4294967295) when no single extent holds the whole range.
  */
 export function mapIdRangeDown(map: IdMap, id: number, count: number): number {
-  const i = rowDown(map, id, count);
-  if (i < 0) return INVALID_ID;
-  const t = map.size <= MAX_BASE_EXTENTS ? map.tables.written : map.tables.forward;
-  return t[i + 1]! + (id - t[i]!);
+  // The hot path of every translation: the tables are fetched once and the
+  // short scan is inlined, so a lookup is a few typed-array loads.
+  const tables = map.tables;
+  const last = id + count - 1;
+  if (map.extents.length <= MAX_BASE_EXTENTS) {
+    const t = tables.written;
+    for (let i = 0; i < t.length; i += 3) {
+      const start = t[i]!;
+      if (id >= start && last <= start + t[i + COUNT]! - 1) return t[i + 1]! + (id - start);
+    }
+    return INVALID_ID;
+  }
+  const t = tables.forward;
+  const i = bsearch(t, 0, id, last);
+  return i < 0 ? INVALID_ID : t[i + 1]! + (id - t[i]!);
 }
 
 /** Mirrors map_id_down (make_kuid over one map): `mapIdRangeDown(map, id, 1)`. */
