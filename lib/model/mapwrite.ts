@@ -9,7 +9,7 @@ import type { Extent } from "./extent.js";
 import { IdMap, MAX_BASE_EXTENTS, type MapKind } from "./idmap.js";
 import { mapIdRangeDown } from "./lookup.js";
 import { INIT_USER_NS, kidHasMapping, makeKid, nsMap, sameNs, type UserNs, withMap, withSetgroups } from "./ns.js";
-import { kernelIsspace, PAGE_SIZE, type ParseRule, parseMapText, toBytes } from "./parse.js";
+import { kernelIsspace, PAGE_SIZE, type ParseRule, parseMapBytes, toBytes, transientBytes } from "./parse.js";
 import { INVALID_ID } from "./u32.js";
 
 /** Every rule a map write can fail, named after the kernel check. */
@@ -241,7 +241,8 @@ export interface MapWriteArgs {
 export function mapWrite(args: MapWriteArgs): MapWriteResult {
   const { file, writer } = args;
   const ns = args.current ?? file.target;
-  const bytes = toBytes(args.data);
+  // Only read before the parse below: no other encoding happens in between.
+  const bytes = transientBytes(args.data);
   const refuse = (
     errno: "EINVAL" | "EPERM" | "ESPIPE",
     rule: MapWriteRule,
@@ -280,7 +281,7 @@ export function mapWrite(args: MapWriteArgs): MapWriteResult {
   if (cap !== undefined && !fileNsCapable(file.opener, ns, "CAP_SYS_ADMIN")) {
     return refuse("EPERM", "cap_sys_admin", "the opener lacks CAP_SYS_ADMIN in the target namespace");
   }
-  const parsed = parseMapText(bytes);
+  const parsed = parseMapBytes(bytes, typeof args.data === "string" ? args.data : undefined);
   if (!parsed.ok) return refuse("EINVAL", parsed.rule, parsed.reason, parsed.line || undefined);
   const newMap = parsed.map;
   if (!newIdmapPermitted(writer, file.opener, ns, kind, newMap)) {
