@@ -97,8 +97,9 @@ export function openerNsMayWrite(opener: Cred, target: UserNs): boolean {
 
 /** Mirrors kernel/user_namespace.c: verify_root_map (spec §2.4.1): mapping parent uid 0 needs CAP_SETFCAP. */
 export function verifyRootMap(opener: Cred, ns: UserNs, newMap: IdMap): boolean {
+  const extents = newMap.extents;
   let mapsRoot = false;
-  for (const e of newMap.extents) if (e.lowerFirst === 0) mapsRoot = true;
+  for (let i = 0; i < extents.length && !mapsRoot; i++) mapsRoot = extents[i]!.lowerFirst === 0;
   if (!mapsRoot) return true;
   if (sameNs(ns, opener.ns)) return ns.parentCouldSetfcap;
   return fileNsCapable(opener, ns.parent!, "CAP_SETFCAP");

@@ -147,7 +147,10 @@ class Intervals {
 
 // Reused by every parse (a parse never re-enters): the lines' values as
 // `first, lower, count` rows, and the overlap index of each side.
-const rows = new Float64Array(MAX_EXTENTS * 3);
+const rows = new Uint32Array(MAX_EXTENTS * 3);
+// U32_RANGE as a constant of this module: the digit loop compares with it at
+// every byte, and a local constant is cheaper there than the imported binding.
+const TWO_32 = 0x1_0000_0000;
 const uppers = new Intervals();
 const lowers = new Intervals();
 
@@ -199,25 +202,23 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined): Pars
   if (len >= PAGE_SIZE) {
     return fail("page_size", 0, `the text is ${len} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`);
   }
-  // memdup_user_nul: the kernel sees a C string that ends at the first NUL.
-  let end = buf.indexOf(0);
-  if (end < 0) end = len;
   // Whether the bytes so far are exactly what IdMap.toString would print.
-  let canon = source !== undefined && end === len;
+  let canon = source !== undefined;
   uppers.n = 0;
   lowers.n = 0;
   // One pass over the bytes. The kernel first cuts the text at each `\n` and
   // then parses the line; stopping every scan at `\n` (which isspace would
   // otherwise skip) gives the same result without a separate search. `c` is
-  // the byte at `p`, or 0 at the end (never a NUL before `end`).
+  // the byte at `p`, or 0 past the end: like memdup_user_nul's C string, the
+  // text ends at the first NUL, and reading one ends every scan.
   let p = 0;
   let n = 0;
-  let c = end > 0 ? buf[0]! : 0;
+  let c = len > 0 ? buf[0]! : 0;
   for (;;) {
     const lineNo = n + 1;
     if (c !== 10 && SPACE[c] === 1) {
       canon = false;
-      do c = ++p < end ? buf[p]! : 0;
+      do c = ++p < len ? buf[p]! : 0;
       while (c !== 10 && SPACE[c] === 1);
     }
     if (c === 0 || c === 10) {
@@ -231,11 +232,11 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined): Pars
       let v = 0;
       while (c >= 48 && c <= 57) {
         v = v * 10 + (c - 48);
-        if (v >= U32_RANGE) {
-          v %= U32_RANGE;
+        if (v >= TWO_32) {
+          v %= TWO_32;
           canon = false;
         }
-        c = ++p < end ? buf[p]! : 0;
+        c = ++p < len ? buf[p]! : 0;
       }
       if (f < 2 ? c === 10 || SPACE[c] === 0 : c !== 0 && SPACE[c] === 0) {
         return fieldError(f, lineNo, c === 10 ? 0 : c, p === startP);
@@ -245,10 +246,10 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined): Pars
       // skip_spaces, stopping at the line's end.
       if (c !== 10 && SPACE[c] === 1) {
         if (f === 2 || c !== 32) canon = false;
-        c = ++p < end ? buf[p]! : 0;
+        c = ++p < len ? buf[p]! : 0;
         if (c !== 10 && SPACE[c] === 1) {
           canon = false;
-          do c = ++p < end ? buf[p]! : 0;
+          do c = ++p < len ? buf[p]! : 0;
           while (c !== 10 && SPACE[c] === 1);
         }
       }
@@ -257,7 +258,7 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined): Pars
       return fail("syntax", lineNo, `unexpected ${showByte(c)} after the count; a line has exactly three fields`);
     }
     // A `\n` that is the very last character ends the input instead of starting an empty line.
-    const more = c === 10 && p + 1 < end;
+    const more = c === 10 && p + 1 < len && buf[p + 1] !== 0;
     const first = rows[row]!;
     const lower = rows[row + 1]!;
     const count = rows[row + 2]!;
@@ -280,7 +281,11 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined): Pars
       return fail("max_extents", lineNo, `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`);
     }
     n++;
-    if (!more) break;
+    if (!more) {
+      // A NUL ended the text early: the input is not the map's text.
+      if (p + (c === 10 ? 1 : 0) !== len) canon = false;
+      break;
+    }
     c = buf[++p]!;
   }
   const extents: Extent[] = [];
