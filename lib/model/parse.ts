@@ -278,7 +278,11 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined): Pars
       return overlapError(n, lineNo, first, lower, count);
     }
     if (lineNo === MAX_EXTENTS && more) {
-      return fail("max_extents", lineNo, `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`);
+      return fail(
+        "max_extents",
+        lineNo,
+        `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`,
+      );
     }
     n++;
     if (!more) {
