@@ -200,25 +200,35 @@ export function translateToParent(
     const p = parentMap.extents[0]!;
     if (p.first === 0 && p.lowerFirst === 0 && p.count === INVALID_ID) return { ok: true, installed: newMap };
   }
-  // The kernel walks extent[] (write order) up to 5 extents, the sorted forward array above.
-  const order = newMap.size <= MAX_BASE_EXTENTS ? newMap.extents : newMap.forward;
-  const lowers = new Map<Extent, number>();
+  // The model reports the first failing extent in the order it has always
+  // walked: write order up to 5 extents, by `first` above (the order of the
+  // sorted forward view, found here without sorting). Every extent must
+  // translate, so the order never changes the outcome, only the line named.
+  const extents = newMap.extents;
+  const sorted = extents.length > MAX_BASE_EXTENTS;
+  const lowers: number[] = [];
+  let missed = -1;
   let identity = true;
-  for (const e of order) {
+  for (let i = 0; i < extents.length; i++) {
+    const e = extents[i]!;
     const k = mapIdRangeDown(parentMap, e.lowerFirst, e.count);
-    if (k === INVALID_ID) return { ok: false, index: newMap.extents.indexOf(e), extent: e };
-    lowers.set(e, k);
+    if (k === INVALID_ID) {
+      if (!sorted) return { ok: false, index: i, extent: e };
+      if (missed < 0 || e.first < extents[missed]!.first) missed = i;
+    }
+    lowers.push(k);
     if (k !== e.lowerFirst) identity = false;
   }
+  if (missed >= 0) return { ok: false, index: missed, extent: extents[missed]! };
   // Under an identity parent (the initial namespace) the installed map is the written one.
   if (identity) return { ok: true, installed: newMap };
-  return {
-    ok: true,
+  const installed: Extent[] = [];
+  for (let i = 0; i < extents.length; i++) {
+    const e = extents[i]!;
     // Each installed range lies inside one parent extent, so the fields stay valid u32s.
-    installed: IdMap.fromValidated(
-      newMap.extents.map((e) => Object.freeze({ first: e.first, lowerFirst: lowers.get(e)!, count: e.count })),
-    ),
-  };
+    installed.push(Object.freeze({ first: e.first, lowerFirst: lowers[i]!, count: e.count }));
+  }
+  return { ok: true, installed: IdMap.fromValidated(installed) };
 }
 
 /** Arguments of {@link mapWrite}. */
