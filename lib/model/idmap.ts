@@ -40,8 +40,9 @@ export class IdMap {
   #tables: { readonly written: Uint32Array; readonly forward: Uint32Array; readonly reverse: Uint32Array } | undefined;
   #text: string | undefined;
 
-  private constructor(extents: readonly Extent[]) {
-    this.extents = Object.freeze([...extents]);
+  private constructor(extents: readonly Extent[], text?: string) {
+    this.extents = Object.freeze(extents);
+    this.#text = text;
     Object.freeze(this);
   }
 
@@ -95,10 +96,12 @@ export class IdMap {
 
   /**
    * @internal For the model's own parsers: extents already known to be frozen
-   * u32 triples with count ≥ 1, so they are not checked and copied again.
+   * u32 triples with count ≥ 1, so they are not checked and copied again. The
+   * map takes over (and freezes) the array: pass a fresh one. `text`, when
+   * given, must be exactly what {@link IdMap.toString} would print.
    */
-  static fromValidated(extents: readonly Extent[]): IdMap {
-    return new IdMap(extents);
+  static fromValidated(extents: Extent[], text?: string): IdMap {
+    return new IdMap(extents, text);
   }
 
   /** A map from a list of extents, kept in the given order. */

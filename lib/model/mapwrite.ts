@@ -9,7 +9,7 @@ import type { Extent } from "./extent.js";
 import { IdMap, MAX_BASE_EXTENTS, type MapKind } from "./idmap.js";
 import { mapIdRangeDown } from "./lookup.js";
 import { INIT_USER_NS, kidHasMapping, makeKid, nsMap, sameNs, type UserNs, withMap, withSetgroups } from "./ns.js";
-import { kernelIsspace, PAGE_SIZE, type ParseRule, parseMapText, toBytes } from "./parse.js";
+import { kernelIsspace, PAGE_SIZE, type ParseRule, parseMapBytes, toBytes, transientBytes } from "./parse.js";
 import { INVALID_ID } from "./u32.js";
 
 /** Every rule a map write can fail, named after the kernel check. */
@@ -97,8 +97,9 @@ export function openerNsMayWrite(opener: Cred, target: UserNs): boolean {
 
 /** Mirrors kernel/user_namespace.c: verify_root_map (spec §2.4.1): mapping parent uid 0 needs CAP_SETFCAP. */
 export function verifyRootMap(opener: Cred, ns: UserNs, newMap: IdMap): boolean {
+  const extents = newMap.extents;
   let mapsRoot = false;
-  for (const e of newMap.extents) if (e.lowerFirst === 0) mapsRoot = true;
+  for (let i = 0; i < extents.length && !mapsRoot; i++) mapsRoot = extents[i]!.lowerFirst === 0;
   if (!mapsRoot) return true;
   if (sameNs(ns, opener.ns)) return ns.parentCouldSetfcap;
   return fileNsCapable(opener, ns.parent!, "CAP_SETFCAP");
@@ -199,25 +200,35 @@ export function translateToParent(
     const p = parentMap.extents[0]!;
     if (p.first === 0 && p.lowerFirst === 0 && p.count === INVALID_ID) return { ok: true, installed: newMap };
   }
-  // The kernel walks extent[] (write order) up to 5 extents, the sorted forward array above.
-  const order = newMap.size <= MAX_BASE_EXTENTS ? newMap.extents : newMap.forward;
-  const lowers = new Map<Extent, number>();
+  // The model reports the first failing extent in the order it has always
+  // walked: write order up to 5 extents, by `first` above (the order of the
+  // sorted forward view, found here without sorting). Every extent must
+  // translate, so the order never changes the outcome, only the line named.
+  const extents = newMap.extents;
+  const sorted = extents.length > MAX_BASE_EXTENTS;
+  const lowers: number[] = [];
+  let missed = -1;
   let identity = true;
-  for (const e of order) {
+  for (let i = 0; i < extents.length; i++) {
+    const e = extents[i]!;
     const k = mapIdRangeDown(parentMap, e.lowerFirst, e.count);
-    if (k === INVALID_ID) return { ok: false, index: newMap.extents.indexOf(e), extent: e };
-    lowers.set(e, k);
+    if (k === INVALID_ID) {
+      if (!sorted) return { ok: false, index: i, extent: e };
+      if (missed < 0 || e.first < extents[missed]!.first) missed = i;
+    }
+    lowers.push(k);
     if (k !== e.lowerFirst) identity = false;
   }
+  if (missed >= 0) return { ok: false, index: missed, extent: extents[missed]! };
   // Under an identity parent (the initial namespace) the installed map is the written one.
   if (identity) return { ok: true, installed: newMap };
-  return {
-    ok: true,
+  const installed: Extent[] = [];
+  for (let i = 0; i < extents.length; i++) {
+    const e = extents[i]!;
     // Each installed range lies inside one parent extent, so the fields stay valid u32s.
-    installed: IdMap.fromValidated(
-      newMap.extents.map((e) => Object.freeze({ first: e.first, lowerFirst: lowers.get(e)!, count: e.count })),
-    ),
-  };
+    installed.push(Object.freeze({ first: e.first, lowerFirst: lowers[i]!, count: e.count }));
+  }
+  return { ok: true, installed: IdMap.fromValidated(installed) };
 }
 
 /** Arguments of {@link mapWrite}. */
@@ -241,7 +252,8 @@ export interface MapWriteArgs {
 export function mapWrite(args: MapWriteArgs): MapWriteResult {
   const { file, writer } = args;
   const ns = args.current ?? file.target;
-  const bytes = toBytes(args.data);
+  // Only read before the parse below: no other encoding happens in between.
+  const bytes = transientBytes(args.data);
   const refuse = (
     errno: "EINVAL" | "EPERM" | "ESPIPE",
     rule: MapWriteRule,
@@ -280,7 +292,7 @@ export function mapWrite(args: MapWriteArgs): MapWriteResult {
   if (cap !== undefined && !fileNsCapable(file.opener, ns, "CAP_SYS_ADMIN")) {
     return refuse("EPERM", "cap_sys_admin", "the opener lacks CAP_SYS_ADMIN in the target namespace");
   }
-  const parsed = parseMapText(bytes);
+  const parsed = parseMapBytes(bytes, typeof args.data === "string" ? args.data : undefined);
   if (!parsed.ok) return refuse("EINVAL", parsed.rule, parsed.reason, parsed.line || undefined);
   const newMap = parsed.map;
   if (!newIdmapPermitted(writer, file.opener, ns, kind, newMap)) {

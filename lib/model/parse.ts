@@ -40,6 +40,25 @@ export function toBytes(input: string | Uint8Array): Uint8Array {
   return typeof input === "string" ? encoder.encode(input) : input;
 }
 
+// UTF-8 needs at most 3 bytes per UTF-16 code unit, so a string shorter than
+// PAGE_SIZE always fits; longer ones are refused by length anyway.
+const scratchBytes = new Uint8Array(PAGE_SIZE * 3);
+
+/**
+ * @internal The UTF-8 bytes of `input` without allocating: for a string short
+ * enough to be accepted, a view of a buffer shared by every call, valid only
+ * until the next call. For the model's own single-pass users (map_write).
+ */
+export function transientBytes(input: string | Uint8Array): Uint8Array {
+  if (typeof input !== "string") return input;
+  if (input.length >= PAGE_SIZE) return encoder.encode(input);
+  return scratchBytes.subarray(0, encoder.encodeInto(input, scratchBytes).written);
+}
+
+// The kernel's isspace (lib/ctype.c _S entries) as a byte table.
+const SPACE = new Uint8Array(256);
+for (const c of [9, 10, 11, 12, 13, 32, 0xa0]) SPACE[c] = 1;
+
 /** Mirrors the kernel's isspace (lib/ctype.c): \t \n \v \f \r, space and 0xA0 (Latin-1 NBSP is _S in _ctype). */
 export function kernelIsspace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || c === 0xa0;
@@ -82,47 +101,86 @@ export function extentWraps(start: number, count: number): boolean {
 }
 
 /**
- * Sorted, pairwise-disjoint inclusive intervals, for an O(log n) overlap test
- * per line. The kernel compares each line with every earlier one
+ * Sorted, pairwise-disjoint inclusive intervals, for the overlap test of each
+ * line. The kernel compares each line with every earlier one
  * (mappings_overlap, O(n²)); the answer is the same because earlier ranges
  * never overlap each other, so only the neighbours of a new range can meet it.
+ * Maps are usually written in ascending order: a range past the last interval
+ * is then checked and appended in O(1), any other takes a binary search and an
+ * insertion. The storage holds one map's lines and is reused by every parse.
  */
 class Intervals {
-  private readonly starts: number[] = [];
-  private readonly ends: number[] = [];
+  private readonly starts = new Float64Array(MAX_EXTENTS);
+  private readonly ends = new Float64Array(MAX_EXTENTS);
+  /** Number of intervals held. */
+  n = 0;
 
-  /** Index of the first interval whose start is > x. */
-  private upper(x: number): number {
+  /** True when [start, end] meets a held interval; otherwise adds it and returns false. */
+  meetsOrAdd(start: number, end: number): boolean {
+    const n = this.n;
+    const starts = this.starts;
+    const ends = this.ends;
+    if (n === 0 || start > ends[n - 1]!) {
+      starts[n] = start;
+      ends[n] = end;
+      this.n = n + 1;
+      return false;
+    }
+    // i: the first interval whose start is > start.
     let lo = 0;
-    let hi = this.starts.length;
+    let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.starts[mid]! <= x) lo = mid + 1;
+      if (starts[mid]! <= start) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
-  }
-
-  meets(start: number, end: number): boolean {
-    const i = this.upper(start);
-    if (i > 0 && this.ends[i - 1]! >= start) return true;
-    return i < this.starts.length && this.starts[i]! <= end;
-  }
-
-  add(start: number, end: number): void {
-    const i = this.upper(start);
-    // Maps are usually written in ascending order: append without splice's copying.
-    if (i === this.starts.length) {
-      this.starts.push(start);
-      this.ends.push(end);
-    } else {
-      this.starts.splice(i, 0, start);
-      this.ends.splice(i, 0, end);
-    }
+    if (lo > 0 && ends[lo - 1]! >= start) return true;
+    if (lo < n && starts[lo]! <= end) return true;
+    starts.copyWithin(lo + 1, lo, n);
+    ends.copyWithin(lo + 1, lo, n);
+    starts[lo] = start;
+    ends[lo] = end;
+    this.n = n + 1;
+    return false;
   }
 }
 
+// Reused by every parse (a parse never re-enters): the lines' values as
+// `first, lower, count` rows, and the overlap index of each side.
+const rows = new Uint32Array(MAX_EXTENTS * 3);
+// U32_RANGE as a constant of this module: the digit loop compares with it at
+// every byte, and a local constant is cheaper there than the imported binding.
+const TWO_32 = 0x1_0000_0000;
+const uppers = new Intervals();
+const lowers = new Intervals();
+
 const FIELD_NAMES = ["first", "lower", "count"] as const;
+
+function fieldError(f: number, lineNo: number, c: number, empty: boolean): ParseResult {
+  const name = FIELD_NAMES[f];
+  if (empty && c !== 0) {
+    return fail("syntax", lineNo, `the ${name} field starts with ${showByte(c)}; only decimal digits are accepted`);
+  }
+  if (empty || c === 0) {
+    return fail("syntax", lineNo, `the ${name} field is missing; expected three numbers: first lower count`);
+  }
+  return fail("syntax", lineNo, `unexpected ${showByte(c)} in the ${name} field; only decimal digits are accepted`);
+}
+
+function overlapError(n: number, lineNo: number, first: number, lower: number, count: number): ParseResult {
+  const earlier: Extent[] = [];
+  for (let i = 0; i < n * 3; i += 3) earlier.push({ first: rows[i]!, lowerFirst: rows[i + 1]!, count: rows[i + 2]! });
+  // Name the line the kernel's own scan would meet first.
+  const ov = mappingsOverlap(earlier, { first, lowerFirst: lower, count })!;
+  const o = earlier[ov.index]!;
+  const [mine, theirs] =
+    ov.side === "upper"
+      ? [range(first, count), range(o.first, o.count)]
+      : [range(lower, count), range(o.lowerFirst, o.count)];
+  const side = ov.side === "upper" ? "inside" : "outside";
+  const what = count === 1 ? `${side} id ${mine} overlaps` : `${side} ids ${mine} overlap`;
+  return fail("mappings_overlap", lineNo, `${what} line ${ov.index + 1}'s ${theirs}`);
+}
 
 /**
  * Parses map text as map_write does, for any bytes; never throws. Strings are
@@ -130,76 +188,80 @@ const FIELD_NAMES = ["first", "lower", "count"] as const;
  * with the lower values as written (not yet translated to kuids).
  */
 export function parseMapText(input: string | Uint8Array): ParseResult {
-  const buf = toBytes(input);
-  if (buf.length >= PAGE_SIZE) {
-    return fail(
-      "page_size",
-      0,
-      `the text is ${buf.length} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`,
-    );
-  }
-  // memdup_user_nul: the kernel sees a C string that ends at the first NUL.
-  let end = buf.indexOf(0);
-  if (end < 0) end = buf.length;
+  return typeof input === "string" ? parseMapBytes(transientBytes(input), input) : parseMapBytes(input, undefined);
+}
 
-  const extents: Extent[] = [];
-  const uppers = new Intervals();
-  const lowers = new Intervals();
-  const vals = [0, 0, 0];
+/**
+ * @internal {@link parseMapText} over bytes. `source` is the string the bytes
+ * were encoded from, if any: when it is already in the canonical
+ * `first lower count\n` form it becomes the map's text without formatting it
+ * again.
+ */
+export function parseMapBytes(buf: Uint8Array, source: string | undefined): ParseResult {
+  const len = buf.length;
+  if (len >= PAGE_SIZE) {
+    return fail("page_size", 0, `the text is ${len} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`);
+  }
+  // Whether the bytes so far are exactly what IdMap.toString would print.
+  let canon = source !== undefined;
+  uppers.n = 0;
+  lowers.n = 0;
   // One pass over the bytes. The kernel first cuts the text at each `\n` and
   // then parses the line; stopping every scan at `\n` (which isspace would
-  // otherwise skip) gives the same result without a separate search.
+  // otherwise skip) gives the same result without a separate search. `c` is
+  // the byte at `p`, or 0 past the end: like memdup_user_nul's C string, the
+  // text ends at the first NUL, and reading one ends every scan.
   let p = 0;
-  let lineNo = 0;
+  let n = 0;
+  let c = len > 0 ? buf[0]! : 0;
   for (;;) {
-    lineNo++;
-    while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
-    if (p === end || buf[p] === 10) {
+    const lineNo = n + 1;
+    if (c !== 10 && SPACE[c] === 1) {
+      canon = false;
+      do c = ++p < len ? buf[p]! : 0;
+      while (c !== 10 && SPACE[c] === 1);
+    }
+    if (c === 0 || c === 10) {
       return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
     }
+    const row = n * 3;
     for (let f = 0; f < 3; f++) {
-      if (f > 0) while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
       const startP = p;
       // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64
       // result's low 32 bits depend only on the low 32 bits at each step.
       let v = 0;
-      while (p < end) {
-        const d = buf[p]! - 48;
-        if (d < 0 || d > 9) break;
-        v = v * 10 + d;
-        if (v >= U32_RANGE) v %= U32_RANGE;
-        p++;
-      }
-      const c = p < end && buf[p] !== 10 ? buf[p]! : 0;
-      if (f < 2 ? !kernelIsspace(c) : c !== 0 && !kernelIsspace(c)) {
-        const name = FIELD_NAMES[f];
-        if (p === startP && c !== 0) {
-          return fail(
-            "syntax",
-            lineNo,
-            `the ${name} field starts with ${showByte(c)}; only decimal digits are accepted`,
-          );
+      while (c >= 48 && c <= 57) {
+        v = v * 10 + (c - 48);
+        if (v >= TWO_32) {
+          v %= TWO_32;
+          canon = false;
         }
-        if (p === startP || c === 0) {
-          return fail("syntax", lineNo, `the ${name} field is missing; expected three numbers: first lower count`);
-        }
-        return fail(
-          "syntax",
-          lineNo,
-          `unexpected ${showByte(c)} in the ${name} field; only decimal digits are accepted`,
-        );
+        c = ++p < len ? buf[p]! : 0;
       }
-      vals[f] = v;
+      if (f < 2 ? c === 10 || SPACE[c] === 0 : c !== 0 && SPACE[c] === 0) {
+        return fieldError(f, lineNo, c === 10 ? 0 : c, p === startP);
+      }
+      if (p - startP > 1 && buf[startP] === 48) canon = false;
+      rows[row + f] = v;
+      // skip_spaces, stopping at the line's end.
+      if (c !== 10 && SPACE[c] === 1) {
+        if (f === 2 || c !== 32) canon = false;
+        c = ++p < len ? buf[p]! : 0;
+        if (c !== 10 && SPACE[c] === 1) {
+          canon = false;
+          do c = ++p < len ? buf[p]! : 0;
+          while (c !== 10 && SPACE[c] === 1);
+        }
+      }
     }
-    while (p < end && buf[p] !== 10 && kernelIsspace(buf[p]!)) p++;
-    if (p < end && buf[p] !== 10) {
-      return fail("syntax", lineNo, `unexpected ${showByte(buf[p])} after the count; a line has exactly three fields`);
+    if (c !== 0 && c !== 10) {
+      return fail("syntax", lineNo, `unexpected ${showByte(c)} after the count; a line has exactly three fields`);
     }
     // A `\n` that is the very last character ends the input instead of starting an empty line.
-    const more = p < end && p + 1 < end;
-    const first = vals[0]!;
-    const lower = vals[1]!;
-    const count = vals[2]!;
+    const more = c === 10 && p + 1 < len && buf[p + 1] !== 0;
+    const first = rows[row]!;
+    const lower = rows[row + 1]!;
+    const count = rows[row + 2]!;
     if (first === INVALID_ID || lower === INVALID_ID) {
       const which = first === INVALID_ID ? "first" : "lower";
       return fail("invalid_id", lineNo, `${which} id 4294967295 is (u32)-1, which is never a valid id`);
@@ -211,31 +273,29 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
       const which = extentWraps(first, count) ? `inside ids from ${first}` : `outside ids from ${lower}`;
       return fail("extent_wrap", lineNo, `${which} with count ${count} reach past 4294967294, the last usable id`);
     }
-    const e: Extent = Object.freeze({ first, lowerFirst: lower, count });
-    if (uppers.meets(first, first + count - 1) || lowers.meets(lower, lower + count - 1)) {
-      // Name the line the kernel's own scan would meet first.
-      const ov = mappingsOverlap(extents, e)!;
-      const o = extents[ov.index]!;
-      const [mine, theirs] =
-        ov.side === "upper"
-          ? [range(first, count), range(o.first, o.count)]
-          : [range(lower, count), range(o.lowerFirst, o.count)];
-      const side = ov.side === "upper" ? "inside" : "outside";
-      const what = count === 1 ? `${side} id ${mine} overlaps` : `${side} ids ${mine} overlap`;
-      return fail("mappings_overlap", lineNo, `${what} line ${ov.index + 1}'s ${theirs}`);
+    // Both indexes are discarded on any refusal, so adding while testing is safe.
+    if (uppers.meetsOrAdd(first, first + count - 1) || lowers.meetsOrAdd(lower, lower + count - 1)) {
+      return overlapError(n, lineNo, first, lower, count);
     }
-    if (extents.length + 1 === MAX_EXTENTS && more) {
+    if (lineNo === MAX_EXTENTS && more) {
       return fail(
         "max_extents",
         lineNo,
         `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`,
       );
     }
-    uppers.add(first, first + count - 1);
-    lowers.add(lower, lower + count - 1);
-    extents.push(e);
-    if (!more) break;
-    p++;
+    n++;
+    if (!more) {
+      // A NUL ended the text early: the input is not the map's text.
+      if (p + (c === 10 ? 1 : 0) !== len) canon = false;
+      break;
+    }
+    c = buf[++p]!;
   }
-  return { ok: true, map: IdMap.fromValidated(extents) };
+  const extents: Extent[] = [];
+  for (let i = 0; i < n * 3; i += 3) {
+    extents.push(Object.freeze({ first: rows[i]!, lowerFirst: rows[i + 1]!, count: rows[i + 2]! }));
+  }
+  const text = canon ? (source!.charCodeAt(len - 1) === 10 ? source! : `${source!}\n`) : undefined;
+  return { ok: true, map: IdMap.fromValidated(extents, text) };
 }
