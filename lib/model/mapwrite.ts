@@ -6,7 +6,7 @@
  */
 import { type Capability, type Cred, FULL_CAPS, fileNsCapable, NO_CAPS, nsCapable } from "./caps.js";
 import type { Extent } from "./extent.js";
-import { IdMap, MAX_BASE_EXTENTS, type MapKind } from "./idmap.js";
+import { IdMap, type MapKind } from "./idmap.js";
 import { mapIdRangeDown } from "./lookup.js";
 import { INIT_USER_NS, kidHasMapping, makeKid, nsMap, sameNs, type UserNs, withMap, withSetgroups } from "./ns.js";
 import { kernelIsspace, PAGE_SIZE, type ParseRule, parseMapBytes, toBytes, transientBytes } from "./parse.js";
@@ -200,26 +200,19 @@ export function translateToParent(
     const p = parentMap.extents[0]!;
     if (p.first === 0 && p.lowerFirst === 0 && p.count === INVALID_ID) return { ok: true, installed: newMap };
   }
-  // The model reports the first failing extent in the order it has always
-  // walked: write order up to 5 extents, by `first` above (the order of the
-  // sorted forward view, found here without sorting). Every extent must
-  // translate, so the order never changes the outcome, only the line named.
+  // The kernel translates before sort_idmaps (the CVE-2018-18955 ordering),
+  // while forward[] still holds the lines as insert_extent wrote them, so it
+  // walks written order at every size and the first miss is the line named.
   const extents = newMap.extents;
-  const sorted = extents.length > MAX_BASE_EXTENTS;
   const lowers: number[] = [];
-  let missed = -1;
   let identity = true;
   for (let i = 0; i < extents.length; i++) {
     const e = extents[i]!;
     const k = mapIdRangeDown(parentMap, e.lowerFirst, e.count);
-    if (k === INVALID_ID) {
-      if (!sorted) return { ok: false, index: i, extent: e };
-      if (missed < 0 || e.first < extents[missed]!.first) missed = i;
-    }
+    if (k === INVALID_ID) return { ok: false, index: i, extent: e };
     lowers.push(k);
     if (k !== e.lowerFirst) identity = false;
   }
-  if (missed >= 0) return { ok: false, index: missed, extent: extents[missed]! };
   // Under an identity parent (the initial namespace) the installed map is the written one.
   if (identity) return { ok: true, installed: newMap };
   const installed: Extent[] = [];

@@ -242,12 +242,12 @@ describe("new_idmap_permitted and the parent translation (spec §2.4, §2.5)", (
       else expect(r).toMatchObject({ errno: "EPERM", rule: "map_id_range_down" });
     });
     it.each<[string, string, number]>([
-      // Up to 5 lines: the first missing line in write order.
+      // The first missing line in written order, at every size: map_write translates
+      // before sort_idmaps, while forward[] is still in the order insert_extent filled it.
       ["5 lines: write order", "10 5000 1\n0 6000 1\n20 0 1\n30 1 1\n40 2 1", 1],
-      // Above 5: the missing line with the lowest first id (the sorted forward view's order).
-      ["6 lines: lowest first id", "10 5000 1\n0 6000 1\n20 0 1\n30 1 1\n40 2 1\n50 3 1", 2],
+      ["6 lines: still write order", "10 5000 1\n0 6000 1\n20 0 1\n30 1 1\n40 2 1\n50 3 1", 1],
       ["6 lines, one missing", "60 0 1\n50 1 1\n40 2 1\n30 5000 1\n20 3 1\n10 4 1", 4],
-    ])("with several lines, the reason names the model's first missing line: %s", (_n, data, line) => {
+    ])("with several lines, the reason names the first missing line in written order: %s", (_n, data, line) => {
       const r = mapWrite({ file: open("uid", b, aRoot), writer: aRoot, data });
       expect(r).toMatchObject({ ok: false, errno: "EPERM", rule: "map_id_range_down", line });
       expect(r.ok ? "" : r.reason).toMatch(new RegExp(`^line ${line}: lower ids \\d+ are not mapped`));
