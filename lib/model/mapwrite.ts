@@ -185,7 +185,11 @@ export function explainParentMiss(parent: IdMap, lower: number, count: number): 
   if (holes.length === 0) {
     return `lower ids ${whole} are mapped in the parent namespace but across ${pieces.length} of its extents (${pieces.join(", ")}); each line must fit inside one parent extent, so split it`;
   }
-  if (pieces.length === 0) return `lower ids ${whole} are not mapped in the parent namespace`;
+  if (pieces.length === 0) {
+    return count === 1
+      ? `lower id ${whole} is not mapped in the parent namespace`
+      : `lower ids ${whole} are not mapped in the parent namespace`;
+  }
   return `lower ids ${whole}: ${holes.join(", ")} ${holes.length === 1 && !holes[0]!.includes("-") ? "is" : "are"} not mapped in the parent namespace`;
 }
 

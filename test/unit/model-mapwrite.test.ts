@@ -250,7 +250,7 @@ describe("new_idmap_permitted and the parent translation (spec §2.4, §2.5)", (
     ])("with several lines, the reason names the first missing line in written order: %s", (_n, data, line) => {
       const r = mapWrite({ file: open("uid", b, aRoot), writer: aRoot, data });
       expect(r).toMatchObject({ ok: false, errno: "EPERM", rule: "map_id_range_down", line });
-      expect(r.ok ? "" : r.reason).toMatch(new RegExp(`^line ${line}: lower ids \\d+ are not mapped`));
+      expect(r.ok ? "" : r.reason).toMatch(new RegExp(`^line ${line}: lower id \\d+ is not mapped`));
     });
     it("the reason tells straddling from unmapped", () => {
       const r1 = mapWrite({ file: open("uid", b, aRoot), writer: aRoot, data: "0 0 2000" });
