@@ -53,7 +53,7 @@ constexpr uint32_t kCaseHeaderSize = 32;
 constexpr uint32_t kStepSize = 48;
 constexpr uint32_t kResultSize = 16;  // {i64 ret; i32 err; i32 aux}
 constexpr uint32_t kCaseStatusSize = 16;
-constexpr int kMaxAgents = 16;
+constexpr int kMaxAgents = 40;  // 33 nested parents (the ENOSPC case) + creator, writer, opener + W
 constexpr int kMaxFdSlots = 8;
 constexpr uint8_t kTargetSelf = 0xff;
 
@@ -131,7 +131,7 @@ struct Result {
 struct Control {
   int32_t pids[kMaxAgents];
 };
-constexpr size_t kControlSize = 128;
+constexpr size_t kControlSize = 256;
 static_assert(sizeof(Control) <= kControlSize, "control block");
 
 struct Region {
