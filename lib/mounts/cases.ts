@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errnoName, UsernsError } from "../errors.js";
 import { native, nativePath } from "../kernel/native.js";
+import type { MountCaseResult as ModelMountCaseResult, OpLine, StatLine } from "../model/mountcases.js";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -57,40 +58,21 @@ export interface MountCase {
   reidmap?: { uid_map: string | null; gid_map: string | null };
 }
 
-/** A stat seen through the mount (`uid`, `gid`, `mode`) and through the source (`disk_*`). */
-export interface MountStat {
-  name: string;
-  uid: number | null;
-  gid: number | null;
-  mode: string | null;
-  disk_uid: number | null;
-  disk_gid: number | null;
-  /** Set only when the stat itself failed. */
-  stat_errno?: string;
-}
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** An operation's outcome plus the stat after it. */
-export interface MountOpResult extends MountStat {
-  ok: boolean;
-  errno: string | null;
-}
+/** A stat seen through the mount (`uid`, `gid`, `mode`) and through the source (`disk_*`): the model's {@link StatLine}. */
+export type MountStat = Mutable<StatLine>;
 
-/** One §2 result. */
-export interface MountCaseResult {
+/** An operation's outcome plus the stat after it: the model's {@link OpLine}. */
+export type MountOpResult = Mutable<OpLine>;
+
+/**
+ * One §2 result: the model's result shape (one definition of the format),
+ * with a string id and the runner's own diagnostics.
+ */
+export interface MountCaseResult extends Mutable<Omit<ModelMountCaseResult, "id" | "stage">> {
   id: string;
-  ok: boolean | null;
-  step: string | null;
-  errno: string | null;
-  /** null when no mount_setattr was made (userns "none"); absent when the case failed before it. */
-  mount_setattr?: { ok: boolean; errno: string | null } | null;
-  mount_setattr_again?: { ok: boolean; errno: string | null };
-  root_stat?: MountStat;
-  stat?: MountStat[];
-  creates?: MountOpResult[];
-  chowns?: MountOpResult[];
-  reidmap?: { ok: boolean; errno: string | null; stat: MountStat[] | null };
   stage?: "input" | "setup";
-  error?: string;
   setup_error?: string;
 }
 
