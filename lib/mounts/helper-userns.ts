@@ -12,11 +12,10 @@
  * so the kernel's errno shows at the step that failed), and a namespace
  * created by another uid (`owner`).
  */
-import { closeSync, openSync, writeSync } from "node:fs";
-import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
+import { writeStep } from "../spawn/maps.js";
 import { abortChild, resumeChild, startChild } from "../spawn/steps.js";
 
 /** Anything holding an open user-namespace fd (a spawn UserNamespace, a {@link HelperUserns}). */
@@ -40,31 +39,6 @@ export interface HelperUsernsOptions {
   setgroups?: string | null;
   /** Create the namespace as this uid/gid instead of root (so it owns it). */
   owner?: { uid: number; gid: number };
-}
-
-function writeOnce(path: string, text: string, step: string, pid: number): void {
-  let fd: number;
-  try {
-    fd = openSync(path, "w");
-  } catch (e) {
-    const c = (e as NodeJS.ErrnoException).code ?? "EIO";
-    throw new UsernsError(`opening ${step} of pid ${pid}`, { code: c, syscall: "open", step, path, cause: e });
-  }
-  try {
-    // One write(2), as the kernel requires for map files.
-    writeSync(fd, Buffer.from(text, "utf8"));
-  } catch (e) {
-    const c = (e as NodeJS.ErrnoException).code ?? "EIO";
-    throw new UsernsError(`writing ${step} of pid ${pid} (${JSON.stringify(text)})`, {
-      code: c,
-      syscall: "write",
-      step,
-      path,
-      cause: e,
-    });
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Creates a user namespace with the given maps (written by the caller, who must be privileged over it). */
@@ -93,11 +67,10 @@ export function createHelperUserns(opts: HelperUsernsOptions): HelperUserns {
   let nsfd = -1;
   try {
     if (owner) resumeChild(held, "creating a user namespace to carry an idmap", false);
-    const base = `/proc/${held.pid}`;
-    if (opts.setgroups != null) writeOnce(`${base}/setgroups`, opts.setgroups, "setgroups", held.pid);
-    if (opts.uidMap != null) writeOnce(`${base}/uid_map`, opts.uidMap.toString(), "uid_map", held.pid);
-    if (opts.gidMap != null) writeOnce(`${base}/gid_map`, opts.gidMap.toString(), "gid_map", held.pid);
-    nsfd = b.openNs(`${base}/ns/user`);
+    if (opts.setgroups != null) writeStep(held.pid, "setgroups", opts.setgroups);
+    if (opts.uidMap != null) writeStep(held.pid, "uid_map", opts.uidMap.toString());
+    if (opts.gidMap != null) writeStep(held.pid, "gid_map", opts.gidMap.toString());
+    nsfd = b.openNs(`/proc/${held.pid}/ns/user`);
   } finally {
     abortChild(held);
   }

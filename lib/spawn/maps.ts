@@ -110,7 +110,8 @@ export function chooseMapWriter(
   return "newuidmap";
 }
 
-function writeStep(pid: number, step: "setgroups" | "uid_map" | "gid_map", data: string): void {
+/** Writes one of a child's /proc files (setgroups, uid_map, gid_map) in one write(2); a refusal names the step. */
+export function writeStep(pid: number, step: "setgroups" | "uid_map" | "gid_map", data: string): void {
   const path = `/proc/${pid}/${step}`;
   try {
     native().writeOnce(path, data);
