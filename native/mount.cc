@@ -530,72 +530,6 @@ Napi::Value FsOpAs(const Napi::CallbackInfo &info) {
   return o;
 }
 
-// usernsHolderStart(uid, gid) -> {pid, fd}: a child that calls
-// unshare(CLONE_NEWUSER) (first changing to uid/gid when >= 0, so that
-// user owns the namespace) and then blocks until `fd` is closed. The parent
-// writes the maps meanwhile and opens /proc/PID/ns/user. Closing fd and
-// calling reapChild(pid) ends it.
-Napi::Value UsernsHolderStart(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  int64_t uid = ArgInt(info, 0, "uid");
-  int64_t gid = ArgInt(info, 1, "gid");
-  int ready[2], hold[2];
-  if (pipe2(ready, O_CLOEXEC) < 0) ThrowErrno(env, errno, "pipe2", "creating a sync pipe");
-  if (pipe2(hold, O_CLOEXEC) < 0) {
-    int e = errno;
-    close(ready[0]);
-    close(ready[1]);
-    ThrowErrno(env, e, "pipe2", "creating a sync pipe");
-  }
-  pid_t pid = RawFork();
-  if (pid < 0) {
-    int e = errno;
-    close(ready[0]);
-    close(ready[1]);
-    close(hold[0]);
-    close(hold[1]);
-    ThrowErrno(env, e, "clone", "forking the user-namespace holder");
-  }
-  if (pid == 0) {
-    close(ready[0]);
-    close(hold[1]);
-    ChildRecord rec{0, 0};
-    if (uid >= 0 || gid >= 0) rec.err = ChildSetIds(uid, gid, false, &rec.step);
-    if (rec.err == 0 && syscall(SYS_unshare, CLONE_NEWUSER) < 0) {
-      rec.step = 6;
-      rec.err = errno;
-    }
-    WriteAll(ready[1], &rec, sizeof rec);
-    char c;
-    while (read(hold[0], &c, 1) < 0 && errno == EINTR) {
-    }
-    _exit(0);
-  }
-  close(ready[1]);
-  close(hold[0]);
-  ChildRecord rec{-1, 0};
-  bool got = ReadAll(ready[0], &rec, sizeof rec);
-  close(ready[0]);
-  if (!got || rec.err != 0) {
-    close(hold[1]);
-    Reap(pid);
-    static const char *steps[] = {"", "setgroups", "", "setgid", "setuid", "capset", "unshare"};
-    ThrowErrno(env, got ? rec.err : EPIPE, got && rec.step >= 0 && rec.step < 7 ? steps[rec.step] : "read",
-               "creating a user namespace to carry an idmap");
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("pid", Napi::Number::New(env, pid));
-  o.Set("fd", Napi::Number::New(env, hold[1]));
-  return o;
-}
-
-// reapChild(pid) -> wait status. Only for children this addon forked.
-Napi::Value ReapChild(const Napi::CallbackInfo &info) {
-  int64_t pid = ArgInt(info, 0, "pid");
-  if (pid <= 0) ThrowUsage(info.Env(), "pid must be positive");
-  return Napi::Number::New(info.Env(), Reap(static_cast<pid_t>(pid)));
-}
-
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("openTree", Napi::Function::New(env, OpenTree, "openTree"));
   exports.Set("openTreeAttr", Napi::Function::New(env, OpenTreeAttr, "openTreeAttr"));
@@ -610,8 +544,6 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("fstatAt", Napi::Function::New(env, FstatAt, "fstatAt"));
   exports.Set("statmount", Napi::Function::New(env, Statmount, "statmount"));
   exports.Set("fsOpAs", Napi::Function::New(env, FsOpAs, "fsOpAs"));
-  exports.Set("usernsHolderStart", Napi::Function::New(env, UsernsHolderStart, "usernsHolderStart"));
-  exports.Set("reapChild", Napi::Function::New(env, ReapChild, "reapChild"));
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ constexpr uint32_t kCaseHeaderSize = 32;
 constexpr uint32_t kStepSize = 48;
 constexpr uint32_t kResultSize = 16;  // {i64 ret; i32 err; i32 aux}
 constexpr uint32_t kCaseStatusSize = 16;
-constexpr int kMaxAgents = 16;
+constexpr int kMaxAgents = 40;  // 33 nested parents (the ENOSPC case) + creator, writer, opener + W
 constexpr int kMaxFdSlots = 8;
 constexpr uint8_t kTargetSelf = 0xff;
 
@@ -131,7 +131,7 @@ struct Result {
 struct Control {
   int32_t pids[kMaxAgents];
 };
-constexpr size_t kControlSize = 128;
+constexpr size_t kControlSize = 256;
 static_assert(sizeof(Control) <= kControlSize, "control block");
 
 struct Region {
@@ -416,8 +416,8 @@ long RecvWithFd(int sock, void *buf, size_t len, int *fd) {
   for (;;) syscall(SYS_exit_group, code);
 }
 
-// The agent's whole life, in the forked child. Raw syscalls only.
-[[noreturn]] void AgentMain(const Region &region, int sock, int parentSock, pid_t parent) {
+// The start of every forked process's life (zygote and agents). Raw syscalls only.
+void ForkedPrologue(int sock, int parentSock, pid_t parent) {
   Sys(SYS_close, parentSock);
   Sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
   if (Sys(SYS_getppid) != parent) AgentExit(1);
@@ -428,6 +428,11 @@ long RecvWithFd(int sock, void *buf, size_t len, int *fd) {
   // Drop every fd inherited from Node (and from the other worker's agents).
   if (sock > 3) Sys(SYS_close_range, 3, sock - 1, 0);
   Sys(SYS_close_range, sock + 1, ~0U, 0);
+}
+
+// The agent's whole life, in the forked child. Raw syscalls only.
+[[noreturn]] void AgentMain(const Region &region, int sock, int parentSock, pid_t parent) {
+  ForkedPrologue(sock, parentSock, parent);
 
   Exec x;
   InitExec(&x, region);
@@ -726,13 +731,7 @@ bool AddonIsBoundNow() {
 // answers {1} when the result area is filled. EOF ends the zygote.
 [[noreturn]] void ZygoteMain(const Region &region, uint8_t *scratch, size_t scratchLen, bool trim, int sock,
                              int parentSock, pid_t parent) {
-  Sys(SYS_close, parentSock);
-  Sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-  if (Sys(SYS_getppid) != parent) AgentExit(1);
-  uint64_t all = ~0ULL;
-  Sys(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), 0, sizeof all);
-  if (sock > 3) Sys(SYS_close_range, 3, sock - 1, 0);
-  Sys(SYS_close_range, sock + 1, ~0U, 0);
+  ForkedPrologue(sock, parentSock, parent);
   if (trim) TrimMemory(region, scratch, scratchLen);
   else Sys(SYS_munmap, reinterpret_cast<long>(scratch), static_cast<long>(scratchLen));
   for (;;) {

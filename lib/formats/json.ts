@@ -314,6 +314,15 @@ export function parseOciMount(text: string, options: ParseOptions = {}): MapSet 
   );
 }
 
+/**
+ * One OCI `uidMappings`/`gidMappings` array, already parsed from JSON, as a
+ * map: containerID → first, hostID → lowerFirst. For callers holding the
+ * object rather than the text (lib/mounts' fromOciMountMappings).
+ */
+export function parseOciMappingArray(value: unknown, pointer = ""): IdMap {
+  return parseTriples("oci-mount", SHAPES.oci, value, pointer);
+}
+
 function hasIdmapOption(m: Record<string, unknown>): boolean {
   return Array.isArray(m.options) && m.options.some((o) => o === "idmap" || o === "ridmap");
 }

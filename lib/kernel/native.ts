@@ -77,8 +77,6 @@ export interface NativeBinding {
     chownUid: number,
     chownGid: number,
   ): { errno: number; step: string };
-  usernsHolderStart(uid: number, gid: number): { pid: number; fd: number };
-  reapChild(pid: number): number;
   /**
    * Runs compiled map-write case programs (lib/verify/program.ts) on a threadpool thread, writing each
    * case's result area into `results`. Throws a TypeError for a malformed program.

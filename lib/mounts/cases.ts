@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errnoName, UsernsError } from "../errors.js";
 import { native, nativePath } from "../kernel/native.js";
+import type { MountCaseResult as ModelMountCaseResult, OpLine, StatLine } from "../model/mountcases.js";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -41,53 +42,37 @@ export interface MountCase {
   userns_owner?: "unprivileged";
   setgroups?: string;
   fs?: "tmpfs" | "ramfs";
-  root?: { uid: number; gid: number; mode: string | number };
-  files?: { name: string; uid: number; gid: number; mode: string | number; type?: "file" | "dir" }[];
-  creates?: { name: string; type?: "file" | "dir"; mode: string | number; as?: MountCaseAs }[];
-  chowns?: { name: string; uid: number; gid: number; as?: MountCaseAs }[];
+  /** Absent ids are 0; an absent mode keeps the filesystem's own. */
+  root?: { uid?: number; gid?: number; mode?: string | number };
+  /** Absent ids are 0; an absent mode is 0644 (file) or 0755 (dir). */
+  files?: { name: string; uid?: number; gid?: number; mode?: string | number; type?: "file" | "dir" }[];
+  creates?: { name: string; type?: "file" | "dir"; mode?: string | number; as?: MountCaseAs }[];
+  /** An absent id is -1: left unchanged. */
+  chowns?: { name: string; uid?: number; gid?: number; as?: MountCaseAs }[];
   attach?: boolean;
   source?: "attached";
   twice?: boolean;
-  submount?: { name: string; uid: number; gid: number };
+  submount?: { name: string; uid?: number; gid?: number };
   recursive?: boolean;
   setattr_recursive?: boolean;
   reidmap?: { uid_map: string | null; gid_map: string | null };
 }
 
-/** A stat seen through the mount (`uid`, `gid`, `mode`) and through the source (`disk_*`). */
-export interface MountStat {
-  name: string;
-  uid: number | null;
-  gid: number | null;
-  mode: string | null;
-  disk_uid: number | null;
-  disk_gid: number | null;
-  /** Set only when the stat itself failed. */
-  stat_errno?: string;
-}
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** An operation's outcome plus the stat after it. */
-export interface MountOpResult extends MountStat {
-  ok: boolean;
-  errno: string | null;
-}
+/** A stat seen through the mount (`uid`, `gid`, `mode`) and through the source (`disk_*`): the model's {@link StatLine}. */
+export type MountStat = Mutable<StatLine>;
 
-/** One §2 result. */
-export interface MountCaseResult {
+/** An operation's outcome plus the stat after it: the model's {@link OpLine}. */
+export type MountOpResult = Mutable<OpLine>;
+
+/**
+ * One §2 result: the model's result shape (one definition of the format),
+ * with a string id and the runner's own diagnostics.
+ */
+export interface MountCaseResult extends Mutable<Omit<ModelMountCaseResult, "id" | "stage">> {
   id: string;
-  ok: boolean | null;
-  step: string | null;
-  errno: string | null;
-  /** null when no mount_setattr was made (userns "none"); absent when the case failed before it. */
-  mount_setattr?: { ok: boolean; errno: string | null } | null;
-  mount_setattr_again?: { ok: boolean; errno: string | null };
-  root_stat?: MountStat;
-  stat?: MountStat[];
-  creates?: MountOpResult[];
-  chowns?: MountOpResult[];
-  reidmap?: { ok: boolean; errno: string | null; stat: MountStat[] | null };
   stage?: "input" | "setup";
-  error?: string;
   setup_error?: string;
 }
 
@@ -227,27 +212,47 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
     mkdirSync(mnt);
     mkFs(c.fs ?? "tmpfs", src);
     toUnmount.push(src);
+    // Absent ids are 0; an absent root mode keeps the filesystem's own (tmpfs 1777, ramfs 0755).
     if (c.root) {
-      chownSync(src, c.root.uid, c.root.gid);
-      chmodSync(src, parseMode(c.root.mode, 0o755));
+      chownSync(src, c.root.uid ?? 0, c.root.gid ?? 0);
+      if (c.root.mode !== undefined) chmodSync(src, parseMode(c.root.mode, 0o755));
     }
     for (const f of c.files ?? []) {
       const p = join(src, f.name);
       if (f.type === "dir") mkdirSync(p);
       else closeSync(openSync(p, "wx"));
-      chownSync(p, f.uid, f.gid);
+      chownSync(p, f.uid ?? 0, f.gid ?? 0);
       chmodSync(p, parseMode(f.mode, f.type === "dir" ? 0o755 : 0o644));
     }
     if (c.submount) {
       const p = join(src, c.submount.name);
       if (!(c.files ?? []).some((f) => f.name === c.submount!.name)) {
         mkdirSync(p);
-        chmodSync(p, 0o755);
+        // mkdir(0755) as root: a setgid parent passes on S_ISGID, which chmod must keep.
+        chmodSync(p, 0o755 | (lstatSync(p).mode & 0o2000));
       }
       mkFs("tmpfs", p);
       toUnmount.unshift(p);
       // The submount's root keeps tmpfs's default mode, 1777.
-      chownSync(p, c.submount.uid, c.submount.gid);
+      chownSync(p, c.submount.uid ?? 0, c.submount.gid ?? 0);
+    }
+
+    // The namespace first, then the clone: a refused map write ends the case
+    // before open_tree, as the model orders the steps (lib/model/mountcases.ts).
+    let ns: { fd: number; close(): void } | undefined;
+    if ((c.userns ?? "new") !== "none") {
+      step = "userns";
+      try {
+        ns = caseUsernsFd(c, c, dir);
+      } catch (e) {
+        // A refused setgroups/uid_map/gid_map write ends the case at that step.
+        if (UsernsError.isUsernsError(e) && e.step !== undefined && e.syscall === "write") {
+          return { ...res, ok: false, step: e.step, errno: e.code };
+        }
+        throw e;
+      }
+      const held = ns;
+      toClose.push(() => held.close());
     }
 
     step = "open_tree";
@@ -261,20 +266,8 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
     }
     toClose.push(() => b.close(tree));
 
-    if ((c.userns ?? "new") === "none") res.mount_setattr = null;
+    if (ns === undefined) res.mount_setattr = null;
     else {
-      step = "userns";
-      let ns: { fd: number; close(): void };
-      try {
-        ns = caseUsernsFd(c, c, dir);
-      } catch (e) {
-        // A refused setgroups/uid_map/gid_map write ends the case at that step.
-        if (UsernsError.isUsernsError(e) && e.step !== undefined && e.syscall === "write") {
-          return { ...res, ok: false, step: e.step, errno: e.code };
-        }
-        throw e;
-      }
-      toClose.push(() => ns.close());
       step = "mount_setattr";
       const flags = AT_EMPTY_PATH | (c.setattr_recursive ? AT_RECURSIVE : 0);
       const attr = { attrSet: MOUNT_ATTR.IDMAP, usernsFd: ns.fd };
@@ -346,7 +339,7 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
     step = "chowns";
     for (const ch of c.chowns ?? []) {
       const [credMode, uid, gid] = asCred(ch.as);
-      const r = b.fsOpAs(credMode, uid, gid, 2, dfd, ch.name, 0, ch.uid, ch.gid);
+      const r = b.fsOpAs(credMode, uid, gid, 2, dfd, ch.name, 0, ch.uid ?? -1, ch.gid ?? -1);
       const ok = r.errno === 0;
       if (!ok && r.step !== "op")
         throw new Error(`acting as ${JSON.stringify(ch.as)} failed at ${r.step}: ${errnoName(r.errno)}`);
@@ -370,13 +363,15 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
         const held = ns;
         toClose.push(() => held.close());
         try {
-          const fd2 = b.openTreeAttr(dfd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | (c.recursive ? AT_RECURSIVE : 0), {
+          // A plain (non-recursive) clone of the mount's root, stat-ed on the
+          // case's files: the submount is not part of it (as the model has it).
+          const fd2 = b.openTreeAttr(dfd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE, {
             attrSet: MOUNT_ATTR.IDMAP,
             attrClr: MOUNT_ATTR.IDMAP,
             usernsFd: held.fd,
           });
           toClose.push(() => b.close(fd2));
-          res.reidmap = { ok: true, errno: null, stat: names.map((n) => statVia(fd2, src, n)) };
+          res.reidmap = { ok: true, errno: null, stat: fileNames.map((n) => statVia(fd2, src, n)) };
         } catch (e) {
           res.reidmap = { ok: false, errno: codeOf(e), stat: null };
         }

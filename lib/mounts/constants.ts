@@ -1,17 +1,19 @@
 /**
  * Constants of the new mount API (include/uapi/linux/mount.h, fcntl.h),
  * defined here because distribution headers lag the kernel. Spec §8.1 and
- * Appendix A.
+ * Appendix A. The values mount_setattr checks are the model's
+ * (lib/model/idmapped.ts), named here as the syscalls' callers spell them.
  */
+import { AT, MOUNT_ATTR as MODEL_MOUNT_ATTR, MS } from "../model/idmapped.js";
 
 /** AT_FDCWD as the addon takes it. */
 export const AT_FDCWD = -100;
 /** AT_EMPTY_PATH: operate on the dfd itself. */
-export const AT_EMPTY_PATH = 0x1000;
+export const AT_EMPTY_PATH = AT.EMPTY_PATH;
 /** AT_RECURSIVE: whole subtree (open_tree, mount_setattr). */
-export const AT_RECURSIVE = 0x8000;
+export const AT_RECURSIVE = AT.RECURSIVE;
 /** AT_SYMLINK_NOFOLLOW. */
-export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_SYMLINK_NOFOLLOW = AT.SYMLINK_NOFOLLOW;
 /** OPEN_TREE_CLONE: a detached copy instead of an O_PATH fd to the attached mount. */
 export const OPEN_TREE_CLONE = 1;
 /** MOVE_MOUNT_F_EMPTY_PATH: the source is the fd itself. */
@@ -20,22 +22,15 @@ export const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 export const MNT_DETACH = 2;
 
 /** MOUNT_ATTR_* (spec §8.1). */
-export const MOUNT_ATTR = {
-  RDONLY: 0x1,
-  NOSUID: 0x2,
-  NODEV: 0x4,
-  NOEXEC: 0x8,
-  IDMAP: 0x100000,
-  NOSYMFOLLOW: 0x200000,
-} as const;
+export const MOUNT_ATTR = MODEL_MOUNT_ATTR;
 
 /** Propagation types for `struct mount_attr.propagation` (MS_* values). */
-export const PROPAGATION = {
-  unbindable: 1 << 17,
-  private: 1 << 18,
-  slave: 1 << 19,
-  shared: 1 << 20,
-} as const;
+export const PROPAGATION = Object.freeze({
+  unbindable: MS.UNBINDABLE,
+  private: MS.PRIVATE,
+  slave: MS.SLAVE,
+  shared: MS.SHARED,
+});
 
 /** A propagation type name. */
 export type Propagation = keyof typeof PROPAGATION;

@@ -1,16 +1,22 @@
 /**
- * A user namespace made only to carry an idmap: a forked holder calls
- * unshare(CLONE_NEWUSER) and waits; root of the caller's namespace writes
- * setgroups, uid_map and gid_map; we open /proc/PID/ns/user, release the
- * holder and keep the nsfs fd, which keeps the namespace alive.
+ * A user namespace made only to carry an idmap, for experiments: a holder
+ * child (spawn's child machinery) sits in a new user namespace and waits;
+ * this process writes setgroups, uid_map and gid_map as raw text, opens
+ * /proc/PID/ns/user and kills the holder, keeping the nsfs fd, which keeps
+ * the namespace alive.
  *
- * The spawn module's `UserNamespace.create` is the general version; this one
- * is the minimum idmapMount needs when given maps directly.
+ * `UserNamespace.create` is the general, checked version (idmapMount uses
+ * it). This one stays for the §2 case runner and the probes, which need what
+ * UserNamespace deliberately refuses: arbitrary setgroups text ("nope",
+ * "deny\n"), map texts the kernel is meant to judge (no model check first,
+ * so the kernel's errno shows at the step that failed), and a namespace
+ * created by another uid (`owner`).
  */
-import { closeSync, openSync, writeSync } from "node:fs";
-import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
+import { CLONE_NEW } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
+import { writeStep } from "../spawn/maps.js";
+import { abortChild, resumeChild, startChild } from "../spawn/steps.js";
 
 /** Anything holding an open user-namespace fd (a spawn UserNamespace, a {@link HelperUserns}). */
 export interface UsernsFdHolder {
@@ -35,45 +41,38 @@ export interface HelperUsernsOptions {
   owner?: { uid: number; gid: number };
 }
 
-function writeOnce(path: string, text: string, step: string, pid: number): void {
-  let fd: number;
-  try {
-    fd = openSync(path, "w");
-  } catch (e) {
-    const c = (e as NodeJS.ErrnoException).code ?? "EIO";
-    throw new UsernsError(`opening ${step} of pid ${pid}`, { code: c, syscall: "open", step, path, cause: e });
-  }
-  try {
-    // One write(2), as the kernel requires for map files.
-    writeSync(fd, Buffer.from(text, "utf8"));
-  } catch (e) {
-    const c = (e as NodeJS.ErrnoException).code ?? "EIO";
-    throw new UsernsError(`writing ${step} of pid ${pid} (${JSON.stringify(text)})`, {
-      code: c,
-      syscall: "write",
-      step,
-      path,
-      cause: e,
-    });
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Creates a user namespace with the given maps (written by the caller, who must be privileged over it). */
 export function createHelperUserns(opts: HelperUsernsOptions): HelperUserns {
   const b = native();
-  const h = b.usernsHolderStart(opts.owner?.uid ?? -1, opts.owner?.gid ?? -1);
+  const owner = opts.owner;
+  // Without an owner the child is cloned straight into the new namespace;
+  // with one it first becomes that user (no groups), so the user owns it.
+  const held = startChild({
+    cloneFlags: owner ? 0 : CLONE_NEW.user,
+    path: "/",
+    argv: [],
+    envp: [],
+    fdSrc: [],
+    steps: owner
+      ? [
+          { op: "setgroups", groups: [] },
+          { op: "setgid", gid: owner.gid },
+          { op: "setuid", uid: owner.uid },
+          { op: "unshare", flags: CLONE_NEW.user },
+          { op: "wait", notify: true },
+        ]
+      : [{ op: "wait", notify: false }],
+    exitMode: true,
+  });
   let nsfd = -1;
   try {
-    const base = `/proc/${h.pid}`;
-    if (opts.setgroups != null) writeOnce(`${base}/setgroups`, opts.setgroups, "setgroups", h.pid);
-    if (opts.uidMap != null) writeOnce(`${base}/uid_map`, opts.uidMap.toString(), "uid_map", h.pid);
-    if (opts.gidMap != null) writeOnce(`${base}/gid_map`, opts.gidMap.toString(), "gid_map", h.pid);
-    nsfd = b.openNs(`${base}/ns/user`);
+    if (owner) resumeChild(held, "creating a user namespace to carry an idmap", false);
+    if (opts.setgroups != null) writeStep(held.pid, "setgroups", opts.setgroups);
+    if (opts.uidMap != null) writeStep(held.pid, "uid_map", opts.uidMap.toString());
+    if (opts.gidMap != null) writeStep(held.pid, "gid_map", opts.gidMap.toString());
+    nsfd = b.openNs(`/proc/${held.pid}/ns/user`);
   } finally {
-    b.close(h.fd);
-    b.reapChild(h.pid);
+    abortChild(held);
   }
   let open = true;
   return {

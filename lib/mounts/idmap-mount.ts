@@ -8,6 +8,7 @@
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import type { IdMap } from "../model/idmap.js";
+import { UserNamespace } from "../namespaces/user-namespace.js";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -20,7 +21,7 @@ import {
   type Propagation,
 } from "./constants.js";
 import { idmapError, pathIsIdmapped } from "./explain.js";
-import { createHelperUserns, type UsernsFdHolder } from "./helper-userns.js";
+import type { UsernsFdHolder } from "./helper-userns.js";
 import { type MountIdmap, toIdMap } from "./mapformats.js";
 
 /** Where the idmap comes from: a held user namespace, or maps (then a namespace is made, used and released). */
@@ -78,9 +79,11 @@ function withUserns<T>(src: IdmapSource, fn: (fd: number, maps: MountIdmap | und
   }
   const maps = { uid: toIdMap(src.uidMap), gid: toIdMap(src.gidMap) };
   // An empty map is left unwritten (a zero-byte write is not "no map"), so the kernel's own refusal (§8.2 #19) shows.
-  const ns = createHelperUserns({
-    uidMap: maps.uid.isEmpty ? null : maps.uid,
-    gidMap: maps.gid.isEmpty ? null : maps.gid,
+  // Not cached: the namespace lives only as long as this call needs it.
+  const ns = UserNamespace.createSync({
+    ...(maps.uid.isEmpty ? {} : { uidMap: maps.uid }),
+    ...(maps.gid.isEmpty ? {} : { gidMap: maps.gid }),
+    cache: false,
   });
   try {
     return fn(ns.fd, maps);

@@ -20,8 +20,25 @@
  * @packageDocumentation
  */
 import { usageError } from "../errors.js";
+import { FormatError } from "../formats/errors.js";
+import { parseOciMappingArray } from "../formats/json.js";
+import { formatXMountIdmap as formatXMountIdmapText, parseXMountIdmapEntries } from "../formats/unshare.js";
 import { extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
+
+// The parsing itself is lib/formats' (formats "oci-mount" and "x-mount-idmap",
+// the one implementation); these wrappers keep this module's API: maps for
+// both kinds (an absent one is empty), a user-namespace path for
+// X-mount.idmap, and usage errors (ERR_USERNS_USAGE).
+
+function asUsage<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof FormatError) throw usageError(`${what}: ${e.reason ?? e.message}`);
+    throw e;
+  }
+}
 
 /** A mount's uid and gid maps, both in the mount direction (on-disk → seen). */
 export interface MountIdmap {
@@ -38,19 +55,6 @@ export interface OciIdMapping {
   size: number;
 }
 
-function toMap(items: readonly OciIdMapping[] | undefined, what: string): IdMap {
-  if (items === undefined) return IdMap.EMPTY;
-  return IdMap.of(
-    ...items.map((m, i) => {
-      try {
-        return extent(m.containerID, m.hostID, m.size);
-      } catch (e) {
-        throw usageError(`${what}[${i}]: ${(e as Error).message}`);
-      }
-    }),
-  );
-}
-
 /**
  * Converts an OCI mount's `uidMappings`/`gidMappings` to mount-direction maps:
  * containerID = on-disk id, hostID = id seen through the mount.
@@ -59,7 +63,9 @@ export function fromOciMountMappings(mount: {
   uidMappings?: OciIdMapping[];
   gidMappings?: OciIdMapping[];
 }): MountIdmap {
-  return { uid: toMap(mount.uidMappings, "uidMappings"), gid: toMap(mount.gidMappings, "gidMappings") };
+  const conv = (items: OciIdMapping[] | undefined, what: string): IdMap =>
+    items === undefined ? IdMap.EMPTY : asUsage(what, () => parseOciMappingArray(items, `/${what}`));
+  return { uid: conv(mount.uidMappings, "uidMappings"), gid: conv(mount.gidMappings, "gidMappings") };
 }
 
 /** The reverse of {@link fromOciMountMappings}. */
@@ -71,11 +77,6 @@ export function toOciMountMappings(map: MountIdmap): { uidMappings: OciIdMapping
 /** What an `X-mount.idmap=` value names: maps, or a user namespace file whose maps are used. */
 export type XMountIdmap = { kind: "maps"; map: MountIdmap } | { kind: "userns"; path: string };
 
-function num(s: string, whole: string): number {
-  if (!/^\d+$/.test(s)) throw usageError(`X-mount.idmap: "${whole}": "${s}" is not a decimal id`);
-  return Number(s);
-}
-
 /**
  * Parses a util-linux `X-mount.idmap` value: an absolute path to a user
  * namespace file, or space-separated `[u|g|b:]A:B:N` items (`\040` also
@@ -86,34 +87,24 @@ export function parseXMountIdmap(value: string): XMountIdmap {
   const text = value.replace(/\\040/g, " ").trim();
   if (text.startsWith("/")) return { kind: "userns", path: text };
   if (text === "") throw usageError("X-mount.idmap: empty value");
-  const uid: ReturnType<typeof extent>[] = [];
-  const gid: ReturnType<typeof extent>[] = [];
-  for (const item of text.split(/\s+/)) {
-    const parts = item.split(":");
-    let type = "b";
-    if (parts.length === 4) type = parts.shift()!;
-    if (parts.length !== 3 || !["u", "g", "b"].includes(type)) {
-      throw usageError(`X-mount.idmap: "${item}" is not [u|g|b:]ondisk:seen:count`);
-    }
-    let e: ReturnType<typeof extent>;
-    try {
-      e = extent(num(parts[0]!, item), num(parts[1]!, item), num(parts[2]!, item));
-    } catch (err) {
-      if ((err as { code?: string }).code === "ERR_USERNS_USAGE") throw err;
-      throw usageError(`X-mount.idmap: "${item}": ${(err as Error).message}`);
-    }
-    if (type !== "g") uid.push(e);
-    if (type !== "u") gid.push(e);
-  }
-  return { kind: "maps", map: { uid: IdMap.from(uid), gid: IdMap.from(gid) } };
+  const entries = asUsage("X-mount.idmap", () => parseXMountIdmapEntries(text));
+  const pick = (k: "uid" | "gid") =>
+    IdMap.from(entries.filter((e) => e.kind === k || e.kind === "both").map((e) => extent(e.onDisk, e.seen, e.count)));
+  return { kind: "maps", map: { uid: pick("uid"), gid: pick("gid") } };
 }
 
-/** Formats mount-direction maps as an `X-mount.idmap` value (`u:`/`g:` items). */
+/** Formats mount-direction maps as an `X-mount.idmap` value (`u:` items, then `g:` items). */
 export function formatXMountIdmap(map: MountIdmap): string {
-  return [
-    ...map.uid.extents.map((e) => `u:${e.first}:${e.lowerFirst}:${e.count}`),
-    ...map.gid.extents.map((e) => `g:${e.first}:${e.lowerFirst}:${e.count}`),
-  ].join(" ");
+  const items = (kind: "uid" | "gid") => {
+    const m = map[kind];
+    if (m.isEmpty) return [];
+    // lib/formats' writer, one kind at a time, so each item carries its u:/g: tag; without its prefix.
+    return formatXMountIdmapText({ [kind]: m }, { kind })
+      .replace(/^X-mount\.idmap=/, "")
+      .trim()
+      .split(" ");
+  };
+  return [...items("uid"), ...items("gid")].join(" ");
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type MapInput,
   type MappingResult,
   type MapWriter,
-  parseMapText,
+  readKernelMap,
   writeMapsDirect,
   writeMapsFromParent,
   writeMapsNewidmap,
@@ -56,8 +56,8 @@ const registry = new FinalizationRegistry<number>((fd) => {
 });
 
 function readMapsOfPid(pid: number | "self", self: boolean): Omit<ReportedMaps, "readFrom"> {
-  const uid = parseMapText(readFileSync(`/proc/${pid}/uid_map`, "utf8"), "uid");
-  const gid = parseMapText(readFileSync(`/proc/${pid}/gid_map`, "utf8"), "gid");
+  const uid = readKernelMap(pid, "uid");
+  const gid = readKernelMap(pid, "gid");
   const sg = readFileSync(`/proc/${pid}/setgroups`, "utf8").trim();
   return { uid, gid, setgroups: sg === "deny" ? "deny" : "allow", lowerIdsIn: self ? "parent" : "reader" };
 }

@@ -51,6 +51,15 @@ export interface PreparedMap {
  * Parses map text with the model's map_write parser (the /proc readback
  * format is valid input too); an empty text is the unwritten map. Throws
  * EINVAL with the model's reason for bad text.
+ *
+ * The library's map-text parsers, by source:
+ * - text to write, and /proc text read back: the model's byte-exact parser
+ *   (lib/model/parse.ts), through this function and {@link readKernelMap};
+ *   crossCheck and the CLI's check use the model's directly.
+ * - text a user hands `userns convert` as the "kernel" format:
+ *   lib/formats/kernel.ts, a strict interop reader that on purpose refuses
+ *   values wider than 32 bits instead of truncating them as the kernel
+ *   does, and reports line/column positions.
  */
 export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
   if (text === "") return IdMap.EMPTY;
@@ -61,9 +70,9 @@ export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
   return r.map;
 }
 
-/** Reads a /proc map file as the kernel reports it to this process. */
-export function readProcMap(path: string): IdMap {
-  return parseMapText(readFileSync(path, "utf8"), "uid");
+/** The one reader of /proc map files: `/proc/PID/KIND_map` as the kernel reports it to this process. */
+export function readKernelMap(pid: number | "self", kind: "uid" | "gid"): IdMap {
+  return parseMapText(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"), kind);
 }
 
 /** The effective capability set of this thread (capget(2)). */
@@ -101,7 +110,8 @@ export function chooseMapWriter(
   return "newuidmap";
 }
 
-function writeStep(pid: number, step: "setgroups" | "uid_map" | "gid_map", data: string): void {
+/** Writes one of a child's /proc files (setgroups, uid_map, gid_map) in one write(2); a refusal names the step. */
+export function writeStep(pid: number, step: "setgroups" | "uid_map" | "gid_map", data: string): void {
   const path = `/proc/${pid}/${step}`;
   try {
     native().writeOnce(path, data);

@@ -75,7 +75,10 @@ export interface SpawnOptions {
   parentDeathSignal?: NodeJS.Signals | number;
   /** Propagation of the new mount namespace's tree (`private` by default, as util-linux unshare). */
   mountPropagation?: "private" | "slave" | "shared" | "unchanged";
-  /** Detached mounts (e.g. from open_tree) to attach in the child with move_mount before exec. */
+  /**
+   * Detached mounts (e.g. `IdmappedMount.fd`) to attach in the child with move_mount before
+   * exec, inside its new mount namespace: needs `namespaces` to include "mount".
+   */
   mounts?: readonly { readonly fd: number; readonly target: string }[];
 }
 
@@ -167,6 +170,9 @@ export function validateSpawnOptions(options: SpawnOptions): void {
       if (!Number.isInteger(m.fd) || m.fd < 0 || typeof m.target !== "string")
         throw usageError("mounts entries must be { fd, target }");
     }
+    // Without a new mount namespace, move_mount in the child would attach to this process's (the host's) tree.
+    if (options.mounts.length > 0 && !ns.includes("mount"))
+      throw usageError('mounts needs namespaces to include "mount": they are attached only in a new mount namespace');
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
 }

@@ -4,7 +4,6 @@
  * syscall, so a map the kernel would refuse fails with the model's
  * explanation and no process is created.
  */
-import { readFileSync } from "node:fs";
 import { UsernsError } from "../errors.js";
 import { IdMap } from "../model/idmap.js";
 import { validateMapRequest } from "../model/mapwrite.js";
@@ -16,6 +15,7 @@ import {
   type MapWriter,
   type PreparedMap,
   parseMapText,
+  readKernelMap,
 } from "./maps.js";
 
 const ownMaps = new Map<"uid" | "gid", IdMap>();
@@ -28,7 +28,7 @@ const ownMaps = new Map<"uid" | "gid", IdMap>();
 export function ownMap(kind: "uid" | "gid"): IdMap {
   let m = ownMaps.get(kind);
   if (m === undefined) {
-    m = parseMapText(readFileSync(`/proc/self/${kind}_map`, "utf8"), kind);
+    m = readKernelMap("self", kind);
     ownMaps.set(kind, m);
   }
   return m;

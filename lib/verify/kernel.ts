@@ -17,6 +17,13 @@ export interface KernelRunOptions {
   chunk?: number;
   /** Called after each chunk with the number of cases finished so far. */
   onProgress?: (done: number) => void;
+  /**
+   * Outside the §1 format, for experiments on /proc file ownership
+   * (task_dump_owner): processes that joined a P namespace and became its
+   * root stay non-dumpable, as a process that changed its uid without exec
+   * does. Default false: the runner restores dumpable, as an exec would.
+   */
+  nondumpableParents?: boolean;
 }
 
 /** A case as accepted by the runner: a JSON line, a parsed JSON object, or a parsed {@link MapCase}. */
@@ -27,7 +34,7 @@ function isMapCase(x: unknown): x is MapCase {
 }
 
 /** Parses and compiles one case, or gives its `stage: "input"` result. */
-function prepare(input: CaseInput, timeoutMs: number): CompiledCase | MapResult {
+function prepare(input: CaseInput, timeoutMs: number, nondumpableParents: boolean): CompiledCase | MapResult {
   let obj: unknown = input;
   if (typeof input === "string") {
     try {
@@ -44,7 +51,7 @@ function prepare(input: CaseInput, timeoutMs: number): CompiledCase | MapResult 
     throw e;
   }
   try {
-    return compileCase(c, { timeoutMs });
+    return compileCase(c, { timeoutMs, nondumpableParents });
   } catch (e) {
     if (!(e instanceof UnbuildableCase || e instanceof RangeError)) throw e;
     return {
@@ -110,7 +117,7 @@ export async function runMapCasesOnKernel(
   const out: (MapResult | undefined)[] = new Array(cases.length);
   const pending: { index: number; cc: CompiledCase }[] = [];
   cases.forEach((input, index) => {
-    const r = prepare(input, timeoutMs);
+    const r = prepare(input, timeoutMs, opts.nondumpableParents === true);
     if ("program" in r) pending.push({ index, cc: r });
     else out[index] = r;
   });

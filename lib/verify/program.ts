@@ -5,7 +5,7 @@
  * Every decision about what a case means is made here: which process plays
  * which role, with which credentials, in which order. The native side only
  * runs the steps. Agent 0 is the worker thread itself (root of the initial
- * namespace, Node's own capabilities); agents 1..15 are forked children.
+ * namespace, Node's own capabilities); agents 1..39 are forked children.
  */
 import { errnoName } from "../errors.js";
 import type { Creds, MapCase, MapResult, NestedResult } from "./cases.js";
@@ -38,6 +38,8 @@ type ProcFileName = keyof typeof ProcFile;
 
 /** `target` value meaning /proc/self. */
 export const SELF = 0xff;
+/** Processes per case, agent 0 included (kMaxAgents in native/runner.cc): room for 33 nested P levels. */
+export const MAX_AGENTS = 40;
 /** Step flag: a failure aborts the case as a setup error. */
 export const REQUIRED = 1;
 const CAPS_ALL = 2;
@@ -104,6 +106,8 @@ export interface CompiledCase extends EncodedProgram {
 export interface CompileOptions {
   /** Per-case deadline in milliseconds. */
   timeoutMs: number;
+  /** See {@link KernelRunOptions.nondumpableParents}. */
+  nondumpableParents?: boolean;
 }
 
 /** Counts lines so a readback buffer is sized exactly (a map never has more extents than lines). */
@@ -113,10 +117,13 @@ function readbackCap(lines: Uint8Array): number {
   return Math.min(n, MAX_EXTENTS + 1) * LINE_BYTES;
 }
 
-/** Builds a step program; agent 0 is the runner itself, agents 1..15 are forked by `spawn`. */
+/** Builds a step program; agent 0 is the runner itself, agents 1..39 are forked by `spawn`. */
 export class ProgramBuilder {
   readonly steps: StepSpec[] = [];
   nextAgent = 1;
+
+  /** @param restoreDumpable false leaves processes non-dumpable after becoming root of a P. */
+  constructor(readonly restoreDumpable = true) {}
 
   add(agent: number, op: number, label: string, extra: Partial<StepSpec> = {}): number {
     this.steps.push({
@@ -144,7 +151,7 @@ export class ProgramBuilder {
   /** Forks a fresh agent: root of the initial namespace, no supplementary groups. */
   spawn(role: string): number {
     const a = this.nextAgent++;
-    if (a >= 16) throw new RangeError("a case needs more than 15 processes");
+    if (a >= MAX_AGENTS) throw new RangeError(`a case needs more than ${MAX_AGENTS - 1} processes`);
     this.add(0, Op.spawn, `forking the ${role} process`, { target: a, flags: REQUIRED });
     this.add(a, Op.setgroupsEmpty, `setgroups([]) in the ${role} process`, { flags: REQUIRED });
     return a;
@@ -158,7 +165,7 @@ export class ProgramBuilder {
     this.add(a, Op.setresuid, `setresuid(0) in the ${role} process`, { arg0: 0 });
     // A credential change makes a process non-dumpable, which turns its /proc
     // files root-owned; a real exec would restore that, so restore it here.
-    this.add(a, Op.dumpable, `PR_SET_DUMPABLE in the ${role} process`, { flags: REQUIRED });
+    if (this.restoreDumpable) this.add(a, Op.dumpable, `PR_SET_DUMPABLE in the ${role} process`, { flags: REQUIRED });
   }
 
   /**
@@ -213,7 +220,7 @@ function sameCreds(a: Creds, b: Creds): boolean {
  * its unshare. Writer and opener are `pk`, C, or their own agents.
  */
 export function compileCase(c: MapCase, opts: CompileOptions): CompiledCase {
-  const b = new ProgramBuilder();
+  const b = new ProgramBuilder(opts.nondumpableParents !== true);
   const mapFile: ProcFileName = c.kind === "uid" ? "uid_map" : c.kind === "gid" ? "gid_map" : "projid_map";
   const slots: Slots = {};
 

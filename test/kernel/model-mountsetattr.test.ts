@@ -9,6 +9,10 @@ import { describeKernel } from "../helpers/kernel.js";
 // Each probe is run through mount_setattr(2) for real (a Python probe inside
 // `unshare --mount --propagation private`) and through the model's
 // mountSetattr orchestrator; the errno must agree (spec §8.2, rules 41–51).
+// The probe stays in Python on purpose: it hands the kernel malformed raw
+// arguments (usize 31/40/4097, a nonzero struct tail, a userns fd above
+// INT_MAX, a closed fd) that the addon's mountSetattr binding cannot express,
+// since it always passes a well-formed 32-byte mount_attr.
 interface Probe {
   id: string;
   target?: "clone" | "attached" | "subdir" | "missing" | "idmapped" | "ramfs";

@@ -5,8 +5,6 @@
  * child's /proc files belong to global root, which P (mapping 0 → 100000)
  * does not map: P's root can no longer open the child's uid_map (EACCES).
  */
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { expect, it } from "vitest";
 import {
   cred,
@@ -17,6 +15,7 @@ import {
   taskDumpOwner,
   type UserNs,
 } from "../../lib/model/index.js";
+import { runMapCasesOnKernel } from "../../lib/verify/index.js";
 import { describeKernel } from "../helpers/kernel.js";
 
 const P: UserNs = {
@@ -29,31 +28,20 @@ const P: UserNs = {
 };
 const pRoot = cred(P, 100000, 100000, FULL_CAPS);
 
-function kernelStage(nondumpable: boolean): unknown {
-  const c = {
-    id: "d",
-    parent: "0 100000 65536",
-    lines: "0 0 10",
-    writer: "privileged",
-    _nondumpable_parents: nondumpable,
-  };
-  const run = spawnSync("python3", [join(import.meta.dirname, "../helpers/mapcase_runner.py")], {
-    input: JSON.stringify(c),
-    encoding: "utf8",
-    timeout: 30_000,
-  });
-  const r = JSON.parse(run.stdout) as { stage: string; errno: string | null };
-  return [r.stage, r.errno];
+async function kernelStage(nondumpable: boolean): Promise<unknown> {
+  const c = { id: "d", parent: "0 100000 65536", lines: "0 0 10", writer: "privileged" };
+  const [r] = await runMapCasesOnKernel([c], { nondumpableParents: nondumpable });
+  return [r!.stage, r!.errno];
 }
 
 describeKernel("task_dump_owner decides who may open /proc/CHILD/uid_map", () => {
   it.each([
     ["dumpable child: owned by its euid, P's root opens it", true],
     ["non-dumpable child: owned by global root, EACCES for P's root", false],
-  ])("%s", (_n, dumpable) => {
+  ])("%s", async (_n, dumpable) => {
     // The child's mm was created by exec in the initial namespace (mm->user_ns = init).
     const owner = taskDumpOwner({ euid: 100000, egid: 100000, dumpable, mmUserNs: INIT_USER_NS });
     const predicted = procFileMayWrite(pRoot, owner.uid, owner.gid) ? ["write", null] : ["open", "EACCES"];
-    expect(kernelStage(!dumpable)).toEqual(predicted);
+    expect(await kernelStage(!dumpable)).toEqual(predicted);
   });
 });

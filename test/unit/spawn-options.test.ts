@@ -38,6 +38,11 @@ describe("spawn option validation (before any syscall)", () => {
     { name: "bad map writer", options: { namespaces: ["user"], mapWriter: "sudo" }, message: /mapWriter/ },
     { name: "bad propagation", options: { mountPropagation: "rprivate" }, message: /mountPropagation/ },
     { name: "bad mount entry", options: { mounts: [{ fd: -1, target: "/x" }] }, message: /mounts entries/ },
+    {
+      name: "mounts without a new mount namespace",
+      options: { mounts: [{ fd: 5, target: "/x" }] },
+      message: /mounts needs namespaces to include "mount"/,
+    },
   ])("refuses $name", ({ options, message }) => {
     expect(usage(options as SpawnOptions)).toMatch(message);
   });
