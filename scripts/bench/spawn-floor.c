@@ -4,7 +4,10 @@
 // parent waits for it. Prints the median and p99 per spawn in microseconds.
 //
 //   cc -O2 -o /tmp/spawn-floor scripts/bench/spawn-floor.c
-//   /tmp/spawn-floor [iterations] [resident MiB to allocate first]
+//   /tmp/spawn-floor [iterations] [resident MiB to allocate first] [samples]
+//
+// With a third argument "samples", the JSON line also carries every sample
+// ("samplesUs", in run order), so a harness can pool runs and pair them.
 //
 // x86_64 only (the child is entered through a few lines of assembly, as
 // glibc's clone does). Run as root: the map "0 100000 65536" needs
@@ -148,8 +151,20 @@ int main(int argc, char **argv) {
     close(pidfd);
     t[i] = now_us() - t0;
   }
+  int samples = argc > 3 && strcmp(argv[3], "samples") == 0;
+  double *raw_t = NULL;
+  if (samples) {
+    raw_t = calloc((size_t)n, sizeof *raw_t);
+    memcpy(raw_t, t, (size_t)n * sizeof *t);
+  }
   qsort(t, (size_t)n, sizeof *t, cmp);
-  printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d,\"residentMiB\":%ld,\"medianUs\":%.1f,\"p99Us\":%.1f}\n", n, mib,
+  printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d,\"residentMiB\":%ld,\"medianUs\":%.1f,\"p99Us\":%.1f", n, mib,
          t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  if (samples) {
+    printf(",\"samplesUs\":[");
+    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", raw_t[i]);
+    printf("]");
+  }
+  printf("}\n");
   return 0;
 }
