@@ -37,6 +37,7 @@ describeKernel("spawn fast paths", () => {
     const stdio: (number | "ignore" | null)[] = ["ignore", "ignore", "ignore", w];
     while (stdio.length < 63) stdio.push(null);
     stdio.push("ignore");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     const script = 'for f in /proc/$$/fd/*; do echo "${f##*/} $(readlink "$f")" >&3; done';
     const child = await run("sh", ["-c", script], {
       stdio,
