@@ -48,10 +48,10 @@ export async function run({ compileC, median, percentile, root }) {
     // The worker checks that it is not in this mount namespace before it bind-mounts anything.
     callerMountNs: readlinkSync("/proc/self/ns/mnt"),
     rounds: 4, // without, with, without, with the ballast
-    slices: 4,
-    floor_n: 60,
-    ours_n: 60,
-    unshare_n: 12,
+    slices: 6,
+    floor_n: 80,
+    ours_n: 80,
+    unshare_n: 15,
     unshare_big_n: 5,
   };
   const t0 = Date.now();
