@@ -154,6 +154,9 @@ struct Record {
 constexpr size_t kStackSize = 64 * 1024;
 constexpr size_t kGuardSize = 4096;
 constexpr int kMaxFds = 1024;
+// fdSrc value: the child opens /dev/null itself (one open for all such
+// entries), which spares the parent an open and a close per spawn.
+constexpr int kDevNull = -2;
 
 enum class State { kHeld, kDone };
 
@@ -166,7 +169,7 @@ struct Child {
   std::vector<char *> envp;
   std::vector<Step> steps;
   std::vector<gid_t> gids;
-  std::vector<int> fdSrc;  // child fd i <- fdSrc[i]; -1 closes i
+  std::vector<int> fdSrc;  // child fd i <- fdSrc[i]; -1 closes i; kDevNull: /dev/null
   bool exitMode = false;
   sigset_t oldmask;
   // The pipe fds as the child sees them. Set once before clone3; the parent
@@ -209,7 +212,25 @@ struct KSigaction {
 CHILD_FN long ChildStdio(const Child *c) {
   int n = static_cast<int>(c->fdSrc.size());
   int src[kMaxFds];
-  for (int i = 0; i < n; i++) src[i] = c->fdSrc[i];
+  int devNull = -1;
+  for (int i = 0; i < n; i++) {
+    src[i] = c->fdSrc[i];
+    if (src[i] != kDevNull) continue;
+    if (devNull < 0) {
+      long r = Sys(__NR_openat, AT_FDCWD, reinterpret_cast<long>("/dev/null"), O_RDWR | O_CLOEXEC | O_NOCTTY);
+      if (r < 0) return r;
+      devNull = static_cast<int>(r);
+      // The lowest free fd may be a target slot (the caller closed fd 0,
+      // say): move it above the slots so that it is an ordinary source.
+      if (devNull < n) {
+        r = Sys(__NR_fcntl, devNull, F_DUPFD_CLOEXEC, n);
+        Sys(__NR_close, devNull);
+        if (r < 0) return r;
+        devNull = static_cast<int>(r);
+      }
+    }
+    src[i] = devNull;
+  }
   // Pass 1: move every source that sits on a target slot it does not belong
   // to out of the way (above n), so pass 2 never overwrites an fd that a
   // later target still needs.
@@ -358,6 +379,48 @@ void CloseFd(int &fd) {
   fd = -1;
 }
 
+// Child stacks are reused: a fresh mapping costs mmap + mprotect + munmap and
+// a page fault for every page the child touches, and those faults take the
+// lock of the mm the child shares with every Node thread. A stack goes back
+// to the pool only when Release() would have unmapped it, i.e. when the
+// child has exec'd or exited and can no longer run on it.
+constexpr size_t kStackPoolMax = 4;
+std::mutex stackPoolMutex;
+std::vector<void *> stackPool;
+
+void *TakeStack(size_t size) {
+  {
+    std::lock_guard<std::mutex> lock(stackPoolMutex);
+    if (!stackPool.empty()) {
+      void *m = stackPool.back();
+      stackPool.pop_back();
+      return m;
+    }
+  }
+  void *map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED) return nullptr;
+  // A guard page below the stack turns an overflow into a fault, not into a
+  // write over the parent's memory.
+  if (mprotect(map, kGuardSize, PROT_NONE) < 0) {
+    int e = errno;
+    munmap(map, size);
+    errno = e;
+    return nullptr;
+  }
+  return map;
+}
+
+void GiveStack(void *map, size_t size) {
+  {
+    std::lock_guard<std::mutex> lock(stackPoolMutex);
+    if (stackPool.size() < kStackPoolMax) {
+      stackPool.push_back(map);
+      return;
+    }
+  }
+  munmap(map, size);
+}
+
 // Restores the process's dumpable flag. With CLONE_VM the child shares our
 // mm, and a credential change in the child (setresuid, or setns into a user
 // namespace we do not own) makes the kernel reset the *shared* mm's dumpable
@@ -386,7 +449,7 @@ void Release(Child *c, bool leak = false) {
   CloseFd(c->errR);
   CloseFd(c->syncR);
   CloseFd(c->errW);
-  if (c->stack != nullptr && !leak) munmap(c->stack, c->mapSize);
+  if (c->stack != nullptr && !leak) GiveStack(c->stack, c->mapSize);
   c->stack = nullptr;
   c->leaked = leak;
   RestoreDumpable(c);
@@ -451,13 +514,21 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   c->path = ArgString(info, 1, "path");
   if (c->path.find('\0') != std::string::npos) ThrowUsage(env, "path must not contain NUL bytes");
   std::vector<std::string> argv = ArgStrings(info, 2, "argv");
-  std::vector<std::string> envp = ArgStrings(info, 3, "envp");
+  // null: this process's environment as libc holds it (what process.env
+  // reads and writes on the main thread), copied here without a JS string
+  // per variable.
+  std::vector<std::string> envp;
+  if (info.Length() > 3 && info[3].IsNull()) {
+    for (char **e = environ; e != nullptr && *e != nullptr; e++) envp.emplace_back(*e);
+  } else {
+    envp = ArgStrings(info, 3, "envp");
+  }
   if (info.Length() <= 4 || !info[4].IsArray()) ThrowUsage(env, "fdSrc must be an array of fds");
   Napi::Array fdSrc = info[4].As<Napi::Array>();
   if (fdSrc.Length() > kMaxFds) ThrowUsage(env, "too many stdio entries");
   for (uint32_t k = 0; k < fdSrc.Length(); k++) {
     int64_t fd = ArgInt(info, fdSrc.Get(k), "fdSrc[i]");
-    if (fd < -1 || fd > INT_MAX) ThrowUsage(env, "fdSrc[i] must be an fd or -1");
+    if (fd < kDevNull || fd > INT_MAX) ThrowUsage(env, "fdSrc[i] must be an fd, -1 or -2 (/dev/null)");
     c->fdSrc.push_back(static_cast<int>(fd));
   }
   if (info.Length() <= 5 || !info[5].IsArray()) ThrowUsage(env, "steps must be a flat array of numbers");
@@ -527,16 +598,13 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   ca.exit_signal = SIGCHLD;
 #if USERNS_CLONE_VM
   c->mapSize = kStackSize + kGuardSize;
-  void *map = mmap(nullptr, c->mapSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (map == MAP_FAILED) {
+  void *map = TakeStack(c->mapSize);
+  if (map == nullptr) {
     int e = errno;
     Release(c.get());
     ThrowErrno(env, e, "mmap", "allocating the child's stack");
   }
   c->stack = map;
-  // A guard page below the stack turns an overflow into a fault, not into a
-  // write over the parent's memory.
-  mprotect(map, kGuardSize, PROT_NONE);
   ca.flags |= CLONE_VM;
   ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
   ca.stack_size = kStackSize;
@@ -874,6 +942,48 @@ Napi::Value WriteOnce(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// writeProcFiles(pid, names, data) -> null, or {index, syscall, errno} for
+// the first file that failed (the later ones are not attempted). Each file
+// of /proc/PID is opened relative to one directory fd and written with one
+// write(2), in order: the map writes of a spawn in one call.
+Napi::Value WriteProcFiles(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t pid = ArgInt(info, info.Length() > 0 ? info[0] : env.Undefined(), "pid");
+  if (pid <= 0 || pid > INT_MAX) ThrowUsage(env, "pid must be a positive pid");
+  std::vector<std::string> names = ArgStrings(info, 1, "names");
+  std::vector<std::string> data = ArgStrings(info, 2, "data");
+  if (names.size() != data.size()) ThrowUsage(env, "names and data must have the same length");
+  for (const auto &n : names)
+    if (n.empty() || n.find('/') != std::string::npos) ThrowUsage(env, "names must be plain file names");
+  auto fail = [&](size_t index, const char *syscallName, int e) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", static_cast<double>(index));
+    o.Set("syscall", syscallName);
+    o.Set("errno", e);
+    return o;
+  };
+  std::string dir = "/proc/" + std::to_string(pid);
+  int dfd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return fail(0, "open", errno);
+  for (size_t i = 0; i < names.size(); i++) {
+    int fd = openat(dfd, names[i].c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+      int e = errno;
+      close(dfd);
+      return fail(i, "open", e);
+    }
+    ssize_t n = write(fd, data[i].data(), data[i].size());
+    int e = n < 0 ? errno : (static_cast<size_t>(n) != data[i].size() ? EIO : 0);
+    close(fd);
+    if (e != 0) {
+      close(dfd);
+      return fail(i, "write", e);
+    }
+  }
+  close(dfd);
+  return env.Null();
+}
+
 // pipe() -> [readFd, writeFd], both O_CLOEXEC.
 Napi::Value Pipe(const Napi::CallbackInfo &info) {
   int p[2];
@@ -917,6 +1027,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdWatchRef", Napi::Function::New(env, PidfdWatchRef, "pidfdWatchRef"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
   exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));
+  exports.Set("writeProcFiles", Napi::Function::New(env, WriteProcFiles, "writeProcFiles"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
   exports.Set("capEffective", Napi::Function::New(env, CapEffective, "capEffective"));

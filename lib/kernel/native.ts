@@ -83,12 +83,15 @@ export interface NativeBinding {
    */
   runMapPrograms(programs: Buffer, results: Buffer): Promise<void>;
   // spawn (native/spawn.cc)
-  /** clone3 a child that runs the encoded steps; returns [pid, handle]. */
+  /**
+   * clone3 a child that runs the encoded steps; returns [pid, handle]. envp null: this process's environ.
+   * fdSrc entries: an fd, -1 (closed) or -2 (/dev/null, opened by the child).
+   */
   spawnStart(
     cloneFlags: number,
     path: string,
     argv: string[],
-    envp: string[],
+    envp: string[] | null,
     fdSrc: number[],
     steps: number[],
     strings: string[],
@@ -113,6 +116,15 @@ export interface NativeBinding {
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   /** open(O_WRONLY) + exactly one write(2). */
   writeOnce(path: string, data: string): void;
+  /**
+   * Writes files of /proc/PID in order, each with one open(O_WRONLY) + write(2), relative to one directory fd.
+   * Returns null, or the first failure (later files are not attempted).
+   */
+  writeProcFiles(
+    pid: number,
+    names: string[],
+    data: string[],
+  ): null | { index: number; syscall: "open" | "write"; errno: number };
   /** pipe2(O_CLOEXEC): [read, write]. */
   pipe(): [number, number];
   dupCloexec(fd: number): number;

@@ -13,7 +13,7 @@
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { UsernsError } from "../errors.js";
+import { errnoName, errnoNumber, UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
@@ -112,20 +112,24 @@ export function chooseMapWriter(
 
 /** Writes one of a child's /proc files (setgroups, uid_map, gid_map) in one write(2); a refusal names the step. */
 export function writeStep(pid: number, step: "setgroups" | "uid_map" | "gid_map", data: string): void {
-  const path = `/proc/${pid}/${step}`;
   try {
-    native().writeOnce(path, data);
+    native().writeOnce(`/proc/${pid}/${step}`, data);
   } catch (e) {
     const ue = e as UsernsError;
-    throw new UsernsError(`writing ${step} of pid ${pid}`, {
-      errno: ue.errno,
-      syscall: ue.syscall,
-      step,
-      path,
-      reason: ue.code === "EPERM" ? permReason(step) : undefined,
-      cause: e,
-    });
+    throw mapWriteError(pid, step, ue.errno ?? errnoNumber("EIO") ?? 5, ue.syscall ?? "write", e);
   }
+}
+
+function mapWriteError(pid: number, step: string, errno: number, syscall: string, cause?: unknown): UsernsError {
+  const path = `/proc/${pid}/${step}`;
+  return new UsernsError(`writing ${step} of pid ${pid}`, {
+    errno,
+    syscall,
+    step,
+    path,
+    reason: errnoName(errno) === "EPERM" ? permReason(step) : undefined,
+    cause,
+  });
 }
 
 function permReason(step: string): string {
@@ -134,14 +138,25 @@ function permReason(step: string): string {
   return "the writer lacks CAP_SETUID/CAP_SETGID in the parent namespace, or a lower id is not mapped there, or (unprivileged) the map is not the single-line self-map";
 }
 
-/** Writes setgroups, uid_map, gid_map from this process (privileged, or the self-map as the namespace's owner). */
+/**
+ * Writes setgroups, uid_map, gid_map from this process (privileged, or the self-map as the namespace's owner), in
+ * that order, in one native call; the first failure stops the rest and is reported with its step.
+ */
 export function writeMapsDirect(
   pid: number,
   req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
 ): void {
-  if (req.setgroups !== undefined) writeStep(pid, "setgroups", req.setgroups);
-  if (req.uid) writeStep(pid, "uid_map", req.uid.text);
-  if (req.gid) writeStep(pid, "gid_map", req.gid.text);
+  const files: [string, string][] = [];
+  if (req.setgroups !== undefined) files.push(["setgroups", req.setgroups]);
+  if (req.uid) files.push(["uid_map", req.uid.text]);
+  if (req.gid) files.push(["gid_map", req.gid.text]);
+  if (files.length === 0) return;
+  const r = native().writeProcFiles(
+    pid,
+    files.map((f) => f[0]),
+    files.map((f) => f[1]),
+  );
+  if (r !== null) throw mapWriteError(pid, files[r.index]![0], r.errno, r.syscall);
 }
 
 function runIdHelper(prog: "newuidmap" | "newgidmap", pid: number, map: IdMap): Promise<void> {

@@ -6,10 +6,11 @@
  * a child that waits, write setgroups/uid_map/gid_map while it waits,
  * release it, and learn from the error pipe whether execve succeeded.
  */
-import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, statSync } from "node:fs";
 import { Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isMainThread } from "node:worker_threads";
 import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
@@ -25,7 +26,7 @@ import {
   writeMapsFromParent,
   writeMapsNewidmap,
 } from "./maps.js";
-import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "./steps.js";
+import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "./steps.js";
 import { creatorIds, prepareMapRequest } from "./validate.js";
 
 /** Namespace kinds, named as util-linux `unshare` flags. */
@@ -253,7 +254,6 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
     stdio === undefined || typeof stdio === "string" ? [stdio, stdio, stdio] : [...(stdio as readonly StdioEntry[])];
   while (list.length < 3) list.push(undefined);
   const plan: StdioPlan = { fdSrc: [], childEnds: [], streams: [] };
-  let devNull = -1;
   try {
     list.forEach((entry, i) => {
       const e = entry ?? (i < 3 ? "pipe" : null);
@@ -272,12 +272,8 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
         plan.fdSrc.push(i);
         plan.streams.push(null);
       } else if (e === "ignore") {
-        // One /dev/null for every ignored entry; libuv opens it O_CLOEXEC and the child's stdio step dup3s it into place.
-        if (devNull < 0) {
-          devNull = openSync("/dev/null", "r+");
-          plan.childEnds.push(devNull);
-        }
-        plan.fdSrc.push(devNull);
+        // The child's stdio step opens /dev/null (once for all ignored entries) and dup3s it into place.
+        plan.fdSrc.push(DEV_NULL);
         plan.streams.push(null);
       } else if (e === null) {
         plan.fdSrc.push(-1);
@@ -320,9 +316,14 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     throw usageError("args must be an array of strings");
   validateSpawnOptions(options);
   const env = options.env ?? process.env;
-  const envp = Object.entries(env)
-    .filter((kv): kv is [string, string] => kv[1] !== undefined)
-    .map(([k, v]) => `${k}=${v}`);
+  // On the main thread process.env is libc's environ itself, so the native side can copy that directly (building
+  // one JS string per variable costs tens of µs per spawn). A worker's process.env is its own copy: pass it.
+  const envp =
+    options.env === undefined && isMainThread
+      ? null
+      : Object.entries(env)
+          .filter((kv): kv is [string, string] => kv[1] !== undefined)
+          .map(([k, v]) => `${k}=${v}`);
   const argv = [options.argv0 ?? file, ...args];
   const newNs = new Set(options.namespaces ?? []);
   const child = new UsernsChildProcess(file, [file, ...args]);

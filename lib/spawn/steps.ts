@@ -76,13 +76,17 @@ export interface ChildPlan {
   /** Absolute or cwd-relative path for execve; ignored in exit mode. */
   readonly path: string;
   readonly argv: readonly string[];
-  readonly envp: readonly string[];
-  /** Child fd i gets fdSrc[i]; -1 closes it. Applied by the "stdio" step. */
+  /** The environment; null passes this process's own (libc's environ) without building a JS string per variable. */
+  readonly envp: readonly string[] | null;
+  /** Child fd i gets fdSrc[i]; -1 closes it, {@link DEV_NULL} opens /dev/null (in the child). Applied by the "stdio" step. */
   readonly fdSrc: readonly number[];
   readonly steps: readonly ChildStep[];
   /** Helper mode: exit 0 after the steps instead of execve. */
   readonly exitMode?: boolean;
 }
+
+/** An fdSrc entry: the child opens /dev/null itself for this slot. */
+export const DEV_NULL = -2;
 
 /** A child created by {@link startChild}, possibly blocked at a wait step. */
 export interface HeldChild {
@@ -198,7 +202,7 @@ export function startChild(plan: ChildPlan): HeldChild {
     plan.cloneFlags,
     plan.path,
     [...plan.argv],
-    [...plan.envp],
+    plan.envp === null ? null : [...plan.envp],
     [...plan.fdSrc],
     steps,
     strings,

@@ -102,29 +102,60 @@ export function prepareMapRequest(req: {
   mapWriter?: MapWriter;
   parent?: { uid: IdMap; gid: IdMap; creator: { uid: number; gid: number } };
 }): PreparedMaps {
-  let method: MapMethod;
-  let ctx: (kind: "uid" | "gid") => MapWriterContext;
   if (req.parent) {
     const p = req.parent;
-    method = "parent-helper";
-    ctx = (kind) => ({
+    const ctx = (kind: "uid" | "gid"): MapWriterContext => ({
       writer: "privileged",
       parentMap: kind === "uid" ? p.uid : p.gid,
       euid: p.creator.uid,
       egid: p.creator.gid,
       ownerUid: p.creator.uid,
     });
-  } else {
-    const privileged = isPrivilegedWriter();
-    method = chooseMapWriter(
-      req.mapWriter ?? "auto",
-      { uid: asMap("uid", req.uidMap), gid: asMap("gid", req.gidMap), setgroups: req.setgroups },
-      privileged,
-    );
-    // newuidmap is setuid root: the kernel judges it privileged (its own subuid policy is reported from its stderr).
-    const writer = method === "newuidmap" || (method === "direct" && privileged) ? "privileged" : "unprivileged";
-    ctx = () => ({ writer });
+    return prepareBoth(req, "parent-helper", ctx);
   }
+  const privileged = isPrivilegedWriter();
+  // The same request as text, from the same writer with the same ids, always validates the same way (our own maps
+  // never change): keep the result. The model's parse and checks are a visible part of a spawn's cost when the same
+  // program is spawned again and again.
+  const key =
+    (req.uidMap === undefined || typeof req.uidMap === "string") &&
+    (req.gidMap === undefined || typeof req.gidMap === "string")
+      ? JSON.stringify([
+          req.uidMap,
+          req.gidMap,
+          req.setgroups,
+          req.mapWriter,
+          privileged,
+          process.geteuid?.(),
+          process.getegid?.(),
+        ])
+      : undefined;
+  const hit = key === undefined ? undefined : preparedCache.get(key);
+  if (hit !== undefined) return hit;
+  const method = chooseMapWriter(
+    req.mapWriter ?? "auto",
+    { uid: asMap("uid", req.uidMap), gid: asMap("gid", req.gidMap), setgroups: req.setgroups },
+    privileged,
+  );
+  // newuidmap is setuid root: the kernel judges it privileged (its own subuid policy is reported from its stderr).
+  const writer = method === "newuidmap" || (method === "direct" && privileged) ? "privileged" : "unprivileged";
+  const prepared = prepareBoth(req, method, () => ({ writer }));
+  if (key !== undefined) {
+    if (preparedCache.size >= PREPARED_CACHE_MAX) preparedCache.clear();
+    preparedCache.set(key, prepared);
+  }
+  return prepared;
+}
+
+const PREPARED_CACHE_MAX = 64;
+/** Validated requests by their text and writer; only successes are kept (a refusal throws each time). */
+const preparedCache = new Map<string, PreparedMaps>();
+
+function prepareBoth(
+  req: { uidMap?: MapInput; gidMap?: MapInput; setgroups?: "allow" | "deny" },
+  method: MapMethod,
+  ctx: (kind: "uid" | "gid") => MapWriterContext,
+): PreparedMaps {
   return {
     uid: req.uidMap !== undefined ? prepareMap("uid", req.uidMap, req.setgroups, ctx("uid")) : undefined,
     gid: req.gidMap !== undefined ? prepareMap("gid", req.gidMap, req.setgroups, ctx("gid")) : undefined,

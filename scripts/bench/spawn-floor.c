@@ -1,10 +1,14 @@
 // The floor for spawn-with-maps: clone3(CLONE_NEWUSER | CLONE_VM |
 // CLONE_PIDFD) onto a separate stack, the parent writes setgroups/uid_map/
-// gid_map while the child waits on a pipe, the child execs /bin/true, the
-// parent waits for it. Prints the median and p99 per spawn in microseconds.
+// gid_map while the child waits on a pipe, the child execs /bin/true with
+// this program's environment, the parent waits for it. Prints the median
+// and p99 per spawn in microseconds.
 //
 //   cc -O2 -o /tmp/spawn-floor scripts/bench/spawn-floor.c
-//   /tmp/spawn-floor [iterations] [resident MiB to allocate first]
+//   /tmp/spawn-floor [iterations] [resident MiB to allocate first] [samples]
+//
+// With a third argument "samples", the JSON line also carries every sample
+// ("samplesUs", in run order), so a harness can pool runs and pair them.
 //
 // x86_64 only (the child is entered through a few lines of assembly, as
 // glibc's clone does). Run as root: the map "0 100000 65536" needs
@@ -41,8 +45,9 @@ static int child(void *arg) {
   raw(__NR_close, sync_w, 0, 0);
   if (raw(__NR_read, sync_r, (long)&go, 1) != 1) raw(__NR_exit_group, 126, 0, 0);
   static char *const argv[] = {"true", NULL};
-  static char *const envp[] = {NULL};
-  long r = raw(__NR_execve, (long)"/bin/true", (long)argv, (long)envp);
+  // The caller's environment, as execv passes it and as userns spawn passes
+  // it by default: the floor does the same work as the measured call.
+  long r = raw(__NR_execve, (long)"/bin/true", (long)argv, (long)environ);
   int e = (int)-r;
   raw(__NR_write, err_w, (long)&e, sizeof e);
   raw(__NR_exit_group, 127, 0, 0);
@@ -148,8 +153,20 @@ int main(int argc, char **argv) {
     close(pidfd);
     t[i] = now_us() - t0;
   }
+  int samples = argc > 3 && strcmp(argv[3], "samples") == 0;
+  double *raw_t = NULL;
+  if (samples) {
+    raw_t = calloc((size_t)n, sizeof *raw_t);
+    memcpy(raw_t, t, (size_t)n * sizeof *t);
+  }
   qsort(t, (size_t)n, sizeof *t, cmp);
-  printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d,\"residentMiB\":%ld,\"medianUs\":%.1f,\"p99Us\":%.1f}\n", n, mib,
+  printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d,\"residentMiB\":%ld,\"medianUs\":%.1f,\"p99Us\":%.1f", n, mib,
          t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  if (samples) {
+    printf(",\"samplesUs\":[");
+    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", raw_t[i]);
+    printf("]");
+  }
+  printf("}\n");
   return 0;
 }

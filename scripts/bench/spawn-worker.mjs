@@ -1,0 +1,107 @@
+// The measuring process of the spawn section (scripts/bench/spawn.mjs runs
+// it; not meant to be run by hand). It runs alone in a private mount
+// namespace, where a temporary file is bind-mounted over /etc/subuid and
+// /etc/subgid so that util-linux `unshare --map-users` (which goes through
+// newuidmap/newgidmap) finds a range for root; the host's files are never
+// touched:
+//   unshare --mount --propagation private node --expose-gc spawn-worker.mjs CONFIG_JSON
+//
+// It measures, interleaved in rounds, three ways of running /bin/true in a
+// new user namespace with uid and gid map "0 100000 65536":
+//   floor   the C program (clone3 CLONE_VM, map writes, exec), its own samples
+//   ours    userns spawn(), awaiting the exit status
+//   unshare child_process.spawn of `unshare --map-users --map-groups`, awaiting 'exit'
+// Rounds alternate between no ballast and `mib` MiB of Buffers allocated in
+// this process (the C floor then allocates the same amount itself), so the
+// with/without comparison is interleaved too. Prints one JSON line:
+// {samples: {"ours@0": [µs...], "ours@1024": [...], ...}}.
+import { spawn as cpSpawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const cfg = JSON.parse(process.argv[2] ?? "{}");
+if (readlinkSync("/proc/self/ns/mnt") === cfg.callerMountNs) {
+  console.error("spawn-worker: run me under unshare --mount --propagation private");
+  process.exit(2);
+}
+if (typeof globalThis.gc !== "function") {
+  console.error("spawn-worker: run me with --expose-gc");
+  process.exit(2);
+}
+const dir = mkdtempSync(join(tmpdir(), "userns-bench-subid-"));
+const subid = join(dir, "subid");
+writeFileSync(subid, "root:100000:65536\n");
+execFileSync("mount", ["--bind", subid, "/etc/subuid"]);
+execFileSync("mount", ["--bind", subid, "/etc/subgid"]);
+
+const { spawn } = await import(pathToFileURL(join(cfg.root, "dist", "spawn", "index.js")).href);
+const opts = {
+  namespaces: ["user"],
+  uidMap: "0 100000 65536",
+  gidMap: "0 100000 65536",
+  setgroups: "deny",
+  stdio: "ignore",
+};
+const unshareArgs = ["--map-users=100000,0,65536", "--map-groups=100000,0,65536", "/bin/true"];
+
+const ways = {
+  ours: async () => {
+    const { code } = await spawn("/bin/true", [], opts).exited;
+    if (code !== 0) throw new Error(`userns spawn: /bin/true exited ${code}`);
+  },
+  unshare: () =>
+    new Promise((resolve, reject) => {
+      const c = cpSpawn("unshare", unshareArgs, { stdio: ["ignore", "ignore", "inherit"] });
+      c.on("error", reject);
+      c.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`unshare exited ${code}`))));
+    }),
+};
+
+async function batch(fn, n) {
+  const t = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    t.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  return t;
+}
+
+function floorBatch(n, mib) {
+  const out = execFileSync(cfg.floor, [String(n), String(mib), "samples"], { encoding: "utf8" });
+  return JSON.parse(out).samplesUs;
+}
+
+const samples = {};
+const add = (key, xs) => {
+  samples[key] ??= [];
+  samples[key].push(...xs);
+};
+let ballast = [];
+// Warm up the JIT, the page cache and the helpers, outside any sample.
+await batch(ways.ours, 30);
+await batch(ways.unshare, 3);
+floorBatch(10, 0);
+for (let r = 0; r < cfg.rounds; r++) {
+  const mib = r % 2 === 1 ? cfg.mib : 0;
+  if (mib > 0) {
+    for (let i = 0; i < mib; i++) ballast.push(Buffer.alloc(1 << 20, 1));
+  } else {
+    ballast = [];
+  }
+  // Measure the steady state: a collection started by the allocation (or the
+  // release) must not land in the samples.
+  globalThis.gc();
+  await batch(ways.ours, 10);
+  // Interleave small batches so that load from other processes hits all ways alike.
+  for (let k = 0; k < cfg.slices; k++) {
+    add(`floor@${mib}`, floorBatch(cfg.floor_n, mib));
+    add(`ours@${mib}`, await batch(ways.ours, cfg.ours_n));
+    add(`unshare@${mib}`, await batch(ways.unshare, mib > 0 ? cfg.unshare_big_n : cfg.unshare_n));
+  }
+}
+ballast = [];
+rmSync(dir, { recursive: true, force: true });
+console.log(JSON.stringify({ rss: process.memoryUsage().rss, samples }));

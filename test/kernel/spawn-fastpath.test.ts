@@ -1,0 +1,132 @@
+// The per-spawn shortcuts: the default environment copied natively from
+// environ, /dev/null opened by the child, the map files written in one
+// native call, validated requests reused, child stacks reused.
+import { readSync } from "node:fs";
+import { expect, it } from "vitest";
+import { UsernsError } from "../../lib/errors.js";
+import { native } from "../../lib/kernel/native.js";
+import { CLONE_NEW } from "../../lib/kernel/nsfs.js";
+import { writeMapsDirect } from "../../lib/spawn/maps.js";
+import { abortChild, DEV_NULL, startChild } from "../../lib/spawn/steps.js";
+import { prepareMapRequest } from "../../lib/spawn/validate.js";
+import { describeKernel } from "../helpers/kernel.js";
+import { children, run } from "../helpers/spawn.js";
+
+describeKernel("spawn fast paths", () => {
+  it("the default environment follows process.env as it is at each spawn (main thread: copied from environ)", async () => {
+    const key = "USERNS_FASTPATH_TEST";
+    const echo = ["-c", `printf '%s|' "\${${key}-unset}"`];
+    try {
+      process.env[key] = "one";
+      expect((await run("sh", echo)).stdout).toBe("one|");
+      process.env[key] = "two words";
+      expect((await run("sh", echo)).stdout).toBe("two words|");
+      delete process.env[key];
+      expect((await run("sh", echo)).stdout).toBe("unset|");
+      // An explicit env is passed as given, not environ.
+      expect((await run("sh", echo, { env: { [key]: "given" } })).stdout).toBe("given|");
+    } finally {
+      delete process.env[key];
+    }
+  });
+
+  it("'ignore' gives the program /dev/null, opened in the child, even where the lowest free fd is a stdio slot", async () => {
+    // 64 entries: the child's lowest free fd is below 63, so the /dev/null it opens lands on a slot that must be
+    // moved out of the way first; the null entries in between must end up closed.
+    const [r, w] = native().pipe();
+    const stdio: (number | "ignore" | null)[] = ["ignore", "ignore", "ignore", w];
+    while (stdio.length < 63) stdio.push(null);
+    stdio.push("ignore");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+    const script = 'for f in /proc/$$/fd/*; do echo "${f##*/} $(readlink "$f")" >&3; done';
+    const child = await run("sh", ["-c", script], {
+      stdio,
+    });
+    native().close(w);
+    expect(child.code).toBe(0);
+    const buf = Buffer.alloc(1 << 16);
+    const n = readSync(r, buf);
+    native().close(r);
+    const fds = new Map(
+      buf
+        .subarray(0, n)
+        .toString()
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ") as [string, string]),
+    );
+    expect(fds.get("0")).toBe("/dev/null");
+    expect(fds.get("1")).toBe("/dev/null");
+    expect(fds.get("2")).toBe("/dev/null");
+    expect(fds.get("3")).toMatch(/^pipe:/);
+    expect(fds.get("63")).toBe("/dev/null");
+    // The null entries in between are closed: the only other fd is the pipe of the shell's own command
+    // substitution, which takes the lowest free fd (4, since 4..62 are closed).
+    const others = [...fds].filter(([f]) => !["0", "1", "2", "3", "63"].includes(f));
+    expect(others).toEqual([["4", expect.stringMatching(/^pipe:/)]]);
+  });
+
+  it("writes the map files in one call and reports the failing file, its syscall and errno", () => {
+    const prep = prepareMapRequest({ uidMap: "0 100000 10", gidMap: "0 100000 10", setgroups: "deny" });
+    const held = startChild({
+      cloneFlags: CLONE_NEW.user,
+      path: "/bin/true",
+      argv: ["true"],
+      envp: [],
+      fdSrc: [DEV_NULL, DEV_NULL, DEV_NULL],
+      steps: [{ op: "wait", notify: false }, { op: "stdio" }],
+    });
+    try {
+      writeMapsDirect(held.pid, { uid: prep.uid, gid: prep.gid, setgroups: "deny" });
+      // A map is written once: the second write is refused at its write(2), and setgroups is not reached again.
+      let err: unknown;
+      try {
+        writeMapsDirect(held.pid, { uid: prep.uid, gid: prep.gid });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(UsernsError);
+      const e = err as UsernsError;
+      expect([e.code, e.step, e.syscall, e.path]).toEqual(["EPERM", "uid_map", "write", `/proc/${held.pid}/uid_map`]);
+      expect(e.message).toContain(`writing uid_map of pid ${held.pid}: EPERM`);
+    } finally {
+      abortChild(held);
+    }
+    expect(children().map((c) => c.pid)).not.toContain(held.pid);
+  });
+
+  it("reports a missing /proc/PID at the first file", () => {
+    const prep = prepareMapRequest({ uidMap: "0 100000 10" });
+    const pid = 0x3ffffff0; // above pid_max's hard limit: never a process
+    expect(() => writeMapsDirect(pid, { uid: prep.uid, setgroups: "deny" })).toThrow(
+      expect.objectContaining({ code: "ENOENT", step: "setgroups", syscall: "open" }),
+    );
+  });
+
+  it("reuses a validated request; a refused one is refused every time", () => {
+    const a = prepareMapRequest({ uidMap: "0 100000 65536", gidMap: "0 100000 65536", setgroups: "deny" });
+    const b = prepareMapRequest({ uidMap: "0 100000 65536", gidMap: "0 100000 65536", setgroups: "deny" });
+    expect(b).toBe(a);
+    expect(prepareMapRequest({ uidMap: "0 100000 65536", setgroups: "deny" })).not.toBe(a);
+    for (let i = 0; i < 2; i++)
+      expect(() => prepareMapRequest({ uidMap: "0 100000 10\n5 200000 10\n" })).toThrow(
+        expect.objectContaining({ code: "EINVAL" }),
+      );
+  });
+
+  it("many concurrent spawns, some failing before exec, share the stack pool without crossing", async () => {
+    const opts = { namespaces: ["user"] as const, uidMap: "0 100000 65536", gidMap: "0 100000 65536" };
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        i % 4 === 3
+          ? run("/nonexistent/program", [], { ...opts, namespaces: [...opts.namespaces] })
+          : run("sh", ["-c", `echo ${i}`], { ...opts, namespaces: [...opts.namespaces] }),
+      ),
+    );
+    results.forEach((r, i) => {
+      if (i % 4 === 3) expect(r.status).toBe("rejected");
+      else expect(r.status === "fulfilled" && r.value.stdout).toBe(`${i}\n`);
+    });
+    expect(children()).toEqual([]);
+  });
+});
