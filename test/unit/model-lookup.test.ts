@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IdMap, INVALID_ID, mapIdDown, mapIdRangeDown, mapIdRangeUp, mapIdUp, munge } from "../../lib/model/index.js";
+import { validMapArb } from "../helpers/arbitraries.js";
 
 describe("lookups (kernel/user_namespace.c map_id_range_down/up)", () => {
   const two = IdMap.of([0, 100000, 1000], [1000, 200000, 1000]);
@@ -27,26 +28,7 @@ describe("lookups (kernel/user_namespace.c map_id_range_down/up)", () => {
   });
 
   // Build non-overlapping maps of 1..340 extents in random order.
-  const mapArb = fc
-    .array(
-      fc.tuple(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 30 })),
-      {
-        minLength: 1,
-        maxLength: 340,
-      },
-    )
-    .chain((specs) => {
-      let up = 0;
-      let low = 0;
-      const exts = specs.map(([count, gapU, gapL]) => {
-        const e = [up + gapU, low + gapL, count] as const;
-        up += gapU + count;
-        low += gapL + count;
-        return e;
-      });
-      return fc.shuffledSubarray(exts, { minLength: exts.length, maxLength: exts.length });
-    })
-    .map((exts) => IdMap.of(...exts));
+  const mapArb = validMapArb({ maxLength: 340, maxCount: 50, maxGap: 30 });
 
   it("binary search agrees with a linear scan, and up inverts down on mapped ids", () => {
     fc.assert(

@@ -9,6 +9,7 @@ import {
   mapIdDown,
   splitAgainstParent,
 } from "../../lib/model/index.js";
+import { validMapArb } from "../helpers/arbitraries.js";
 
 const lines = (m: IdMap) => m.extents.map((e) => `${e.first} ${e.lowerFirst} ${e.count}`);
 
@@ -114,24 +115,7 @@ describe("splitAgainstParent (spec §2.5, §10.3; rule 18)", () => {
 });
 
 // Valid maps: non-overlapping on both sides, in random written order, ids in [0, ~3000).
-const validMap = (maxLen: number) =>
-  fc
-    .array(
-      fc.tuple(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 })),
-      { minLength: 1, maxLength: maxLen },
-    )
-    .chain((specs) => {
-      let up = 0;
-      let low = 0;
-      const exts = specs.map(([count, gapU, gapL]) => {
-        const e = [up + gapU, low + gapL, count] as const;
-        up += gapU + count;
-        low += gapL + count;
-        return e;
-      });
-      return fc.shuffledSubarray(exts, { minLength: exts.length, maxLength: exts.length });
-    })
-    .map((exts) => IdMap.of(...exts));
+const validMap = (maxLen: number) => validMapArb({ maxLength: maxLen, maxCount: 60, maxGap: 40 });
 
 /** Independent lower bound: each maximal run needs one extent per parent extent its lower range touches. */
 function minimalCount(req: IdMap, parent: IdMap): number {
