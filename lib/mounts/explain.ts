@@ -8,7 +8,7 @@ import { statfsSync } from "node:fs";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, INIT_USER_NS_INO } from "../kernel/nsfs.js";
-import { FS_MAGIC } from "./constants.js";
+import { FS_MAGIC, STATMOUNT } from "./constants.js";
 
 /** Why an idmapped mount could not be made, as a stable code. */
 export type IdmapRefusal =
@@ -64,8 +64,22 @@ export const REFUSAL_TEXT: Readonly<Record<IdmapRefusal, string>> = {
   unknown: "the kernel refused for a reason this library cannot tell apart",
 };
 
-function fsTypeOf(path: string | undefined): string | undefined {
+/**
+ * The filesystem type name of the mount holding `path`: from statmount's
+ * fs_type (6.8+), which tells types apart that share a statfs magic (devtmpfs
+ * reports TMPFS_MAGIC but, unlike tmpfs, cannot be idmapped), else from the
+ * statfs magic.
+ */
+export function fsTypeOf(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
+  const b = native();
+  try {
+    const { mountId } = b.mountIdOf(-100, path, 0);
+    const sm = b.statmount(mountId, STATMOUNT.FS_TYPE, -1);
+    if (sm.fsType) return sm.fsType;
+  } catch {
+    // No statmount (before 6.8) or no unique mount id: fall back to the magic.
+  }
   try {
     const t = Number(statfsSync(path).type);
     return FS_MAGIC[t] ?? `0x${t.toString(16)}`;
@@ -75,6 +89,7 @@ function fsTypeOf(path: string | undefined): string | undefined {
 }
 
 const NOT_ALLOWED = new Set([
+  "devtmpfs",
   "proc",
   "sysfs",
   "devpts",

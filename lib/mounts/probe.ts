@@ -9,7 +9,7 @@ import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { IdMap } from "../model/idmap.js";
 import { AT_EMPTY_PATH, AT_FDCWD, FS_MAGIC, MOUNT_ATTR, OPEN_TREE_CLONE } from "./constants.js";
-import { type IdmapRefusal, idmapError, refusalOf } from "./explain.js";
+import { fsTypeOf, type IdmapRefusal, idmapError, refusalOf } from "./explain.js";
 import { createHelperUserns } from "./helper-userns.js";
 
 /** The probe's answer. */
@@ -44,7 +44,7 @@ export function probeIdmapSupport(path: string): IdmapSupport {
   const key = `${type}:${dev}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const fsType = FS_MAGIC[type] ?? `0x${type.toString(16)}`;
+  const fsType = fsTypeOf(path) ?? FS_MAGIC[type] ?? `0x${type.toString(16)}`;
   const b = native();
   let result: IdmapSupport;
   let fd = -1;

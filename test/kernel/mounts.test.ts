@@ -209,26 +209,32 @@ describeKernel("idmapped mounts", () => {
     expect(r.source).toBe(0);
   });
 
-  it("probe: tmpfs supported, proc and ramfs refused with the filesystem named, answers cached per filesystem", () => {
+  it("probe: tmpfs supported; proc, ramfs and devtmpfs refused with the filesystem named; answers cached per filesystem", () => {
     const r = inPrivateMountNs<{
       tmpfs: boolean;
       proc: Refused & { fsType: string };
       ramfs: Refused & { fsType: string };
+      devtmpfs: Refused & { fsType: string };
       cached: boolean;
     }>(`${PRELUDE}
       fs.mkdirSync(ws + "/r");
       execFileSync("mount", ["-t", "ramfs", "r", ws + "/r"]);
+      // devtmpfs shares tmpfs's statfs magic; only the mount's own type tells them apart.
+      fs.mkdirSync(ws + "/d");
+      execFileSync("mount", ["-t", "devtmpfs", "d", ws + "/d"]);
       const t = probeIdmapSupport(ws);
       const p = probeIdmapSupport("/proc");
       const rf = probeIdmapSupport(ws + "/r");
+      const dv = probeIdmapSupport(ws + "/d");
       const view = (x) => ({ ok: x.supported, fsType: x.fsType, refusal: x.refusal, code: x.error?.code, message: x.error?.message });
-      out({ tmpfs: t.supported, proc: view(p), ramfs: view(rf), cached: probeIdmapSupport(ws) === t });
+      out({ tmpfs: t.supported, proc: view(p), ramfs: view(rf), devtmpfs: view(dv), cached: probeIdmapSupport(ws) === t });
     `);
     expect(r.tmpfs).toBe(true);
     expect(r.cached).toBe(true);
     for (const [name, v] of [
       ["proc", r.proc],
       ["ramfs", r.ramfs],
+      ["devtmpfs", r.devtmpfs],
     ] as const) {
       expect(v).toMatchObject({ ok: false, fsType: name, refusal: "fs-type-not-allowed", code: "EINVAL" });
       expect(v.message).toContain(`${name}: the filesystem type does not allow idmapped mounts`);
