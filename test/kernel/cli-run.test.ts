@@ -1,37 +1,15 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Command } from "commander";
 import { afterAll, afterEach, expect, it } from "vitest";
 import { parseMapFlag, registerRunCommands, runOptions } from "../../lib/cli/run.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
 import { spawn } from "../../lib/spawn/index.js";
+import { runCommands } from "../helpers/cli.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { procLine } from "../helpers/spawn.js";
 
-async function cli(args: string[]): Promise<{ out: string; code: number }> {
-  let out = "";
-  const io = {
-    out: (s: string) => {
-      out += s;
-    },
-    err: (s: string) => {
-      out += s;
-    },
-  };
-  const program = new Command("userns").exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
-  registerRunCommands(program, io);
-  process.exitCode = undefined;
-  let code = 0;
-  try {
-    await program.parseAsync(args, { from: "user" });
-    code = process.exitCode === undefined ? 0 : Number(process.exitCode);
-  } catch (e) {
-    code = (e as { code?: string }).code === "ERR_USERNS_USAGE" ? 2 : 99;
-  }
-  process.exitCode = undefined;
-  return { out, code };
-}
+const cli = (args: string[]) => runCommands(registerRunCommands, args);
 
 const dir = mkdtempSync(join(tmpdir(), "userns-cli-"));
 // uid 0 inside a namespace is uid 100000 outside: let it write here.

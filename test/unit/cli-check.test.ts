@@ -1,32 +1,8 @@
-import { Readable } from "node:stream";
-import { Command } from "commander";
 import { afterEach, describe, expect, it } from "vitest";
 import { registerCheckCommands } from "../../lib/cli/check.js";
+import { runCommands } from "../helpers/cli.js";
 
-async function run(args: string[], stdin?: string): Promise<{ out: string; code: number }> {
-  let out = "";
-  const io = {
-    out: (s: string) => {
-      out += s;
-    },
-    err: (s: string) => {
-      out += s;
-    },
-    ...(stdin !== undefined ? { in: Readable.from([stdin]) } : {}),
-  };
-  const program = new Command("userns").exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
-  registerCheckCommands(program, io);
-  process.exitCode = undefined;
-  let code = 0;
-  try {
-    await program.parseAsync(args, { from: "user" });
-    code = process.exitCode === undefined ? 0 : Number(process.exitCode);
-  } catch (e) {
-    code = (e as { code?: string }).code === "ERR_USERNS_USAGE" ? 2 : 99;
-  }
-  process.exitCode = undefined;
-  return { out, code };
-}
+const run = (args: string[], stdin?: string) => runCommands(registerCheckCommands, args, stdin);
 
 describe("userns check", () => {
   afterEach(() => {
