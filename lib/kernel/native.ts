@@ -52,6 +52,20 @@ export interface NativeBinding {
   openTree(dfd: number, path: string, flags: number): number;
   openTreeAttr(dfd: number, path: string, flags: number, attr: MountAttrRaw | null): number;
   mountSetattr(dfd: number, path: string, flags: number, attr: MountAttrRaw): void;
+  /**
+   * open_tree(openFlags | OPEN_TREE_CLOEXEC) then mount_setattr(clone, "", setattrFlags, attr)
+   * in one call; the error names whichever syscall failed, and a failed setattr closes the clone.
+   */
+  cloneIdmapped(
+    dfd: number,
+    path: string,
+    openFlags: number,
+    setattrFlags: number,
+    attrSet: number,
+    attrClr: number,
+    propagation: number,
+    usernsFd: number,
+  ): number;
   moveMount(fromDfd: number, fromPath: string, toDfd: number, toPath: string, flags: number): void;
   fsopen(fsname: string): number;
   fsconfigString(fd: number, key: string, value: string): void;

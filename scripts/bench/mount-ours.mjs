@@ -1,13 +1,14 @@
 // Our side of the mount-floor comparison: idmapMount (held namespace) +
 // attach + unmount in a loop, in this process, which must be alone in a
 // private mount namespace:
-//   unshare --mount --propagation private node scripts/bench/mount-ours.mjs DISTDIR ITERATIONS
-// Prints {"iterations":N,"ns_per_op":X}.
+//   unshare --mount --propagation private node scripts/bench/mount-ours.mjs DISTDIR ITERATIONS WARMUP
+// Prints {"iterations":N,"ns_per_op":X,"cpu_ns_per_op":Y}; WARMUP untimed
+// cycles first, as in mount-floor.c (which says why).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
-const [dist, nArg] = process.argv.slice(2);
+const [dist, nArg, warmArg] = process.argv.slice(2);
 if (readlinkSync("/proc/self/ns/mnt") === readlinkSync(`/proc/${process.ppid}/ns/mnt`)) {
   console.error("mount-ours: run me under unshare --mount --propagation private");
   process.exit(2);
@@ -22,11 +23,13 @@ execFileSync("mount", ["-t", "tmpfs", "ours", join(dir, "src")]);
 const ns = createHelperUserns({ uidMap: "0 100000 65536\n", gidMap: "0 100000 65536\n" });
 const src = join(dir, "src");
 const dst = join(dir, "dst");
-for (let i = 0; i < 200; i++) {
+const warmup = Number(warmArg ?? 0);
+for (let i = 0; i < warmup; i++) {
   const m = idmapMount(src, { userns: ns });
   m.attach(dst);
   m.unmount();
 }
+const c0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 for (let i = 0; i < n; i++) {
   const m = idmapMount(src, { userns: ns });
@@ -34,5 +37,10 @@ for (let i = 0; i < n; i++) {
   m.unmount();
 }
 const t1 = process.hrtime.bigint();
-console.log(JSON.stringify({ iterations: n, ns_per_op: Number(t1 - t0) / n }));
+const c1 = process.cpuUsage(c0);
+console.log(
+  JSON.stringify({ iterations: n, ns_per_op: Number(t1 - t0) / n, cpu_ns_per_op: ((c1.user + c1.system) * 1000) / n }),
+);
 ns.close();
+execFileSync("umount", [src]);
+rmSync(dir, { recursive: true });
