@@ -3,9 +3,27 @@
  * `idmap[=uids=<fs>-<host>-<len>[#…];gids=…]`, also `ridmap`. fs = the id
  * stored on the backing filesystem (IdMap.first), host = the id it shows as
  * (lowerFirst). A triple prefixed `@` is relative to the container's user
- * namespace: its host part is translated through the container's map
- * (`containerMaps`: host = container map's outside id of `host`).
- * Bare `idmap` means "use the container's maps" (`containerMaps`).
+ * namespace: its host part is a container id, translated through the
+ * container's map (`containerMaps`: host = container map's outside id of
+ * `host`). Bare `idmap` means "use the container's maps" (`containerMaps`).
+ *
+ * Verified against crun 1.8.1 on Linux 6.18 (test/kernel/formats-crun.test.ts):
+ * crun writes each triple unchanged, as `fs host len`, into the uid_map/gid_map
+ * of a user namespace it makes for the mount, so on-disk `fs` shows as `host`.
+ * `idmap=uids=0-100007-1;…` in a container mapping 0 → 100000 shows a file
+ * stored as uid 0 as uid 7 inside; the swapped reading would show 65534.
+ * Where crun differs from this parser:
+ * - `@`: crun before 1.13 picks the container extent by the fs id and adds
+ *   its offset to the host id (crun commit 487ba3a8 "fix checking of relative
+ *   idmapped mount" made it look up the host id, as here); the two agree when
+ *   both ids fall in the same extent of the container's map.
+ * - `@`: crun uses the extent holding the first id only and does not check
+ *   that the whole range fits in it; this parser refuses a range that spans
+ *   extents.
+ * - `ridmap` came with crun 1.9 (commit 0e506e56); crun 1.8.1 does not
+ *   recognise it and bind-mounts without an idmap, silently.
+ * - Bare `idmap` without a container user namespace: crun 1.8.1 fails
+ *   (mount_setattr EPERM); with explicit uids/gids it needs none.
  */
 import type { Extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";

