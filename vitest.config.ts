@@ -5,6 +5,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // Kernel tests fork real processes; forks keep each file's native state apart.
     pool: "forks",
+    // Fails the run if it leaves temporary directories behind (see the file).
+    globalSetup: ["test/helpers/tmp-guard.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

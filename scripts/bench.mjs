@@ -6,14 +6,19 @@
 // Sections run only where the feature exists in dist/ (the harness is shared
 // by features that land at different times).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
-import { cpus, release, tmpdir } from "node:os";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpus, constants as osConstants, release, tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
 const json = process.argv.includes("--json");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const buildDir = mkdtempSync(join(tmpdir(), "userns-bench-"));
+// The compiled baselines are only for this run: remove them however it ends
+// ('exit' also fires after an uncaught error; a signal becomes an exit).
+process.on("exit", () => rmSync(buildDir, { recursive: true, force: true }));
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"])
+  process.once(sig, () => process.exit(128 + osConstants.signals[sig]));
 
 /** Compiles scripts/bench/NAME.c and returns the binary path. */
 export function compileC(name, extra = []) {

@@ -11,7 +11,17 @@
  * the source are created by root and then chmod-ed to the mode given.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmdirSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmdirSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -430,16 +440,39 @@ export function mountRunnerPath(): string {
 /**
  * Runs cases for real in a fresh process inside a private mount namespace
  * (`unshare --mount --propagation private`), in input order.
+ *
+ * The runner's workspace directory is made here, in the caller's mount
+ * namespace, and removed here once the runner has exited: the tmpfs the
+ * runner mounts on it exists only in the runner's namespace, so on this side
+ * it is an empty plain directory, removed even if the runner crashed or was
+ * killed at the timeout (nothing is unmounted here).
  */
 export async function runMountCasesKernel(
   cases: readonly (MountCase | { id: string; inputError: string })[],
   opts: { timeoutMs?: number } = {},
 ): Promise<MountCaseResult[]> {
+  const ws = mkdtempSync(join(tmpdir(), "userns-mount-cases-"));
+  try {
+    return await runMountCasesIn(ws, cases, opts);
+  } finally {
+    rmSync(ws, { recursive: true, force: true });
+  }
+}
+
+async function runMountCasesIn(
+  ws: string,
+  cases: readonly (MountCase | { id: string; inputError: string })[],
+  opts: { timeoutMs?: number },
+): Promise<MountCaseResult[]> {
   const runnable = cases.filter((c): c is MountCase => !("inputError" in c));
-  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, mountRunnerPath()], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, USERNS_BINDING: nativePath() },
-  });
+  const child = spawn(
+    "unshare",
+    ["--mount", "--propagation", "private", "--", process.execPath, mountRunnerPath(), ws],
+    {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, USERNS_BINDING: nativePath() },
+    },
+  );
   let out = "";
   let err = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => {
@@ -472,11 +505,25 @@ export async function runMountCasesKernel(
   });
 }
 
-/** Makes the runner's workspace: a tmpfs on a fresh directory (only inside a private mount namespace). */
-export function makeWorkspace(): string {
-  const base = mkdtempSync(join(tmpdir(), "userns-mount-cases-"));
-  mkFs("tmpfs", base);
-  chmodSync(base, 0o755);
+/**
+ * Makes the runner's workspace: a tmpfs on `at` (an empty directory), or on
+ * a fresh directory when `at` is not given (only inside a private mount
+ * namespace). A directory made here is removed again if the mount fails.
+ */
+export function makeWorkspace(at?: string): string {
+  const base = at ?? mkdtempSync(join(tmpdir(), "userns-mount-cases-"));
+  try {
+    mkFs("tmpfs", base);
+    try {
+      chmodSync(base, 0o755);
+    } catch (e) {
+      native().umount2(base, MNT_DETACH);
+      throw e;
+    }
+  } catch (e) {
+    if (at === undefined) rmdirSync(base);
+    throw e;
+  }
   return base;
 }
 

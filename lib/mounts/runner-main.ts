@@ -22,7 +22,9 @@ if (!privateMountNs()) {
   process.exit(3);
 }
 const input = readFileSync(0, "utf8");
-const ws = makeWorkspace();
+// The directory comes from runMountCasesKernel, which removes it from its own
+// (the host's) side after we exit, however we exit.
+const ws = makeWorkspace(process.argv[2]);
 try {
   for (const line of input.split("\n")) {
     if (line.trim() === "") continue;

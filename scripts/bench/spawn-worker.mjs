@@ -31,6 +31,10 @@ if (typeof globalThis.gc !== "function") {
   process.exit(2);
 }
 const dir = mkdtempSync(join(tmpdir(), "userns-bench-subid-"));
+// Removed however this process ends ('exit' also fires after an uncaught
+// error). The file is only the source of the bind mounts, not a mount point,
+// so it can go while they last; they vanish with this namespace.
+process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 const subid = join(dir, "subid");
 writeFileSync(subid, "root:100000:65536\n");
 execFileSync("mount", ["--bind", subid, "/etc/subuid"]);
@@ -103,5 +107,4 @@ for (let r = 0; r < cfg.rounds; r++) {
   }
 }
 ballast = [];
-rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify({ rss: process.memoryUsage().rss, samples }));

@@ -49,7 +49,9 @@ beforeAll(() => {
   writeFileSync(join(dir, "parent_map"), "0 1000 1\n1 100000 65536\n");
 }, 120_000);
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 describe("userns convert", () => {
   it("--list names every format with its direction", () => {

@@ -79,15 +79,25 @@ export function childEnv(): NodeJS.ProcessEnv {
  * Runs an ES module body in a private mount namespace. `LIB` in the body is
  * the compiled library directory; the body prints one JSON value with
  * `out(value)`. Returns that value.
+ *
+ * `TMP` in the body is an empty directory for this scenario alone; make
+ * scratch directories and mount points under it, never elsewhere in /tmp.
+ * It is removed afterwards from this (the host's) mount namespace, where
+ * nothing was ever mounted on or under it: there it is plain directories,
+ * so nothing is left behind even if the scenario failed half-way or was
+ * killed, and nothing is unmounted on the host.
  */
 export function inPrivateMountNs<T>(body: string, timeoutMs = 60_000): T {
   const lib = compiledLib();
-  const file = join(mkdtempSync(join(tmpdir(), "userns-mountns-")), "scenario.mjs");
-  writeFileSync(
-    file,
-    `const LIB = ${JSON.stringify(lib)};\nconst out = (v) => process.stdout.write(JSON.stringify(v, (k, x) => typeof x === "bigint" ? String(x) : x) + "\\n");\n${body}\n`,
-  );
+  const dir = mkdtempSync(join(tmpdir(), "userns-mountns-"));
   try {
+    // Searchable by every uid: some scenarios act as other uids under TMP.
+    chmodSync(dir, 0o755);
+    const file = join(dir, "scenario.mjs");
+    writeFileSync(
+      file,
+      `const LIB = ${JSON.stringify(lib)};\nconst TMP = ${JSON.stringify(dir)};\nconst out = (v) => process.stdout.write(JSON.stringify(v, (k, x) => typeof x === "bigint" ? String(x) : x) + "\\n");\n${body}\n`,
+    );
     const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, file], {
       encoding: "utf8",
       env: childEnv(),
@@ -97,7 +107,7 @@ export function inPrivateMountNs<T>(body: string, timeoutMs = 60_000): T {
     const lines = r.stdout.trim().split("\n");
     return JSON.parse(lines[lines.length - 1]!) as T;
   } finally {
-    rmSync(join(file, ".."), { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -14,13 +14,14 @@ const cli = (args: string[]) => runCommands(registerRunCommands, args);
 const dir = mkdtempSync(join(tmpdir(), "userns-cli-"));
 // uid 0 inside a namespace is uid 100000 outside: let it write here.
 chmodSync(dir, 0o777);
+// At the top level, not in the describe block: that one is skipped without root.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describeKernel("userns run and userns show", () => {
   afterEach(() => {
     process.exitCode = undefined;
   });
   afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
     UserNamespace.clearCache();
   });
 

@@ -15,9 +15,9 @@ import { describeKernel } from "../helpers/kernel.js";
 
 function inPrivateMountNs(script: string): { code: number | null; out: string; err: string } {
   const dir = mkdtempSync(join(tmpdir(), "userns-fmt-"));
-  writeFileSync(join(dir, "subuid"), "root:100000:65536\n");
-  writeFileSync(join(dir, "subgid"), "root:200000:65536\n");
   try {
+    writeFileSync(join(dir, "subuid"), "root:100000:65536\n");
+    writeFileSync(join(dir, "subgid"), "root:200000:65536\n");
     return runIn(dir, script);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -19,7 +19,9 @@ const { createHelperUserns } = await import(LIB + "/mounts/helper-userns.js");
 const { classifyIdmapRefusal } = await import(LIB + "/mounts/explain.js");
 const { native } = await import(LIB + "/kernel/native.js");
 const b = native();
-const ws = fs.mkdtempSync("/tmp/userns-proof-");
+// Under TMP (see inPrivateMountNs), which the parent removes from the host side.
+const ws = TMP + "/ws";
+fs.mkdirSync(ws);
 execFileSync("mount", ["-t", "tmpfs", "-o", "mode=0755", "proofws", ws]);
 const MAP = "0 100000 65536\\n";
 const mk = (p, uid, gid, mode = 0o644, dir = false) => {
@@ -307,7 +309,7 @@ describeKernel("idmapped mounts", () => {
 
   it("the private namespace's mounts never existed on the host", () => {
     // afterEach compares the whole table; this also checks no scenario directory stayed mounted.
-    expect(hostMountinfo()).not.toContain("userns-proof-");
+    expect(hostMountinfo()).not.toContain("userns-mountns-");
     expect(existsSync("/proc/self/mountinfo")).toBe(true);
   });
 });
@@ -325,7 +327,18 @@ describeKernel("mount bench scripts (smoke)", () => {
           }),
         ) as { iterations: number; ns_per_op: number };
       const floor = run([exe, "20"]);
-      const ours = run([process.execPath, "scripts/bench/mount-ours.mjs", compiledLib(), "20"]);
+      // mount-ours.mjs makes its directory in /tmp and leaves it there; give it
+      // a /tmp of its own (a tmpfs in its namespace) so the host's stays clean.
+      const ours = run([
+        "sh",
+        "-c",
+        'mount -t tmpfs bench-tmp /tmp && exec "$@"',
+        "sh",
+        process.execPath,
+        "scripts/bench/mount-ours.mjs",
+        compiledLib(),
+        "20",
+      ]);
       expect(floor.iterations).toBe(20);
       expect(ours.iterations).toBe(20);
       expect(floor.ns_per_op).toBeGreaterThan(0);

@@ -41,8 +41,9 @@ describeKernel("spawn attaches a detached idmapped mount in the child's mount na
   ])("a file owned %i:%i on disk: the child's stat equals the model's prediction", async (uid, gid) => {
     const before = hostMountinfo();
     const target = mkdtempSync(join(tmpdir(), "userns-spawn-mount-"));
-    const src = detachedTmpfs();
+    let src = -1;
     try {
+      src = detachedTmpfs();
       // The detached tmpfs is reachable only through its fd (a magic link).
       const file = `/proc/self/fd/${src}/f`;
       closeSync(openSync(file, "wx"));
@@ -64,7 +65,7 @@ describeKernel("spawn attaches a detached idmapped mount in the child's mount na
         m.close();
       }
     } finally {
-      native().close(src);
+      if (src >= 0) native().close(src);
       rmSync(target, { recursive: true, force: true });
     }
     expect(hostMountinfo()).toBe(before);
@@ -73,8 +74,9 @@ describeKernel("spawn attaches a detached idmapped mount in the child's mount na
   it("without the mount namespace the attach is refused (no host mount is ever made)", async () => {
     const before = hostMountinfo();
     const target = mkdtempSync(join(tmpdir(), "userns-spawn-mount-"));
-    const src = detachedTmpfs();
+    let src = -1;
     try {
+      src = detachedTmpfs();
       const m = idmapMount(`/proc/self/fd/${src}`, { uidMap, gidMap });
       try {
         await expect(run("/bin/true", [], { mounts: [{ fd: m.fd, target }] })).rejects.toMatchObject({
@@ -84,7 +86,7 @@ describeKernel("spawn attaches a detached idmapped mount in the child's mount na
         m.close();
       }
     } finally {
-      native().close(src);
+      if (src >= 0) native().close(src);
       rmSync(target, { recursive: true, force: true });
     }
     expect(hostMountinfo()).toBe(before);

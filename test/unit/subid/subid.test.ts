@@ -92,16 +92,19 @@ describe("subids(user): matched by name or by uid, as shadow does", () => {
   });
 
   it("reads the files from disk", () => {
-    const dir = mkdtempSync(join(tmpdir(), "subid-"));
-    writeFileSync(join(dir, "subuid"), "alice:100000:65536\n1001:200000:10\n");
-    writeFileSync(join(dir, "subgid"), "alice:100000:65536\n");
-    writeFileSync(join(dir, "passwd"), "alice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n");
-    const paths = { subuid: join(dir, "subuid"), subgid: join(dir, "subgid"), passwd: join(dir, "passwd") };
-    expect(subids("alice", paths).subuid.map((e) => e.start)).toEqual([100000]);
-    expect(subids("bob", paths).subuid.map((e) => e.start)).toEqual([200000]);
-    expect(subids(1001, paths).user).toEqual({ name: "bob", uid: 1001 });
-    expect(subids("nobody-here", { ...paths, subuid: join(dir, "missing") }).subuid).toEqual([]);
-    rmSync(dir, { recursive: true, force: true });
+    const dir = mkdtempSync(join(tmpdir(), "userns-subid-"));
+    try {
+      writeFileSync(join(dir, "subuid"), "alice:100000:65536\n1001:200000:10\n");
+      writeFileSync(join(dir, "subgid"), "alice:100000:65536\n");
+      writeFileSync(join(dir, "passwd"), "alice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n");
+      const paths = { subuid: join(dir, "subuid"), subgid: join(dir, "subgid"), passwd: join(dir, "passwd") };
+      expect(subids("alice", paths).subuid.map((e) => e.start)).toEqual([100000]);
+      expect(subids("bob", paths).subuid.map((e) => e.start)).toEqual([200000]);
+      expect(subids(1001, paths).user).toEqual({ name: "bob", uid: 1001 });
+      expect(subids("nobody-here", { ...paths, subuid: join(dir, "missing") }).subuid).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("rangesFor matches either form", () => {
