@@ -16,7 +16,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-const ROUNDS = 9;
+const ROUNDS = 15;
 const WARMUP = "3000";
 const ITERATIONS = "2000";
 const COLD = "500";
