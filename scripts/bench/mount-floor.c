@@ -35,8 +35,22 @@ struct mount_attr_ {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
+// Set once the scratch directories exist, so that a failure removes them too.
+static char g_dir[64], g_src[128], g_dst[128];
+
+static void cleanup(void) {
+  if (!g_dir[0]) return;
+  umount2(g_dst, MNT_DETACH);
+  umount2(g_src, MNT_DETACH);
+  rmdir(g_src);
+  rmdir(g_dst);
+  rmdir(g_dir);
+  g_dir[0] = 0;
+}
+
 static void die(const char *what) {
   perror(what);
+  cleanup();
   exit(1);
 }
 
@@ -100,9 +114,10 @@ int main(int argc, char **argv) {
   long warmup = argc > 2 ? atol(argv[2]) : 0;
   char dir[] = "/tmp/mount-floor-XXXXXX";
   if (!mkdtemp(dir)) die("mkdtemp");
-  char src[128], dst[128];
-  snprintf(src, sizeof src, "%s/src", dir);
-  snprintf(dst, sizeof dst, "%s/dst", dir);
+  char *src = g_src, *dst = g_dst;
+  snprintf(src, sizeof g_src, "%s/src", dir);
+  snprintf(dst, sizeof g_dst, "%s/dst", dir);
+  snprintf(g_dir, sizeof g_dir, "%s", dir);
   if (mkdir(src, 0755) < 0 || mkdir(dst, 0755) < 0) die("mkdir");
   if (mount("floor", src, "tmpfs", 0, NULL) < 0) die("mount tmpfs");
   int ns = make_userns();
@@ -116,10 +131,7 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
   printf("{\"iterations\":%ld,\"ns_per_op\":%.0f,\"cpu_ns_per_op\":%.0f}\n", n, ns_between(&t0, &t1) / (double)n,
          ns_between(&c0, &c1) / (double)n);
-  umount2(src, MNT_DETACH);
-  rmdir(src);
-  rmdir(dst);
-  rmdir(dir);
+  cleanup();
   close(ns);
   return 0;
 }
