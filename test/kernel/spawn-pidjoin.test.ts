@@ -180,6 +180,18 @@ describeKernel("spawn: join + new pid namespace", () => {
     },
   );
 
+  it("runs the attach-mount step in the program's process and reports its errno", async () => {
+    // Not a detached mount: move_mount must fail with EINVAL, from the program's process.
+    const [r, w] = native().pipe();
+    const e = await rejection(
+      spawn("/bin/true", [], { join: ns, namespaces: ["mount", "pid"], mounts: [{ fd: r, target: "/mnt" }] }),
+    );
+    native().close(r);
+    native().close(w);
+    expect([e.step, e.syscall, e.code]).toEqual(["attachMount", "move_mount", "EINVAL"]);
+    expect(children()).toEqual([]);
+  });
+
   it("a failure in the first child (before the fork) names its step and leaves nothing", async () => {
     await settle();
     const fds = fdTable();
