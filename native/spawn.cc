@@ -24,6 +24,17 @@
 //   succeeded (or, for exit-mode helpers, that the steps all ran).
 // * Other architectures take the fork-like path (no CLONE_VM, stack 0): the
 //   same child code then runs on a private copy of memory.
+// * A fork step (kFork: a pid namespace created after joining) splits the
+//   work between two processes: the first child clones the program's
+//   process with CLONE_VM|CLONE_PARENT on a second pooled stack and exits;
+//   the steps after kFork run in that grandchild, which is a child of this
+//   process (CLONE_PARENT) and pid 1 of the new pid namespace. The kernel
+//   stores the grandchild's pid (as this process sees it) in
+//   Child::grandPid at clone time (CLONE_PARENT_SETTID), the only write into
+//   the Child made on the child side; the parent reads it only after it has
+//   reaped the first child. Both write to the same error pipe, so there is
+//   still one record for a failure and EOF only once the first child has
+//   exited and the program has exec'd.
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -126,13 +137,14 @@ enum Op : int32_t {
   kSetgroups = 5,     // a: offset into gids, b: count
   kSetresgid = 6,     // a: gid
   kSetresuid = 7,     // a: uid
-  kPdeathsig = 8,     // a: signal
+  kPdeathsig = 8,     // a: signal, b: 1 = check the parent through the error pipe, not getppid
   kSetsid = 9,        //
   kStdio = 10,        // apply fdSrc, then CLOEXEC on everything above
   kAttachMount = 11,  // a: detached mount fd, s: target path
   kWriteFile = 12,    // s: path, s2: data
   kPropagation = 13,  // a: mount flags for "/" (MS_REC|MS_PRIVATE ...)
   kDumpable = 14,     // a: 0/1
+  kFork = 15,         // the later steps run in a new process (see the contract); this one exits 0
 };
 
 struct Step {
@@ -176,15 +188,25 @@ struct Child {
   // closes its copies through the parent-only fields below and never writes
   // these (with CLONE_VM the child would read the change).
   int childSyncR = -1, childSyncW = -1, childErrR = -1, childErrW = -1;
+  // The index of the kFork step, or -1; with one, the clone3 arguments of
+  // the grandchild (on `forkStack`), prepared before the first clone3.
+  int forkStep = -1;
+  struct clone_args forkArgs = {};
+  // Written by the kernel during the first child's kFork clone3
+  // (CLONE_PARENT_SETTID): the grandchild's pid in our pid namespace, 0 if
+  // it was never created. Read only after the first child was reaped.
+  int grandPid = 0;
   // Parent-only state below: the child never reads it.
   int syncR = -1, syncW = -1, errR = -1, errW = -1;
   void *stack = nullptr;
+  void *forkStack = nullptr;
   size_t mapSize = 0;
   int pid = -1;
   int pidfd = -1;
   int waitsLeft = 0;
   int dumpable = -1;
   bool leaked = false;
+  bool grandDone = false;  // the grandchild was reaped, or its pidfd handed over
   State state = State::kHeld;
 };
 
@@ -268,26 +290,14 @@ CHILD_FN long ChildStdio(const Child *c) {
   return 0;
 }
 
-CHILD_FN int ChildMain(void *arg) {
-  const Child *c = static_cast<const Child *>(arg);
-  // Our copies of the parent's ends: without this, the child would keep its
-  // own sync pipe open and never see EOF if the parent died.
-  Sys(__NR_close, c->childSyncW);
-  Sys(__NR_close, c->childErrR);
-  // CLONE_CLEAR_SIGHAND reset handled signals; reset ignored ones as well so
-  // the program starts with default dispositions (SIGPIPE above all).
-  KSigaction dfl;
-  dfl.handler = reinterpret_cast<unsigned long>(SIG_DFL);
-  dfl.flags = 0;
-  dfl.restorer = 0;
-  dfl.mask = 0;
-  for (long sig = 1; sig < 65; sig++) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    Sys(__NR_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
-  }
-  long ppid = Sys(__NR_getppid);
+#if USERNS_CLONE_VM
+CHILD_FN int GrandchildMain(void *arg);
+#endif
+
+// Runs steps [from, end) and then execve (or exit, in exit mode). Never returns.
+CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
   int nsteps = static_cast<int>(c->steps.size());
-  for (int i = 0; i < nsteps; i++) {
+  for (int i = from; i < nsteps; i++) {
     const Step &s = c->steps[i];
     long r = 0;
     switch (s.op) {
@@ -327,8 +337,29 @@ CHILD_FN int ChildMain(void *arg) {
         break;
       case kPdeathsig:
         r = Sys(__NR_prctl, PR_SET_PDEATHSIG, s.a);
+        if (r != 0) break;
         // The parent may have died before the signal was armed.
-        if (r == 0 && Sys(__NR_getppid) != ppid) r = -ESRCH;
+        if (s.b) {
+          // In a pid namespace of its own the parent has no pid here
+          // (getppid() is 0 before and after its death). The parent holds
+          // the only read end of the error pipe, and an exiting process
+          // closes its files before its children are reparented and sent
+          // their parent-death signal (do_exit: exit_files before
+          // exit_notify): a pipe without reader (POLLERR) means the parent
+          // is gone and the signal may have been missed.
+          struct pollfd pfd;
+          pfd.fd = c->childErrW;
+          pfd.events = POLLOUT;
+          pfd.revents = 0;
+          struct timespec zero;
+          zero.tv_sec = 0;
+          zero.tv_nsec = 0;
+          long n = Sys(__NR_ppoll, reinterpret_cast<long>(&pfd), 1, reinterpret_cast<long>(&zero), 0, 8);
+          if (n < 0) r = n;
+          else if (n > 0 && (pfd.revents & POLLERR)) r = -ESRCH;
+        } else if (Sys(__NR_getppid) != ppid) {
+          r = -ESRCH;
+        }
         break;
       case kSetsid:
         r = Sys(__NR_setsid);
@@ -357,6 +388,22 @@ CHILD_FN int ChildMain(void *arg) {
       case kDumpable:
         r = Sys(__NR_prctl, PR_SET_DUMPABLE, s.a);
         break;
+      case kFork:
+#if USERNS_CLONE_VM
+        if (i != c->forkStep) {
+          r = -EINVAL;
+          break;
+        }
+        // The grandchild continues at step i + 1 (GrandchildMain); the
+        // kernel reads forkArgs and writes c->grandPid before it runs.
+        r = Clone3Vm(const_cast<struct clone_args *>(&c->forkArgs), GrandchildMain, const_cast<Child *>(c));
+        if (r >= 0) {
+          for (;;) Sys(__NR_exit_group, 0);
+        }
+#else
+        r = -ENOSYS;
+#endif
+        break;
       default:
         r = -EINVAL;
     }
@@ -370,6 +417,37 @@ CHILD_FN int ChildMain(void *arg) {
                reinterpret_cast<long>(c->envp.data()));
   ChildFail(c, nsteps, r);
   return 127;
+}
+
+#if USERNS_CLONE_VM
+// The program's process after a kFork step. It starts with the first
+// child's state: its fds (the parent's ends of the pipes already closed),
+// default signal dispositions, every signal blocked, its credentials and
+// namespaces; it is pid 1 of the pid namespace the first child unshared.
+CHILD_FN int GrandchildMain(void *arg) {
+  const Child *c = static_cast<const Child *>(arg);
+  return RunSteps(c, c->forkStep + 1, Sys(__NR_getppid));
+}
+#endif
+
+CHILD_FN int ChildMain(void *arg) {
+  const Child *c = static_cast<const Child *>(arg);
+  // Our copies of the parent's ends: without this, the child would keep its
+  // own sync pipe open and never see EOF if the parent died.
+  Sys(__NR_close, c->childSyncW);
+  Sys(__NR_close, c->childErrR);
+  // CLONE_CLEAR_SIGHAND reset handled signals; reset ignored ones as well so
+  // the program starts with default dispositions (SIGPIPE above all).
+  KSigaction dfl;
+  dfl.handler = reinterpret_cast<unsigned long>(SIG_DFL);
+  dfl.flags = 0;
+  dfl.restorer = 0;
+  dfl.mask = 0;
+  for (long sig = 1; sig < 65; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    Sys(__NR_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
+  }
+  return RunSteps(c, 0, Sys(__NR_getppid));
 }
 
 // ---------------------------------------------------------------- parent side
@@ -440,6 +518,23 @@ int Reap(Child *c, siginfo_t *si) {
   }
 }
 
+// Reaps the grandchild of a kFork step, if the first child created it, with
+// SIGKILL first if `kill`. Call only once the first child was reaped, so
+// that grandPid is final. The grandchild is our child (CLONE_PARENT) and not
+// yet waited for, so its pid cannot name another process before this waitid.
+int ReapGrandchild(Child *c, bool kill) {
+  if (c->grandPid <= 0 || c->grandDone) return 0;
+  if (kill) ::kill(c->grandPid, SIGKILL);
+  siginfo_t si;
+  for (;;) {
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, static_cast<id_t>(c->grandPid), &si, WEXITED) == 0) break;
+    if (errno != EINTR) return errno;
+  }
+  c->grandDone = true;
+  return 0;
+}
+
 // Frees what only the child could still be using. Call only when the child
 // has exec'd, exited and been reaped, or never existed. With `leak`, the
 // stack stays mapped (and the caller keeps the Child): used when reaping
@@ -450,7 +545,9 @@ void Release(Child *c, bool leak = false) {
   CloseFd(c->syncR);
   CloseFd(c->errW);
   if (c->stack != nullptr && !leak) GiveStack(c->stack, c->mapSize);
+  if (c->forkStack != nullptr && !leak) GiveStack(c->forkStack, c->mapSize);
   c->stack = nullptr;
+  c->forkStack = nullptr;
   c->leaked = leak;
   RestoreDumpable(c);
   c->state = State::kDone;
@@ -463,6 +560,7 @@ void KillAndReap(Child *c) {
     siginfo_t si;
     e = Reap(c, &si);
     CloseFd(c->pidfd);
+    if (e == 0) e = ReapGrandchild(c, true);
   }
   Release(c, e != 0);
 }
@@ -574,6 +672,12 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     if (s.op == kSetgroups && (s.a < 0 || s.b < 0 || static_cast<size_t>(s.a + s.b) > c->gids.size()))
       ThrowUsage(env, "setgroups step out of range");
     if (s.op == kWait) c->waitsLeft++;
+    if (s.op == kFork) {
+      if (c->forkStep >= 0) ThrowUsage(env, "only one fork step");
+      if (c->exitMode) ThrowUsage(env, "a fork step cannot run in exit mode");
+      if (!USERNS_CLONE_VM) ThrowUsage(env, "a fork step needs the CLONE_VM spawn path (x86_64)");
+      c->forkStep = static_cast<int>(c->steps.size());
+    }
     c->steps.push_back(s);
   }
 
@@ -605,6 +709,23 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     ThrowErrno(env, e, "mmap", "allocating the child's stack");
   }
   c->stack = map;
+  if (c->forkStep >= 0) {
+    void *fmap = TakeStack(c->mapSize);
+    if (fmap == nullptr) {
+      int e = errno;
+      Release(c.get());
+      ThrowErrno(env, e, "mmap", "allocating the program's stack");
+    }
+    c->forkStack = fmap;
+    // The grandchild: shares our memory, is our child, not the first
+    // child's (exit_signal then comes from the first child, SIGCHLD), and
+    // its pid lands in grandPid before it runs.
+    c->forkArgs.flags = CLONE_VM | CLONE_PARENT | CLONE_PARENT_SETTID;
+    c->forkArgs.parent_tid = reinterpret_cast<uint64_t>(&c->grandPid);
+    c->forkArgs.exit_signal = 0;
+    c->forkArgs.stack = reinterpret_cast<uint64_t>(static_cast<char *>(fmap) + kGuardSize);
+    c->forkArgs.stack_size = kStackSize;
+  }
   ca.flags |= CLONE_VM;
   ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
   ca.stack_size = kStackSize;
@@ -639,10 +760,46 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// EOF after a kFork step: the first child has exited (it held a write end)
+// and the program has exec'd, or died. Reaps the first child, then hands
+// over a pidfd for the program. pidfd_open by pid is race-free here: the
+// program is our child and nobody has waited for it.
+Napi::Value ForkedExec(Napi::Env env, Child *c, Napi::Object out) {
+  siginfo_t si;
+  int e = Reap(c, &si);
+  CloseFd(c->pidfd);
+  if (e != 0) {
+    Release(c, true);
+    ThrowErrno(env, e, "waitid", "reaping the intermediate child");
+  }
+  if (c->grandPid <= 0) {
+    // It died (a signal) before it created the program.
+    Release(c);
+    out.Set("kind", "failed");
+    out.Set("step", c->forkStep);
+    out.Set("errno", ECHILD);
+    return out;
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, c->grandPid, 0));
+  if (pidfd < 0) {
+    int pe = errno;
+    e = ReapGrandchild(c, true);
+    Release(c, e != 0);
+    ThrowErrno(env, pe, "pidfd_open", "opening a pidfd for the program");
+  }
+  c->grandDone = true;
+  Release(c);
+  out.Set("kind", "exec");
+  out.Set("pidfd", pidfd);
+  out.Set("pid", c->grandPid);
+  return out;
+}
+
 // spawnResume(handle) -> one of
 //   {kind: "ready", step}                 the child told us it reached a wait
 //   {kind: "failed", step, errno}         a step failed; the child is reaped
-//   {kind: "exec", pidfd}                 execve succeeded; the pidfd is yours
+//   {kind: "exec", pidfd, pid}            execve succeeded; the pidfd is yours
+//                                         (after a fork step: the program's)
 //   {kind: "exit", code, signal}          exit-mode child finished and is reaped
 // Releases the child from the wait it is blocked at, if any, then blocks
 // until the next event. The waits are short: the child only runs its own
@@ -679,6 +836,8 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
     siginfo_t si;
     int e = Reap(c, &si);
     CloseFd(c->pidfd);
+    // A failure in the grandchild: it exits right after its record.
+    if (e == 0) e = ReapGrandchild(c, false);
     Release(c, e != 0);
     out.Set("kind", "failed");
     out.Set("step", rec.step);
@@ -705,11 +864,13 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   // EOF: execve replaced the child's memory (or it died by a signal before
   // exec, which the exit watcher will report). Either way it no longer runs
   // on our stack or reads the Child.
+  if (c->forkStep >= 0) return ForkedExec(env, c, out);
   int pidfd = c->pidfd;
   c->pidfd = -1;
   Release(c);
   out.Set("kind", "exec");
   out.Set("pidfd", pidfd);
+  out.Set("pid", c->pid);
   return out;
 }
 

@@ -119,9 +119,9 @@ export interface NativeBinding {
   ):
     | { kind: "ready"; step: number }
     | { kind: "failed"; step: number; errno: number }
-    | { kind: "exec"; pidfd: number }
+    | { kind: "exec"; pidfd: number; pid: number }
     | { kind: "exit"; code: number | null; signal: number | null };
-  /** SIGKILL, reap and free a held child. */
+  /** SIGKILL, reap and free a held child (and the program's process, after a fork step). */
   spawnAbort(handle: unknown): void;
   /** Watches a pidfd on the event loop; takes ownership of it (closed after reaping). */
   pidfdWatch(pidfd: number, cb: (code: number | null, signal: number | null) => void): unknown;

@@ -59,7 +59,9 @@ export interface SpawnOptions {
   /**
    * Namespaces to join before exec (setns in the child; the user namespace first). Joining a user namespace and
    * creating `user` nests the new namespace inside the joined one; its maps are then written from there.
-   * Joining a pid namespace affects only the program's own children, as setns(2) does.
+   * Joining a pid namespace affects only the program's own children, as setns(2) does. With `namespaces` including
+   * "pid", the program runs as pid 1 of a new pid namespace owned by its final user namespace (the joined one, or
+   * the new nested one), as `nsenter … unshare --pid --fork` does; joining a pid namespace and creating one is refused.
    */
   join?: JoinTarget | readonly JoinTarget[];
   /** Working directory of the program, entered after the ids are set. */
@@ -336,9 +338,16 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     joins = openJoins(options.join);
     const userJoin = joins.find((j) => j.type === "user");
     const childSide = joins.length > 0;
-    if (childSide && newNs.has("pid"))
+    // unshare(CLONE_NEWPID) in the child only sets the pid namespace of its future children: the program must be
+    // such a child, cloned after the unshare (and after the maps, which belong to the first child's namespace).
+    const forkProgram = childSide && newNs.has("pid");
+    if (forkProgram && joins.some((j) => j.type === "pid"))
       throw usageError(
-        "creating a pid namespace together with join is not supported: unshare(CLONE_NEWPID) in the child would only affect the program's children",
+        'join of a pid namespace together with namespaces "pid" is not supported: after setns(CLONE_NEWPID) the kernel refuses unshare(CLONE_NEWPID) (EINVAL)',
+      );
+    if (forkProgram && !native().spawnUsesCloneVm())
+      throw usageError(
+        `join together with namespaces "pid" is not supported on ${process.arch}: it needs the CLONE_VM spawn path (x86_64)`,
       );
     // Maps: validated before any syscall.
     const parentMaps = userJoin && newNs.has("user") ? readParentMaps(userJoin) : undefined;
@@ -376,6 +385,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       }
       if (flags !== 0) steps.push({ op: "unshare", flags });
       if (mapsNeeded) steps.push({ op: "wait", notify: true });
+      // Everything below runs in the program's process, pid 1 of the new pid namespace.
+      if (forkProgram) steps.push({ op: "fork" });
     }
     if (newNs.has("mount") && (options.mountPropagation ?? "private") !== "unchanged")
       steps.push({ op: "propagation", flags: PROPAGATION[(options.mountPropagation ?? "private") as "private"] });
@@ -392,7 +403,12 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       steps.push({ op: "chdir", path: cwd });
     }
     if (options.parentDeathSignal !== undefined)
-      steps.push({ op: "parentDeathSignal", signal: signalNumber(options.parentDeathSignal) });
+      steps.push({
+        op: "parentDeathSignal",
+        signal: signalNumber(options.parentDeathSignal),
+        // The forked program's parent (this process) has no pid in its pid namespace: getppid() is 0 there.
+        viaErrorPipe: forkProgram,
+      });
     steps.push({ op: "stdio" });
 
     stdio = planStdio(options.stdio);
@@ -402,7 +418,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     child.stderr = (stdio.streams[2] as Socket | null) ?? null;
 
     held = startChild({ cloneFlags, path, argv, envp, fdSrc: stdio.fdSrc, steps });
-    child.pid = held.pid;
+    // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.
+    if (!forkProgram) child.pid = held.pid;
     // The child has its own copies now.
     releaseStdio(stdio, false);
     const what = `spawning ${file} (pid ${held.pid})`;
@@ -411,6 +428,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       const r = resumeChild(h, what, true);
       if (r.kind !== "exec")
         throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
+      child.pid = r.pid;
       child._started(r.pidfd);
     };
     const fail = (e: unknown): void => {

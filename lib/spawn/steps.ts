@@ -18,7 +18,12 @@ export type ChildStep =
   | { readonly op: "setgroups"; readonly groups: readonly number[] }
   | { readonly op: "setgid"; readonly gid: number }
   | { readonly op: "setuid"; readonly uid: number }
-  | { readonly op: "parentDeathSignal"; readonly signal: number }
+  /**
+   * prctl(PR_SET_PDEATHSIG), then a check that the parent did not die before it was armed: by getppid(), or with
+   * `viaErrorPipe` by whether the error pipe still has its reader (the parent), for a process whose parent is
+   * outside its pid namespace (getppid() is 0 there).
+   */
+  | { readonly op: "parentDeathSignal"; readonly signal: number; readonly viaErrorPipe?: boolean }
   | { readonly op: "setsid" }
   /** Put the stdio fds in place and mark every fd above them close-on-exec. */
   | { readonly op: "stdio" }
@@ -28,7 +33,13 @@ export type ChildStep =
   | { readonly op: "writeFile"; readonly path: string; readonly data: string; readonly label?: string }
   /** mount(NULL, "/", NULL, flags, NULL): set the propagation of the whole tree. */
   | { readonly op: "propagation"; readonly flags: number }
-  | { readonly op: "dumpable"; readonly value: 0 | 1 };
+  | { readonly op: "dumpable"; readonly value: 0 | 1 }
+  /**
+   * clone3(CLONE_VM | CLONE_PARENT): the later steps and execve run in a new process, a child of this Node process
+   * (not of the first child, which exits here). After unshare(CLONE_NEWPID) that process is pid 1 of the new pid
+   * namespace. At most one per plan; the handle's pid and pidfd are then the new process's.
+   */
+  | { readonly op: "fork" };
 
 /** Native op numbers: must match `enum Op` in native/spawn.cc. */
 const OP: Readonly<Record<ChildStep["op"], number>> = {
@@ -46,6 +57,7 @@ const OP: Readonly<Record<ChildStep["op"], number>> = {
   writeFile: 12,
   propagation: 13,
   dumpable: 14,
+  fork: 15,
 };
 
 /** The syscall each step makes, for error reports. */
@@ -64,6 +76,7 @@ const SYSCALL: Readonly<Record<ChildStep["op"], string>> = {
   writeFile: "write",
   propagation: "mount",
   dumpable: "prctl",
+  fork: "clone3",
 };
 
 /** What the child is and runs: everything prepared before clone3. */
@@ -100,7 +113,8 @@ export interface HeldChild {
 /** What {@link resumeChild} saw next. */
 export type ResumeResult =
   | { readonly kind: "ready"; readonly step: number }
-  | { readonly kind: "exec"; readonly pidfd: number }
+  /** `pid`: the program's pid (after a fork step, not the first child's). */
+  | { readonly kind: "exec"; readonly pidfd: number; readonly pid: number }
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
 
 function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[] } {
@@ -140,6 +154,7 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
         break;
       case "parentDeathSignal":
         a = s.signal;
+        b = s.viaErrorPipe === true ? 1 : 0;
         break;
       case "attachMount":
         a = s.fd;
@@ -157,6 +172,7 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
         break;
       case "setsid":
       case "stdio":
+      case "fork":
         break;
     }
     steps.push(OP[s.op], a, b, si, s2);
@@ -188,6 +204,8 @@ function explain(s: ChildStep | undefined, errno: string): string | undefined {
     return "the creator's uid or gid is not mapped in the parent user namespace, or it lacks CAP_SYS_ADMIN there";
   if (s.op === "unshare" && errno === "ENOSPC")
     return "the nesting limit (32 levels below the initial namespace) or max_user_namespaces was reached";
+  if (s.op === "fork" && errno === "ECHILD")
+    return "the intermediate process ended (a signal) before it created the program";
   if ((s.op === "setuid" || s.op === "setgid") && errno === "EINVAL")
     return "that id is not mapped in the child's user namespace";
   if (s.op === "setgroups" && errno === "EPERM")

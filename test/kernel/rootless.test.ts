@@ -115,6 +115,8 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
   it.each([
     { name: "with parentDeathSignal the program dies with its parent", arg: "pdeathsig", survives: false },
     { name: "without it the program outlives its parent (control)", arg: "none", survives: true },
+    { name: "join + pid: with parentDeathSignal pid 1 dies with its parent", arg: "pid-pdeathsig", survives: false },
+    { name: "join + pid: without it pid 1 outlives its parent (control)", arg: "pid-none", survives: true },
   ])("$name", async ({ arg, survives }) => {
     const { pid } = scenario("orphan", arg) as { pid: number };
     let alive = true;
@@ -124,6 +126,15 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
     }
     if (alive) process.kill(pid, "SIGKILL"); // our own test program (the control)
     expect(alive).toBe(survives);
+  });
+
+  it("join + a new pid namespace: pid 1 in the joined and in a nested user namespace", () => {
+    const r = scenario("pidJoin") as Record<string, { ok: boolean; code: number; stdout: string }> & {
+      children: string;
+    };
+    expect(r.joined).toMatchObject({ ok: true, code: 0, stdout: "1\n5\n" });
+    expect(r.nested).toMatchObject({ ok: true, code: 0, stdout: `1\n${procLine(0, 1000, 100)}0\n` });
+    expect(r.children).toBe("");
   });
 
   it("reaps a worker thread's children after the worker is terminated (no zombie)", () => {

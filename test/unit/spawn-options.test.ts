@@ -89,6 +89,7 @@ describe("step names in errors", () => {
       { op: "join", fd: 3, nstype: 0x10000000, label: "join user" },
       { op: "writeFile", path: "/proc/1/uid_map", data: "0 0 1", label: "uid_map" },
       { op: "setuid", uid: 0 },
+      { op: "fork" },
     ],
   } as const;
   it.each([
@@ -96,7 +97,8 @@ describe("step names in errors", () => {
     [1, "join user", "setns"],
     [2, "uid_map", "write"],
     [3, "setuid", "setresuid"],
-    [4, "execve", "execve"],
+    [4, "fork", "clone3"],
+    [5, "execve", "execve"],
   ])("step %i is %s (%s)", (i, step, syscall) => {
     expect(stepName(plan, i)).toEqual({ step, syscall });
   });
