@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { SpawnOptions } from "../../lib/spawn/index.js";
 import { spawn } from "../../lib/spawn/index.js";
 
@@ -54,4 +54,35 @@ export function children(): { pid: number; state: string }[] {
     }
   }
   return out;
+}
+
+/** This process's fds as "fd=target", sorted (the target names the file: pipe:[inode], anon_inode:[pidfd] ...). */
+export function fdTable(): string[] {
+  return readdirSync("/proc/self/fd")
+    .map((f) => {
+      try {
+        return `${f}=${readlinkSync(`/proc/self/fd/${f}`)}`;
+      } catch {
+        return f;
+      }
+    })
+    .sort();
+}
+
+/** Gives the event loop time to run exit watchers and close streams. */
+export const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
+
+/** Resolves once `text` has appeared on the stream. */
+export function waitFor(stream: NodeJS.ReadableStream, text: string): Promise<string> {
+  let out = "";
+  return new Promise((resolve) => {
+    const on = (d: Buffer): void => {
+      out += d.toString();
+      if (out.includes(text)) {
+        stream.off("data", on);
+        resolve(out);
+      }
+    };
+    stream.on("data", on);
+  });
 }

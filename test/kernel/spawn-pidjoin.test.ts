@@ -2,46 +2,16 @@
  * spawn with `join` and a new pid namespace: the first child joins and unshares, then clones the program
  * (CLONE_PARENT) as pid 1 of the new pid namespace; this process is its parent.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
 import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
-import { children, procLine, run } from "../helpers/spawn.js";
+import { children, fdTable, procLine, run, settle, waitFor } from "../helpers/spawn.js";
 
 const nsIno = (pid: number | "self", type: string): string => readlinkSync(`/proc/${pid}/ns/${type}`);
-
-/** This process's fds as "fd=target". */
-function fdTable(): string[] {
-  return readdirSync("/proc/self/fd")
-    .map((f) => {
-      try {
-        return `${f}=${readlinkSync(`/proc/self/fd/${f}`)}`;
-      } catch {
-        return f;
-      }
-    })
-    .sort();
-}
-
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
-
-/** Resolves once `text` has appeared on the stream. */
-function waitFor(stream: NodeJS.ReadableStream, text: string): Promise<string> {
-  let out = "";
-  return new Promise((resolve) => {
-    const on = (d: Buffer): void => {
-      out += d.toString();
-      if (out.includes(text)) {
-        stream.off("data", on);
-        resolve(out);
-      }
-    };
-    stream.on("data", on);
-  });
-}
 
 async function rejection(p: PromiseLike<unknown>): Promise<UsernsError> {
   try {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { afterAll, expect, it } from "vitest";
 import { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
@@ -6,35 +6,7 @@ import { IdMap } from "../../lib/model/idmap.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
 import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
-import { children, openFds, procLine, run } from "../helpers/spawn.js";
-
-/** This process's fds as "fd=target" (the target names the file: pipe:[inode], anon_inode:[pidfd] ...). */
-function fdTable(): string[] {
-  return readdirSync("/proc/self/fd").map((f) => {
-    try {
-      return `${f}=${readlinkSync(`/proc/self/fd/${f}`)}`;
-    } catch {
-      return f;
-    }
-  });
-}
-
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
-
-/** Resolves once `text` has appeared on the stream. */
-function waitFor(stream: NodeJS.ReadableStream, text: string): Promise<string> {
-  let out = "";
-  return new Promise((resolve) => {
-    const on = (d: Buffer): void => {
-      out += d.toString();
-      if (out.includes(text)) {
-        stream.off("data", on);
-        resolve(out);
-      }
-    };
-    stream.on("data", on);
-  });
-}
+import { children, fdTable, openFds, procLine, run, settle, waitFor } from "../helpers/spawn.js";
 
 const nsIno = (pid: number | "self", type: string): string => readlinkSync(`/proc/${pid}/ns/${type}`);
 
