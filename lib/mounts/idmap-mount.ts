@@ -233,6 +233,34 @@ export class IdmappedMount {
   }
 }
 
+function cloneError(source: string, e: unknown): UsernsError {
+  const code = (e as { code?: string }).code ?? "EIO";
+  return idmapError(`cloning ${source} for an idmapped mount`, { syscall: "open_tree", code, sourcePath: source }, e);
+}
+
+function setattrError(
+  source: string,
+  recursive: boolean,
+  e: unknown,
+  usernsFd: number,
+  maps: MountIdmap | undefined,
+): UsernsError {
+  const code = (e as { code?: string }).code ?? "EIO";
+  return idmapError(
+    `idmapping the clone of ${source}`,
+    {
+      syscall: "mount_setattr",
+      code,
+      usernsFd,
+      sourcePath: source,
+      recursive,
+      ...(code === "EPERM" ? { alreadyIdmapped: pathIsIdmapped(source) === true } : {}),
+      ...(maps !== undefined ? { mapsWritten: !maps.uid.isEmpty && !maps.gid.isEmpty } : {}),
+    },
+    e,
+  );
+}
+
 /**
  * Makes a detached idmapped mount of `source`: open_tree(OPEN_TREE_CLONE)
  * then mount_setattr(MOUNT_ATTR_IDMAP) (spec §8.1). The maps go in the
@@ -249,28 +277,6 @@ export function idmapMount(source: string, options: IdmapMountOptions): Idmapped
   const rec = recursive ? AT_RECURSIVE : 0;
   const propagation = options.propagation !== undefined ? PROPAGATION[options.propagation] : 0;
   const attrSet = MOUNT_ATTR.IDMAP | attrFlags(options);
-  const setattrFailed = (e: unknown, usernsFd: number, maps: MountIdmap | undefined): UsernsError => {
-    const code = (e as { code?: string }).code ?? "EIO";
-    return idmapError(
-      `idmapping the clone of ${source}`,
-      {
-        syscall: "mount_setattr",
-        code,
-        usernsFd,
-        sourcePath: source,
-        recursive,
-        ...(code === "EPERM" ? { alreadyIdmapped: pathIsIdmapped(source) === true } : {}),
-        ...(maps !== undefined ? { mapsWritten: !maps.uid.isEmpty && !maps.gid.isEmpty } : {}),
-      },
-      e,
-    );
-  };
-  const cloneFailed = (e: unknown): UsernsError =>
-    idmapError(
-      `cloning ${source} for an idmapped mount`,
-      { syscall: "open_tree", code: (e as { code?: string }).code ?? "EIO", sourcePath: source },
-      e,
-    );
   const b = native();
   if (options.userns !== undefined && options.uidMap === undefined && options.gidMap === undefined) {
     // A held namespace: both syscalls in one native call, since churn is bound by per-call cost
@@ -289,8 +295,8 @@ export function idmapMount(source: string, options: IdmapMountOptions): Idmapped
       );
     } catch (e) {
       throw (e as { syscall?: string }).syscall === "mount_setattr"
-        ? setattrFailed(e, options.userns.fd, undefined)
-        : cloneFailed(e);
+        ? setattrError(source, recursive, e, options.userns.fd, undefined)
+        : cloneError(source, e);
     }
     return new IdmappedMount(fd, source, recursive, undefined);
   }
@@ -299,14 +305,14 @@ export function idmapMount(source: string, options: IdmapMountOptions): Idmapped
   try {
     fd = b.openTree(AT_FDCWD, source, OPEN_TREE_CLONE | rec);
   } catch (e) {
-    throw cloneFailed(e);
+    throw cloneError(source, e);
   }
   try {
     return withUserns(options, (usernsFd, maps) => {
       try {
         b.mountSetattr(fd, "", AT_EMPTY_PATH | rec, { attrSet, propagation, usernsFd });
       } catch (e) {
-        throw setattrFailed(e, usernsFd, maps);
+        throw setattrError(source, recursive, e, usernsFd, maps);
       }
       return new IdmappedMount(fd, source, recursive, maps);
     });
