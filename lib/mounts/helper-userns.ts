@@ -15,8 +15,8 @@
 import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
-import { writeStep } from "../spawn/maps.js";
-import { abortChild, resumeChild, startChild } from "../spawn/steps.js";
+import { writeStep } from "../child/maps.js";
+import { abortChild, resumeChild, startChild } from "../child/steps.js";
 
 /** Anything holding an open user-namespace fd (a spawn UserNamespace, a {@link HelperUserns}). */
 export interface UsernsFdHolder {

@@ -16,9 +16,9 @@ import {
   writeMapsDirect,
   writeMapsFromParent,
   writeMapsNewidmap,
-} from "../spawn/maps.js";
-import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "../spawn/steps.js";
-import { creatorIds, prepareMapRequest } from "../spawn/validate.js";
+} from "../child/maps.js";
+import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "../child/steps.js";
+import { creatorIds, prepareMapRequest } from "../child/validate.js";
 
 /** A user namespace's maps as the kernel reported them, and from where they were read. */
 export interface ReportedMaps {

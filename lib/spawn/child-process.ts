@@ -10,7 +10,7 @@ import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
-import type { MappingResult } from "./maps.js";
+import type { MappingResult } from "../child/maps.js";
 
 /** How the child ended: like ChildProcess's 'exit' arguments. */
 export interface ExitStatus {

@@ -25,9 +25,9 @@ import {
   writeMapsDirect,
   writeMapsFromParent,
   writeMapsNewidmap,
-} from "./maps.js";
-import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "./steps.js";
-import { creatorIds, prepareMapRequest } from "./validate.js";
+} from "../child/maps.js";
+import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "../child/steps.js";
+import { creatorIds, prepareMapRequest } from "../child/validate.js";
 
 /** Namespace kinds, named as util-linux `unshare` flags. */
 export type NamespaceKind = "user" | "mount" | "pid" | "uts" | "ipc" | "net" | "cgroup" | "time";
