@@ -154,22 +154,10 @@ export function writeMapsDirect(
   pid: number,
   req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
 ): void {
-  const files: [ProcMapFile, string][] = [];
+  const files: [string, string][] = [];
   if (req.setgroups !== undefined) files.push(["setgroups", req.setgroups]);
   if (req.uid) files.push(["uid_map", req.uid.text]);
   if (req.gid) files.push(["gid_map", req.gid.text]);
-  writeProcMapFiles(pid, files);
-}
-
-/** A /proc/PID file a map writer writes. */
-export type ProcMapFile = "setgroups" | "uid_map" | "gid_map";
-
-/**
- * Writes /proc/PID files in order, each with one write(2), in one native call; the first failure stops the rest
- * and is reported with its step. The one low-level writer under {@link writeMapsDirect} and the helper namespaces
- * of lib/mounts/helper-userns.ts.
- */
-export function writeProcMapFiles(pid: number, files: readonly (readonly [ProcMapFile, string])[]): void {
   if (files.length === 0) return;
   const r = native().writeProcFiles(
     pid,

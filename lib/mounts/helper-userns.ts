@@ -15,7 +15,7 @@
  * the kernel as written, so its errno shows at the step that failed.
  */
 import { startUserNsHolder } from "../child/holder.js";
-import { type ProcMapFile, writeProcMapFiles } from "../child/maps.js";
+import { writeStep } from "../child/maps.js";
 import { abortChild, resumeChild } from "../child/steps.js";
 import { prepareMap } from "../child/validate.js";
 import { native } from "../kernel/native.js";
@@ -54,11 +54,10 @@ export function createHelperUserns(opts: HelperUsernsOptions): HelperUserns {
   let nsfd = -1;
   try {
     if (announces) resumeChild(held, "creating a user namespace to carry an idmap", false);
-    const files: [ProcMapFile, string][] = [];
-    if (opts.setgroups != null) files.push(["setgroups", opts.setgroups]);
-    if (opts.uidMap != null) files.push(["uid_map", mapText("uid", opts.uidMap, opts.setgroups)]);
-    if (opts.gidMap != null) files.push(["gid_map", mapText("gid", opts.gidMap, opts.setgroups)]);
-    writeProcMapFiles(held.pid, files);
+    // One file at a time through writeStep: raw text may hold what the batch writer refuses (a NUL byte).
+    if (opts.setgroups != null) writeStep(held.pid, "setgroups", opts.setgroups);
+    if (opts.uidMap != null) writeStep(held.pid, "uid_map", mapText("uid", opts.uidMap, opts.setgroups));
+    if (opts.gidMap != null) writeStep(held.pid, "gid_map", mapText("gid", opts.gidMap, opts.setgroups));
     nsfd = b.openNs(`/proc/${held.pid}/ns/user`);
   } finally {
     abortChild(held);
