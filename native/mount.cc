@@ -24,6 +24,10 @@
 #include <vector>
 
 #include "addon.h"
+#include "child/ops.h"
+#include "child/protocol.h"
+#include "child/reap.h"
+#include "child/sys.h"
 
 #ifndef SYS_open_tree
 #define SYS_open_tree 428
@@ -52,6 +56,8 @@
 
 namespace userns {
 namespace {
+
+using namespace protocol::fsop;  // NOLINT: fsOpAs's generated modes, ops and steps
 
 constexpr unsigned kOpenTreeCloexec = O_CLOEXEC;
 constexpr unsigned kFsopenCloexec = 0x1;
@@ -393,18 +399,14 @@ Napi::Value Statmount(const Napi::CallbackInfo &info) {
 
 // ---- forked helpers -------------------------------------------------------
 // After the raw clone the child makes raw syscalls only (no malloc, no locks,
-// no exceptions) and leaves with _exit. Raw clone skips pthread_atfork
+// no exceptions) and leaves with exit_group. Raw clone skips pthread_atfork
 // handlers, which may take locks another thread held at fork time.
-
-pid_t RawFork() {
-  return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
-}
 
 void WriteAll(int fd, const void *p, size_t n) {
   const char *c = static_cast<const char *>(p);
   while (n > 0) {
-    ssize_t w = write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
+    long w = child::Sys(__NR_write, fd, reinterpret_cast<long>(c), static_cast<long>(n));
+    if (w == -EINTR) continue;
     if (w <= 0) return;
     c += w;
     n -= static_cast<size_t>(w);
@@ -423,14 +425,7 @@ bool ReadAll(int fd, void *p, size_t n) {
   return true;
 }
 
-int Reap(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
-}
-
-// Fixed-size error record a child sends: which step failed and its errno.
+// Fixed-size error record a child sends: which step failed (FsStep) and its errno.
 struct ChildRecord {
   int32_t step;
   int32_t err;
@@ -440,35 +435,37 @@ struct ChildRecord {
 // thread is affected and no glibc setxid broadcast runs.
 // Returns 0 or the errno, and the step that failed through *step.
 int ChildSetIds(int64_t uid, int64_t gid, bool fsOnly, int32_t *step) {
+  using child::Sys;
   if (fsOnly) {
     // setfsgid/setfsuid return the previous value, never an error: check by re-reading.
     if (gid >= 0) {
-      syscall(SYS_setfsgid, static_cast<gid_t>(gid));
-      if (static_cast<int64_t>(syscall(SYS_setfsgid, -1)) != gid) {
-        *step = 3;
+      Sys(__NR_setfsgid, static_cast<gid_t>(gid));
+      if (static_cast<int64_t>(Sys(__NR_setfsgid, -1)) != gid) {
+        *step = kFsStepSetgid;
         return EPERM;
       }
     }
     if (uid >= 0) {
-      syscall(SYS_setfsuid, static_cast<uid_t>(uid));
-      if (static_cast<int64_t>(syscall(SYS_setfsuid, -1)) != uid) {
-        *step = 4;
+      Sys(__NR_setfsuid, static_cast<uid_t>(uid));
+      if (static_cast<int64_t>(Sys(__NR_setfsuid, -1)) != uid) {
+        *step = kFsStepSetuid;
         return EPERM;
       }
     }
     return 0;
   }
-  if (syscall(SYS_setgroups, 0, nullptr) < 0) {
-    *step = 1;
-    return errno;
+  long r = child::SetGroups(0, nullptr);
+  if (r < 0) {
+    *step = kFsStepSetgroups;
+    return static_cast<int>(-r);
   }
-  if (gid >= 0 && syscall(SYS_setresgid, gid, gid, gid) < 0) {
-    *step = 3;
-    return errno;
+  if (gid >= 0 && (r = child::SetAllGids(gid)) < 0) {
+    *step = kFsStepSetgid;
+    return static_cast<int>(-r);
   }
-  if (uid >= 0 && syscall(SYS_setresuid, uid, uid, uid) < 0) {
-    *step = 4;
-    return errno;
+  if (uid >= 0 && (r = child::SetAllUids(uid)) < 0) {
+    *step = kFsStepSetuid;
+    return static_cast<int>(-r);
   }
   if (uid != 0) {
     // A uid change from 0 already clears the sets; clearing them explicitly
@@ -478,9 +475,10 @@ int ChildSetIds(int64_t uid, int64_t gid, bool fsOnly, int32_t *step) {
       int pid;
     } hdr = {0x20080522, 0};
     uint32_t data[6] = {0, 0, 0, 0, 0, 0};
-    if (syscall(SYS_capset, &hdr, data) < 0) {
-      *step = 5;
-      return errno;
+    r = Sys(__NR_capset, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(data));
+    if (r < 0) {
+      *step = kFsStepCapset;
+      return static_cast<int>(-r);
     }
   }
   return 0;
@@ -503,56 +501,57 @@ Napi::Value FsOpAs(const Napi::CallbackInfo &info) {
   uint32_t mode = ArgU32(info, 6, "mode");
   int64_t cu = ArgInt(info, 7, "chownUid");
   int64_t cg = ArgInt(info, 8, "chownGid");
-  if (credMode < 0 || credMode > 2 || op < 0 || op > 3) ThrowUsage(env, "fsOpAs: bad credMode or op");
+  if (credMode < kCredRoot || credMode > kCredFsIds || op < kFsCreate || op > kFsChmod) ThrowUsage(env, "fsOpAs: bad credMode or op");
   const char *cname = name.c_str();
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowErrno(env, errno, "pipe2", "creating a result pipe");
-  pid_t pid = RawFork();
+  long pid = child::RawFork();
   if (pid < 0) {
-    int e = errno;
+    int e = static_cast<int>(-pid);
     close(pipefd[0]);
     close(pipefd[1]);
     ThrowErrno(env, e, "clone", "forking a child to act as another identity");
   }
   if (pid == 0) {
+    using child::Sys;
     ChildRecord rec{0, 0};
-    close(pipefd[0]);
-    if (credMode != 0) rec.err = ChildSetIds(uid, gid, credMode == 2, &rec.step);
+    Sys(__NR_close, pipefd[0]);
+    if (credMode != kCredRoot) rec.err = ChildSetIds(uid, gid, credMode == kCredFsIds, &rec.step);
     if (rec.err == 0) {
-      umask(0);
-      rec.step = 10;
+      Sys(__NR_umask, 0);
+      rec.step = kFsStepOp;
       long r = 0;
       switch (op) {
-        case 0:
-          r = syscall(SYS_openat, dfd, cname, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOCTTY, mode);
-          if (r >= 0) syscall(SYS_close, r);
+        case kFsCreate:
+          r = Sys(__NR_openat, dfd, reinterpret_cast<long>(cname), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOCTTY,
+                  mode);
+          if (r >= 0) Sys(__NR_close, r);
           break;
-        case 1:
-          r = syscall(SYS_mkdirat, dfd, cname, mode);
+        case kFsMkdir:
+          r = Sys(__NR_mkdirat, dfd, reinterpret_cast<long>(cname), mode);
           break;
-        case 2:
-          r = syscall(SYS_fchownat, dfd, cname, static_cast<uid_t>(cu), static_cast<gid_t>(cg),
-                      AT_SYMLINK_NOFOLLOW);
+        case kFsChown:
+          r = Sys(__NR_fchownat, dfd, reinterpret_cast<long>(cname), static_cast<uid_t>(cu), static_cast<gid_t>(cg),
+                  AT_SYMLINK_NOFOLLOW);
           break;
-        case 3:
-          r = syscall(SYS_fchmodat, dfd, cname, mode);
+        case kFsChmod:
+          r = Sys(__NR_fchmodat, dfd, reinterpret_cast<long>(cname), mode);
           break;
       }
-      rec.err = r < 0 ? errno : 0;
+      rec.err = r < 0 ? static_cast<int32_t>(-r) : 0;
     }
     WriteAll(pipefd[1], &rec, sizeof rec);
-    _exit(0);
+    child::ExitGroup(0);
   }
   close(pipefd[1]);
   ChildRecord rec{-1, 0};
   bool got = ReadAll(pipefd[0], &rec, sizeof rec);
   close(pipefd[0]);
-  Reap(pid);
+  child::ReapPid(pid);
   if (!got) ThrowErrno(env, EPIPE, "read", "reading the result of a child acting as another identity");
-  static const char *steps[] = {"", "setgroups", "", "setgid", "setuid", "capset"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("errno", Napi::Number::New(env, rec.err));
-  o.Set("step", Napi::String::New(env, rec.step == 10 ? "op" : (rec.step >= 0 && rec.step < 6 ? steps[rec.step] : "")));
+  o.Set("step", Napi::String::New(env, FsStepName(rec.step)));
   return o;
 }
 

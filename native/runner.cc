@@ -43,83 +43,19 @@
 #include <utility>
 
 #include "addon.h"
+#include "child/ops.h"
+#include "child/protocol.h"
+#include "child/reap.h"
+#include "child/sys.h"
 
 namespace userns {
 namespace {
 
-// ---- program format (mirrors lib/verify/program.ts) ----
+// ---- program format: native/child/protocol.h, generated from lib/child/protocol.ts ----
 
-constexpr uint32_t kCaseHeaderSize = 32;
-constexpr uint32_t kStepSize = 48;
-constexpr uint32_t kResultSize = 16;  // {i64 ret; i32 err; i32 aux}
-constexpr uint32_t kCaseStatusSize = 16;
-constexpr int kMaxAgents = 40;  // 33 nested parents (the ENOSPC case) + creator, writer, opener + W
-constexpr int kMaxFdSlots = 8;
-constexpr uint8_t kTargetSelf = 0xff;
-
-struct CaseHeader {
-  uint32_t size;        // whole case, header + steps + data
-  uint16_t nsteps;
-  uint8_t nagents;      // including W as agent 0
-  uint8_t pad0;
-  uint32_t timeoutMs;
-  uint32_t resultOff;   // absolute offset of this case's result area
-  uint32_t resultSize;
-  uint32_t dataOff;     // relative to the case start
-  uint32_t dataLen;
-  uint32_t pad1;
-};
-static_assert(sizeof(CaseHeader) == kCaseHeaderSize, "case header layout");
-
-struct Step {
-  uint8_t agent;
-  uint8_t op;
-  uint8_t flags;
-  uint8_t fdslot;
-  uint8_t target;  // agent index whose pid names /proc/<pid>, or kTargetSelf
-  uint8_t file;
-  uint8_t pad0[2];
-  int32_t arg0;
-  int32_t arg1;
-  uint64_t capmask;
-  uint32_t dataOff;  // into the case data
-  uint32_t dataLen;
-  uint32_t resOff;   // into the case result area: a 16-byte result record
-  uint32_t outOff;   // into the case result area: read output
-  uint32_t outCap;
-  uint32_t pad1;
-};
-static_assert(sizeof(Step) == kStepSize, "step layout");
-
-enum Op : uint8_t {
-  kSetgroupsEmpty = 1,
-  kSetresgid = 2,
-  kSetresuid = 3,
-  kCapsDrop = 4,
-  kDumpable = 5,
-  kUnshareUser = 6,
-  kSetnsUser = 7,
-  kOpen = 8,
-  kWrite = 9,
-  kPwrite0 = 10,
-  kClose = 11,
-  kRead = 12,
-  kWriteFile = 13,
-  kGiveFd = 14,
-  kTakeFd = 15,
-  kSpawn = 16,
-  kSetnsPath = 17,  // setns(open(path), CLONE_NEWUSER); the path is the step's data
-  kReadPath = 18,   // read the file at the path in the step's data
-  kOpMax = 18,
-};
-
-enum StepFlags : uint8_t { kRequired = 1, kCapsAll = 2 };
-
-// Case status codes, read back by TS.
-enum Status : int32_t { kDone = 1, kSetupAbort = 2, kTimeout = 3, kAgentLost = 4 };
-
-const char *const kFiles[] = {"uid_map", "gid_map", "projid_map", "setgroups", "ns/user"};
-constexpr uint8_t kNumFiles = 5;
+using namespace protocol::runner;  // NOLINT: the generated ops, records and constants
+using Step = RunnerStep;
+using child::Sys;
 
 struct Result {
   int64_t ret;
@@ -140,13 +76,6 @@ struct Region {
   Control *control() const { return reinterpret_cast<Control *>(base); }
   uint8_t *program() const { return base + kControlSize; }
 };
-
-// ---- raw syscalls (agents may not touch libc state beyond errno of their own copy) ----
-
-inline long Sys(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) {
-  long r = syscall(n, a, b, c, d, e);
-  return r < 0 ? -errno : r;
-}
 
 // Formats "/proc/<pid>/<file>" or "/proc/self/<file>" without snprintf.
 void ProcPath(char *buf, int pid, const char *file) {
@@ -261,13 +190,13 @@ long RunStep(Exec *x, int i) {
   int aux = 0;
   switch (s.op) {
     case kSetgroupsEmpty:
-      r = Sys(SYS_setgroups, 0, 0);
+      r = child::SetGroups(0, nullptr);
       break;
     case kSetresgid:
-      r = Sys(SYS_setresgid, s.arg0, s.arg0, s.arg0);
+      r = child::SetAllGids(s.arg0);
       break;
     case kSetresuid:
-      r = Sys(SYS_setresuid, s.arg0, s.arg0, s.arg0);
+      r = child::SetAllUids(s.arg0);
       break;
     case kCapsDrop:
       r = CapsDrop(s);
@@ -285,7 +214,7 @@ long RunStep(Exec *x, int i) {
         aux = 1;
         break;
       }
-      r = Sys(SYS_setns, fd, CLONE_NEWUSER);
+      r = child::JoinNs(fd, CLONE_NEWUSER);
       Sys(SYS_close, fd);
       break;
     }
@@ -334,7 +263,7 @@ long RunStep(Exec *x, int i) {
         aux = 1;
         break;
       }
-      r = Sys(SYS_setns, fd, CLONE_NEWUSER);
+      r = child::JoinNs(fd, CLONE_NEWUSER);
       Sys(SYS_close, fd);
       break;
     }
@@ -413,7 +342,7 @@ long RecvWithFd(int sock, void *buf, size_t len, int *fd) {
 }
 
 [[noreturn]] void AgentExit(int code) {
-  for (;;) syscall(SYS_exit_group, code);
+  child::ExitGroup(code);
 }
 
 // The start of every forked process's life (zygote and agents). Raw syscalls only.
@@ -520,7 +449,7 @@ void RunCase(const Region &region) {
           int sv[2];
           r = Sys(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reinterpret_cast<long>(sv));
           if (r == 0) {
-            long pid = Sys(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+            long pid = child::RawFork();
             if (pid == 0) AgentMain(region, sv[1], sv[0], self);
             Sys(SYS_close, sv[1]);
             if (pid < 0) {
@@ -596,8 +525,7 @@ void RunCase(const Region &region) {
   for (int k = 1; k < kMaxAgents; k++) {
     if (agents[k].pid > 0) {
       Sys(SYS_kill, agents[k].pid, SIGKILL);
-      while (Sys(SYS_wait4, agents[k].pid, 0, __WALL, 0) == -EINTR) {
-      }
+      child::ReapPid(agents[k].pid, __WALL);
     }
     CloseFd(&agents[k].sock);
   }
@@ -764,7 +692,7 @@ int StartZygote(const Region &region, Zygote *z) {
   }
   pid_t self = getpid();
   const bool trim = AddonIsBoundNow();
-  long pid = Sys(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  long pid = child::RawFork();
   if (pid == 0) ZygoteMain(region, static_cast<uint8_t *>(scratch), kScratch, trim, sv[1], sv[0], self);
   close(sv[1]);
   munmap(scratch, kScratch);
@@ -781,8 +709,7 @@ void StopZygote(Zygote *z, bool kill) {
   if (z->pid <= 0) return;
   if (kill) Sys(SYS_kill, z->pid, SIGKILL);
   CloseFd(&z->sock);  // EOF ends a healthy zygote
-  while (waitpid(z->pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  child::ReapPid(z->pid);
   z->pid = -1;
 }
 
@@ -839,7 +766,7 @@ bool ValidateCase(const uint8_t *c, size_t avail, size_t resultsLen, std::string
     Step s;
     memcpy(&s, &steps[i], sizeof s);
     std::string at = " at step " + std::to_string(i);
-    if (s.op < 1 || s.op > kOpMax) return *why = "bad op" + at, false;
+    if (s.op < 1 || s.op > kRunnerOpMax) return *why = "bad op" + at, false;
     if (s.agent >= h.nagents) return *why = "bad agent" + at, false;
     if (s.fdslot >= kMaxFdSlots) return *why = "bad fd slot" + at, false;
     if (s.file >= kNumFiles) return *why = "bad file" + at, false;

@@ -25,6 +25,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { FS_OP } from "../child/protocol.js";
 import { errnoName, UsernsError } from "../errors.js";
 import { native, nativePath } from "../kernel/native.js";
 import type { MountCaseResult as ModelMountCaseResult, OpLine, StatLine } from "../model/mountcases.js";
@@ -128,9 +129,9 @@ function emptyResult(id: string): MountCaseResult {
 }
 
 function asCred(as: MountCaseAs | undefined): [number, number, number] {
-  if (as === undefined) return [0, -1, -1];
-  if ("fsuid" in as) return [2, as.fsuid, as.fsgid];
-  return [1, as.uid, as.gid];
+  if (as === undefined) return [FS_OP.credMode.root, -1, -1];
+  if ("fsuid" in as) return [FS_OP.credMode.fsIds, as.fsuid, as.fsgid];
+  return [FS_OP.credMode.setresIds, as.uid, as.gid];
 }
 
 function mkFs(type: string, at: string): void {
@@ -331,7 +332,7 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
         credMode,
         uid,
         gid,
-        isDir ? 1 : 0,
+        isDir ? FS_OP.op.mkdir : FS_OP.op.create,
         dfd,
         cr.name,
         parseMode(cr.mode, isDir ? 0o755 : 0o644),
@@ -349,7 +350,7 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
     step = "chowns";
     for (const ch of c.chowns ?? []) {
       const [credMode, uid, gid] = asCred(ch.as);
-      const r = b.fsOpAs(credMode, uid, gid, 2, dfd, ch.name, 0, ch.uid ?? -1, ch.gid ?? -1);
+      const r = b.fsOpAs(credMode, uid, gid, FS_OP.op.chown, dfd, ch.name, 0, ch.uid ?? -1, ch.gid ?? -1);
       const ok = r.errno === 0;
       if (!ok && r.step !== "op")
         throw new Error(`acting as ${JSON.stringify(ch.as)} failed at ${r.step}: ${errnoName(r.errno)}`);

@@ -8,15 +8,18 @@
  * `UserNamespace.create` is the general, checked version (idmapMount uses
  * it). This one stays for the §2 case runner and the probes, which need what
  * UserNamespace deliberately refuses: arbitrary setgroups text ("nope",
- * "deny\n"), map texts the kernel is meant to judge (no model check first,
- * so the kernel's errno shows at the step that failed), and a namespace
- * created by another uid (`owner`).
+ * "deny\n"), map texts the kernel is meant to judge, and a namespace created
+ * by another uid (`owner`). The holder child and the writer are the child
+ * layer's (lib/child); a map given as an IdMap is checked by the model for a
+ * privileged writer first, as UserNamespace does, while map *text* goes to
+ * the kernel as written, so its errno shows at the step that failed.
  */
+import { startUserNsHolder } from "../child/holder.js";
+import { writeStep } from "../child/maps.js";
+import { abortChild, resumeChild } from "../child/steps.js";
+import { prepareMap } from "../child/validate.js";
 import { native } from "../kernel/native.js";
-import { CLONE_NEW } from "../kernel/nsfs.js";
-import type { IdMap } from "../model/idmap.js";
-import { writeStep } from "../spawn/maps.js";
-import { abortChild, resumeChild, startChild } from "../spawn/steps.js";
+import { IdMap } from "../model/idmap.js";
 
 /** Anything holding an open user-namespace fd (a spawn UserNamespace, a {@link HelperUserns}). */
 export interface UsernsFdHolder {
@@ -47,29 +50,14 @@ export function createHelperUserns(opts: HelperUsernsOptions): HelperUserns {
   const owner = opts.owner;
   // Without an owner the child is cloned straight into the new namespace;
   // with one it first becomes that user (no groups), so the user owns it.
-  const held = startChild({
-    cloneFlags: owner ? 0 : CLONE_NEW.user,
-    path: "/",
-    argv: [],
-    envp: [],
-    fdSrc: [],
-    steps: owner
-      ? [
-          { op: "setgroups", groups: [] },
-          { op: "setgid", gid: owner.gid },
-          { op: "setuid", uid: owner.uid },
-          { op: "unshare", flags: CLONE_NEW.user },
-          { op: "wait", notify: true },
-        ]
-      : [{ op: "wait", notify: false }],
-    exitMode: true,
-  });
+  const { held, announces } = startUserNsHolder(owner ? { owner } : {});
   let nsfd = -1;
   try {
-    if (owner) resumeChild(held, "creating a user namespace to carry an idmap", false);
+    if (announces) resumeChild(held, "creating a user namespace to carry an idmap", false);
+    // One file at a time through writeStep: raw text may hold what the batch writer refuses (a NUL byte).
     if (opts.setgroups != null) writeStep(held.pid, "setgroups", opts.setgroups);
-    if (opts.uidMap != null) writeStep(held.pid, "uid_map", opts.uidMap.toString());
-    if (opts.gidMap != null) writeStep(held.pid, "gid_map", opts.gidMap.toString());
+    if (opts.uidMap != null) writeStep(held.pid, "uid_map", mapText("uid", opts.uidMap, opts.setgroups));
+    if (opts.gidMap != null) writeStep(held.pid, "gid_map", mapText("gid", opts.gidMap, opts.setgroups));
     nsfd = b.openNs(`/proc/${held.pid}/ns/user`);
   } finally {
     abortChild(held);
@@ -84,4 +72,10 @@ export function createHelperUserns(opts: HelperUsernsOptions): HelperUserns {
       }
     },
   };
+}
+
+/** The text to write: an IdMap checked by the model (privileged writer, this process's maps), text as given. */
+function mapText(kind: "uid" | "gid", map: IdMap | string, setgroups: string | null | undefined): string {
+  if (!(map instanceof IdMap)) return map;
+  return prepareMap(kind, map, setgroups === "deny" ? "deny" : undefined, { writer: "privileged" }).text;
 }

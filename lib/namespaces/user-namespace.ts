@@ -4,21 +4,14 @@
  * use these.
  */
 import { readFileSync } from "node:fs";
+import { startJoinedHolder, startUserNsHolder } from "../child/holder.js";
+import { type MapInput, type MappingResult, type MapWriter, readKernelMap, writeMaps } from "../child/maps.js";
+import { abortChild, type HeldChild, resumeChild } from "../child/steps.js";
+import { creatorIds, prepareMapRequest } from "../child/validate.js";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
-import { CLONE_NEW, type NamespaceIdentity, nsInfoFromFd } from "../kernel/nsfs.js";
+import { type NamespaceIdentity, nsInfoFromFd } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
-import {
-  type MapInput,
-  type MappingResult,
-  type MapWriter,
-  readKernelMap,
-  writeMapsDirect,
-  writeMapsFromParent,
-  writeMapsNewidmap,
-} from "../spawn/maps.js";
-import { abortChild, type ChildStep, type HeldChild, resumeChild, startChild } from "../spawn/steps.js";
-import { creatorIds, prepareMapRequest } from "../spawn/validate.js";
 
 /** A user namespace's maps as the kernel reported them, and from where they were read. */
 export interface ReportedMaps {
@@ -81,18 +74,7 @@ export function readMapsOfFd(fd: number): ReportedMaps {
   const readFrom = currentIdentity();
   const { dev, ino } = native().nsIdentity(fd);
   if (sameNs(readFrom, { dev, ino })) return { ...readMapsOfPid("self", true), readFrom };
-  const held = startChild({
-    cloneFlags: 0,
-    path: "/",
-    argv: [],
-    envp: [],
-    fdSrc: [],
-    steps: [
-      { op: "join", fd, nstype: CLONE_NEW.user, label: "join user" },
-      { op: "wait", notify: true },
-    ],
-    exitMode: true,
-  });
+  const held = startJoinedHolder(fd);
   try {
     resumeChild(held, "reading the maps of a held user namespace", false);
     const maps = readMapsOfPid(held.pid, false);
@@ -229,28 +211,7 @@ export class UserNamespace {
         code: "ERR_USERNS_USAGE",
         reason: "these maps need newuidmap/newgidmap; use UserNamespace.create()",
       });
-    const steps: ChildStep[] = [];
-    if (parent && creator) {
-      steps.push(
-        { op: "join", fd: parent.fd, nstype: CLONE_NEW.user, label: "join parent" },
-        { op: "setgid", gid: creator.gid },
-        { op: "setuid", uid: creator.uid },
-        { op: "dumpable", value: 1 },
-        { op: "unshare", flags: CLONE_NEW.user },
-        { op: "wait", notify: true },
-      );
-    } else {
-      steps.push({ op: "wait", notify: false });
-    }
-    const held = startChild({
-      cloneFlags: parent ? 0 : CLONE_NEW.user,
-      path: "/",
-      argv: [],
-      envp: [],
-      fdSrc: [],
-      steps,
-      exitMode: true,
-    });
+    const { held } = startUserNsHolder(parent && creator ? { parent: { fd: parent.fd, creator } } : {});
     const what = `creating a user namespace (holder pid ${held.pid})`;
     const mapping: MappingResult = { method, uidMap: uid?.text, gidMap: gid?.text, setgroups: options.setgroups };
     const finish = (): UserNamespace => {
@@ -278,17 +239,15 @@ export class UserNamespace {
       throw e;
     };
     try {
-      if (parent) {
-        resumeChild(held, what, false);
-        writeMapsFromParent(held.pid, parent.fd, req);
-      } else if (method === "newuidmap") {
-        return writeMapsNewidmap(held.pid, req)
+      if (method === "newuidmap") {
+        return writeMaps(held.pid, method, req)
           .then(finish)
           .catch(cleanup)
           .finally(() => abortChild(held));
-      } else {
-        writeMapsDirect(held.pid, req);
       }
+      // With a parent the holder announced the new namespace: it exists once this returns.
+      if (parent) resumeChild(held, what, false);
+      writeMaps(held.pid, method, req, parent?.fd);
       const ns = finish();
       return allowAsync ? Promise.resolve(ns) : ns;
     } catch (e) {

@@ -8,9 +8,9 @@ import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
+import type { MappingResult } from "../child/maps.js";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
-import type { MappingResult } from "./maps.js";
 
 /** How the child ended: like ChildProcess's 'exit' arguments. */
 export interface ExitStatus {

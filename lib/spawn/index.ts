@@ -3,8 +3,10 @@
  *
  * @packageDocumentation
  */
+
+export { type MapInput, type MapMethod, type MappingResult, type MapWriter, parseMapText } from "../child/maps.js";
+export type { ChildStep } from "../child/steps.js";
 export { type ExitStatus, UsernsChildProcess } from "./child-process.js";
-export { type MapInput, type MapMethod, type MappingResult, type MapWriter, parseMapText } from "./maps.js";
 export {
   type JoinTarget,
   type NamespaceKind,
@@ -14,4 +16,3 @@ export {
   spawn,
   validateSpawnOptions,
 } from "./spawn.js";
-export type { ChildStep } from "./steps.js";

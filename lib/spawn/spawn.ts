@@ -11,23 +11,16 @@ import { Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
+import { becomeCreatorSteps } from "../child/holder.js";
+import { type MapInput, type MappingResult, type MapWriter, type PreparedMap, writeMaps } from "../child/maps.js";
+import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "../child/steps.js";
+import { creatorIds, prepareMapRequest } from "../child/validate.js";
 import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
 import { signalNumber, UsernsChildProcess } from "./child-process.js";
-import {
-  type MapInput,
-  type MappingResult,
-  type MapWriter,
-  type PreparedMap,
-  writeMapsDirect,
-  writeMapsFromParent,
-  writeMapsNewidmap,
-} from "./maps.js";
-import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "./steps.js";
-import { creatorIds, prepareMapRequest } from "./validate.js";
 
 /** Namespace kinds, named as util-linux `unshare` flags. */
 export type NamespaceKind = "user" | "mount" | "pid" | "uts" | "ipc" | "net" | "cgroup" | "time";
@@ -378,11 +371,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       if (mapsNeeded) steps.push({ op: "wait", notify: false });
     } else {
       for (const j of joins) steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}` });
-      if (creator) {
-        steps.push({ op: "setgid", gid: creator.gid }, { op: "setuid", uid: creator.uid });
-        // The uid change made us non-dumpable, which would make our /proc files root-owned and unwritable for the map writer.
-        steps.push({ op: "dumpable", value: 1 });
-      }
+      if (creator) steps.push(...becomeCreatorSteps(creator));
       if (flags !== 0) steps.push({ op: "unshare", flags });
       if (mapsNeeded) steps.push({ op: "wait", notify: true });
       // Everything below runs in the program's process, pid 1 of the new pid namespace.
@@ -470,7 +459,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         );
         return true;
       };
-      writeMapsNewidmap(h.pid, mapReq)
+      writeMaps(h.pid, method, mapReq)
         .then(() => {
           if (h.done) return;
           child._cancel = undefined;
@@ -484,8 +473,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       return child;
     }
     try {
-      if (method === "parent-helper") writeMapsFromParent(h.pid, userJoin!.fd, mapReq);
-      else writeMapsDirect(h.pid, mapReq);
+      writeMaps(h.pid, method!, mapReq, userJoin?.fd);
       child.mapping = result;
       finish();
     } catch (e) {

@@ -3,9 +3,13 @@
  * real writes, in child processes that are always killed and reaped) and
  * records what the kernel answered, in the same result format the model uses.
  */
+import { layout, RUNNER_CASE_HEADER } from "../child/protocol.js";
 import { native } from "../kernel/native.js";
 import { CaseInputError, caseId, inputErrorResult, type MapCase, type MapResult, parseMapCase } from "./cases.js";
 import { type CompiledCase, compileCase, decodeResult, type EncodedProgram, UnbuildableCase } from "./program.js";
+
+/** Where a case header holds the absolute offset of its result area (patched per batch). */
+const RESULT_OFF_FIELD = layout(RUNNER_CASE_HEADER).offsets.resultOff!;
 
 /** Options of {@link runMapCasesOnKernel}. */
 export interface KernelRunOptions {
@@ -84,7 +88,7 @@ export async function runPrograms(items: readonly EncodedProgram[]): Promise<Uin
   let p = 0;
   items.forEach((cc, i) => {
     programs.set(cc.program, p);
-    programs.writeUInt32LE(resOffs[i]!, p + 12);
+    programs.writeUInt32LE(resOffs[i]!, p + RESULT_OFF_FIELD);
     p += cc.program.length;
   });
   await native().runMapPrograms(programs, results);

@@ -7,46 +7,34 @@
  * runs the steps. Agent 0 is the worker thread itself (root of the initial
  * namespace, Node's own capabilities); agents 1..39 are forked children.
  */
+
+import { layout, RUNNER, RUNNER_CASE_HEADER, RUNNER_OPS, RUNNER_STEP } from "../child/protocol.js";
 import { errnoName } from "../errors.js";
 import type { Creds, MapCase, MapResult, NestedResult } from "./cases.js";
 
-/** Step operations (native/runner.cc `Op`). */
-export const Op = {
-  setgroupsEmpty: 1,
-  setresgid: 2,
-  setresuid: 3,
-  capsDrop: 4,
-  dumpable: 5,
-  unshareUser: 6,
-  setnsUser: 7,
-  open: 8,
-  write: 9,
-  pwrite0: 10,
-  close: 11,
-  read: 12,
-  writeFile: 13,
-  giveFd: 14,
-  takeFd: 15,
-  spawn: 16,
-  setnsPath: 17,
-  readPath: 18,
-} as const;
+const opNumbers = <T extends Record<string, { readonly op: number }>>(t: T): { readonly [K in keyof T]: number } =>
+  Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.op])) as { readonly [K in keyof T]: number };
 
-/** Files under /proc/PID (native/runner.cc `kFiles`). */
+/** Step operations: the runner's table in lib/child/protocol.ts (native/child/protocol.h `RunnerOp`). */
+export const Op = opNumbers(RUNNER_OPS);
+
+/** Files under /proc/PID, by their index in the protocol's `files` list. */
 export const ProcFile = { uid_map: 0, gid_map: 1, projid_map: 2, setgroups: 3, nsUser: 4 } as const;
 type ProcFileName = keyof typeof ProcFile;
 
 /** `target` value meaning /proc/self. */
-export const SELF = 0xff;
-/** Processes per case, agent 0 included (kMaxAgents in native/runner.cc): room for 33 nested P levels. */
-export const MAX_AGENTS = 40;
+export const SELF = RUNNER.targetSelf;
+/** Processes per case, agent 0 included: room for 33 nested P levels. */
+export const MAX_AGENTS = RUNNER.maxAgents;
 /** Step flag: a failure aborts the case as a setup error. */
-export const REQUIRED = 1;
-const CAPS_ALL = 2;
-const HEADER = 32;
-const STEP = 48;
-const RESULT = 16;
-const STATUS = 16;
+export const REQUIRED = RUNNER.flags.required;
+const CAPS_ALL = RUNNER.flags.capsAll;
+const HEADER_LAYOUT = layout(RUNNER_CASE_HEADER);
+const STEP_LAYOUT = layout(RUNNER_STEP);
+const HEADER = HEADER_LAYOUT.size;
+const STEP = STEP_LAYOUT.size;
+const RESULT = RUNNER.resultSize;
+const STATUS = RUNNER.statusSize;
 /** One readback line is `%10u %10u %10u\n`. */
 const LINE_BYTES = 33;
 const MAX_EXTENTS = 340;
@@ -55,7 +43,7 @@ const MAX_EXTENTS = 340;
 export class UnbuildableCase extends Error {}
 
 /** Case status written by the runner. */
-export const Status = { done: 1, setupAbort: 2, timeout: 3, agentLost: 4 } as const;
+export const Status = RUNNER.status;
 
 /** One step, before encoding. */
 export interface StepSpec {
@@ -350,7 +338,7 @@ export function encodeSteps(steps: readonly StepSpec[], timeoutMs: number): Enco
   // Result area: status, one record per step, then read outputs.
   const resOffsets: number[] = [];
   const outOffsets: number[] = [];
-  let res = STATUS;
+  let res: number = STATUS;
   for (let i = 0; i < steps.length; i++) {
     resOffsets.push(res);
     res += RESULT;
@@ -364,29 +352,31 @@ export function encodeSteps(steps: readonly StepSpec[], timeoutMs: number): Enco
   const size = align8(dataOff + dataLen);
   const program = new Uint8Array(size);
   const dv = new DataView(program.buffer);
-  dv.setUint32(0, size, true);
-  dv.setUint16(4, steps.length, true);
-  dv.setUint8(6, nagents);
-  dv.setUint32(8, timeoutMs, true);
-  dv.setUint32(12, 0, true); // resultOff: patched per batch
-  dv.setUint32(16, res, true);
-  dv.setUint32(20, dataOff, true);
-  dv.setUint32(24, dataLen, true);
+  const H = HEADER_LAYOUT.offsets;
+  dv.setUint32(H.size!, size, true);
+  dv.setUint16(H.nsteps!, steps.length, true);
+  dv.setUint8(H.nagents!, nagents);
+  dv.setUint32(H.timeoutMs!, timeoutMs, true);
+  dv.setUint32(H.resultOff!, 0, true); // patched per batch
+  dv.setUint32(H.resultSize!, res, true);
+  dv.setUint32(H.dataOff!, dataOff, true);
+  dv.setUint32(H.dataLen!, dataLen, true);
+  const F = STEP_LAYOUT.offsets;
   steps.forEach((s, i) => {
     const o = HEADER + i * STEP;
-    dv.setUint8(o, s.agent);
-    dv.setUint8(o + 1, s.op);
-    dv.setUint8(o + 2, s.flags);
-    dv.setUint8(o + 3, s.fdslot);
-    dv.setUint8(o + 4, s.target);
-    dv.setUint8(o + 5, s.file);
-    dv.setInt32(o + 8, s.arg0 | 0, true);
-    dv.setBigUint64(o + 16, s.capmask, true);
-    dv.setUint32(o + 24, dataOffs[i]!, true);
-    dv.setUint32(o + 28, s.data?.length ?? 0, true);
-    dv.setUint32(o + 32, resOffsets[i]!, true);
-    dv.setUint32(o + 36, outOffsets[i]!, true);
-    dv.setUint32(o + 40, s.outCap, true);
+    dv.setUint8(o + F.agent!, s.agent);
+    dv.setUint8(o + F.op!, s.op);
+    dv.setUint8(o + F.flags!, s.flags);
+    dv.setUint8(o + F.fdslot!, s.fdslot);
+    dv.setUint8(o + F.target!, s.target);
+    dv.setUint8(o + F.file!, s.file);
+    dv.setInt32(o + F.arg0!, s.arg0 | 0, true);
+    dv.setBigUint64(o + F.capmask!, s.capmask, true);
+    dv.setUint32(o + F.dataOff!, dataOffs[i]!, true);
+    dv.setUint32(o + F.dataLen!, s.data?.length ?? 0, true);
+    dv.setUint32(o + F.resOff!, resOffsets[i]!, true);
+    dv.setUint32(o + F.outOff!, outOffsets[i]!, true);
+    dv.setUint32(o + F.outCap!, s.outCap, true);
   });
   let p = dataOff;
   for (const ch of chunks) {

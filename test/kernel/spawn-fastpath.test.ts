@@ -3,12 +3,12 @@
 // native call, validated requests reused, child stacks reused.
 import { readSync } from "node:fs";
 import { expect, it } from "vitest";
+import { writeMapsDirect } from "../../lib/child/maps.js";
+import { abortChild, DEV_NULL, startChild } from "../../lib/child/steps.js";
+import { prepareMapRequest } from "../../lib/child/validate.js";
 import { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
 import { CLONE_NEW } from "../../lib/kernel/nsfs.js";
-import { writeMapsDirect } from "../../lib/spawn/maps.js";
-import { abortChild, DEV_NULL, startChild } from "../../lib/spawn/steps.js";
-import { prepareMapRequest } from "../../lib/spawn/validate.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { children, run } from "../helpers/spawn.js";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { stepName } from "../../lib/child/steps.js";
 import { UsernsError } from "../../lib/errors.js";
 import { type SpawnOptions, validateSpawnOptions } from "../../lib/spawn/index.js";
-import { stepName } from "../../lib/spawn/steps.js";
 
 function usage(options: SpawnOptions): string {
   try {

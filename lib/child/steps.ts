@@ -1,10 +1,12 @@
 /**
  * The child's work between clone3 and execve, as a short declarative list of
  * steps run in order (join, unshare, attach a mount, chdir, set ids ...).
- * TS decides the list; native/spawn.cc only runs it, with raw syscalls.
+ * TS decides the list; native/child/run.cc only runs it, with raw syscalls.
+ * The op numbers and argument slots are in ./protocol.ts (how to add a step is written there).
  */
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
+import { SPAWN_OPS, type SpawnOpName, type SpawnSlot } from "./protocol.js";
 
 /** One step the child runs before execve. */
 export type ChildStep =
@@ -41,43 +43,17 @@ export type ChildStep =
    */
   | { readonly op: "fork" };
 
-/** Native op numbers: must match `enum Op` in native/spawn.cc. */
-const OP: Readonly<Record<ChildStep["op"], number>> = {
-  wait: 1,
-  join: 2,
-  unshare: 3,
-  chdir: 4,
-  setgroups: 5,
-  setgid: 6,
-  setuid: 7,
-  parentDeathSignal: 8,
-  setsid: 9,
-  stdio: 10,
-  attachMount: 11,
-  writeFile: 12,
-  propagation: 13,
-  dumpable: 14,
-  fork: 15,
+/**
+ * Compile-time agreement of ChildStep and {@link SPAWN_OPS}: every table row has a ChildStep variant and every slot
+ * names a field of it (a ChildStep op without a row fails in encode()).
+ */
+type SlotField<K extends SpawnOpName> = (typeof SPAWN_OPS)[K]["args"][keyof (typeof SPAWN_OPS)[K]["args"]];
+type StepOf<K extends SpawnOpName> = Extract<ChildStep, { readonly op: K }>;
+type TableAgrees = {
+  [K in SpawnOpName]: [StepOf<K>] extends [never] ? K : SlotField<K> extends keyof StepOf<K> ? true : K;
 };
-
-/** The syscall each step makes, for error reports. */
-const SYSCALL: Readonly<Record<ChildStep["op"], string>> = {
-  wait: "read",
-  join: "setns",
-  unshare: "unshare",
-  chdir: "chdir",
-  setgroups: "setgroups",
-  setgid: "setresgid",
-  setuid: "setresuid",
-  parentDeathSignal: "prctl",
-  setsid: "setsid",
-  stdio: "dup3",
-  attachMount: "move_mount",
-  writeFile: "write",
-  propagation: "mount",
-  dumpable: "prctl",
-  fork: "clone3",
-};
+const tableAgrees: { [K in SpawnOpName]: true } = {} as TableAgrees;
+void tableAgrees;
 
 /** What the child is and runs: everything prepared before clone3. */
 export interface ChildPlan {
@@ -117,65 +93,39 @@ export type ResumeResult =
   | { readonly kind: "exec"; readonly pidfd: number; readonly pid: number }
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
 
+/**
+ * Flattens the plan for the native side: five numbers per step (op, a, b, s, s2), the strings they index and one
+ * gid list. Which field goes in which slot is read from {@link SPAWN_OPS}, the table native/child/protocol.h is
+ * generated from.
+ */
 function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[] } {
   const steps: number[] = [];
   const strings: string[] = [];
   const gids: number[] = [];
-  const str = (s: string): number => strings.push(s) - 1;
   for (const s of plan.steps) {
-    let a = 0;
-    let b = 0;
-    let si = -1;
-    let s2 = -1;
-    switch (s.op) {
-      case "wait":
-        a = s.notify ? 1 : 0;
-        break;
-      case "join":
-        a = s.fd;
-        b = s.nstype;
-        break;
-      case "unshare":
-        a = s.flags;
-        break;
-      case "chdir":
-        si = str(s.path);
-        break;
-      case "setgroups":
-        a = gids.length;
-        b = s.groups.length;
-        gids.push(...s.groups);
-        break;
-      case "setgid":
-        a = s.gid;
-        break;
-      case "setuid":
-        a = s.uid;
-        break;
-      case "parentDeathSignal":
-        a = s.signal;
-        b = s.viaErrorPipe === true ? 1 : 0;
-        break;
-      case "attachMount":
-        a = s.fd;
-        si = str(s.target);
-        break;
-      case "writeFile":
-        si = str(s.path);
-        s2 = str(s.data);
-        break;
-      case "propagation":
-        a = s.flags;
-        break;
-      case "dumpable":
-        a = s.value;
-        break;
-      case "setsid":
-      case "stdio":
-      case "fork":
-        break;
+    const spec = SPAWN_OPS[s.op];
+    const args: Partial<Record<SpawnSlot, string>> = spec.args;
+    const field = (slot: SpawnSlot): unknown => {
+      const name = args[slot];
+      return name === undefined ? undefined : (s as unknown as Record<string, unknown>)[name];
+    };
+    const num = (slot: "a" | "b"): number => {
+      const v = field(slot);
+      return typeof v === "number" ? v : v === true ? 1 : 0;
+    };
+    const str = (slot: "s" | "s2"): number => {
+      const v = field(slot);
+      return typeof v === "string" ? strings.push(v) - 1 : -1;
+    };
+    let a = num("a");
+    let b = num("b");
+    const list = field("gids");
+    if (Array.isArray(list)) {
+      a = gids.length;
+      b = list.length;
+      gids.push(...(list as number[]));
     }
-    steps.push(OP[s.op], a, b, si, s2);
+    steps.push(spec.op, a, b, str("s"), str("s2"));
   }
   return { steps, strings, gids };
 }
@@ -184,9 +134,9 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
 export function stepName(plan: ChildPlan, index: number): { step: string; syscall: string } {
   const s = plan.steps[index];
   if (s === undefined) return { step: "execve", syscall: "execve" };
-  if (s.op === "writeFile") return { step: s.label ?? "writeFile", syscall: SYSCALL[s.op] };
-  if (s.op === "join") return { step: s.label ?? "join", syscall: SYSCALL[s.op] };
-  return { step: s.op, syscall: SYSCALL[s.op] };
+  if (s.op === "writeFile") return { step: s.label ?? "writeFile", syscall: SPAWN_OPS[s.op].syscall };
+  if (s.op === "join") return { step: s.label ?? "join", syscall: SPAWN_OPS[s.op].syscall };
+  return { step: s.op, syscall: SPAWN_OPS[s.op].syscall };
 }
 
 /** Why a step commonly fails, in words, where the errno alone does not say. */
@@ -256,30 +206,4 @@ export function abortChild(child: HeldChild): void {
   if (child.done) return;
   child.done = true;
   native().spawnAbort(child.handle);
-}
-
-/**
- * Runs a helper child to completion: its steps, then exit 0. Used for work
- * that must happen inside another namespace (writing a nested namespace's
- * maps from its parent, reading maps from inside).
- */
-export function runHelper(steps: readonly ChildStep[], what: string): void {
-  const child = startChild({ cloneFlags: 0, path: "/", argv: [], envp: [], fdSrc: [], steps, exitMode: true });
-  try {
-    for (;;) {
-      const r = resumeChild(child, what);
-      if (r.kind === "exit") {
-        if (r.code !== 0)
-          throw new UsernsError(what, {
-            code: "ERR_USERNS_HELPER",
-            reason: `helper exited with ${r.code ?? `signal ${r.signal}`}`,
-          });
-        return;
-      }
-      if (r.kind === "exec")
-        throw new UsernsError(what, { code: "ERR_USERNS_HELPER", reason: "helper did not run in exit mode" });
-    }
-  } finally {
-    abortChild(child);
-  }
 }

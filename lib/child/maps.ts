@@ -18,7 +18,8 @@ import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
 import { parseMapText as parseKernelMapText } from "../model/parse.js";
-import { type ChildStep, runHelper } from "./steps.js";
+import { runHelper } from "./holder.js";
+import type { ChildStep } from "./steps.js";
 
 /** A map as model value or as the text written to /proc/PID/uid_map. */
 export type MapInput = IdMap | string;
@@ -39,6 +40,13 @@ export interface MappingResult {
   readonly gidMap: string | undefined;
   /** What was written to setgroups before gid_map, if anything. */
   readonly setgroups: "allow" | "deny" | undefined;
+}
+
+/** What a map writer writes: the prepared maps and setgroups, each optional. */
+export interface MapWriteRequest {
+  readonly uid?: PreparedMap | undefined;
+  readonly gid?: PreparedMap | undefined;
+  readonly setgroups?: "allow" | "deny" | undefined;
 }
 
 /** A validated map request: the map and the exact text to write. */
@@ -220,4 +228,40 @@ export function writeMapsFromParent(
   if (req.uid) steps.push({ op: "writeFile", path: `/proc/${pid}/uid_map`, data: req.uid.text, label: "uid_map" });
   if (req.gid) steps.push({ op: "writeFile", path: `/proc/${pid}/gid_map`, data: req.gid.text, label: "gid_map" });
   runHelper(steps, `writing the maps of pid ${pid} from its parent user namespace`);
+}
+
+/**
+ * Writes prepared maps the way `method` says: the one dispatch spawn and UserNamespace share. Only newuidmap is
+ * asynchronous (separate programs); `parent-helper` needs the nsfs fd of the user namespace the target was created
+ * in.
+ */
+export function writeMaps(pid: number, method: "newuidmap", req: MapWriteRequest): Promise<void>;
+export function writeMaps(
+  pid: number,
+  method: Exclude<MapMethod, "newuidmap">,
+  req: MapWriteRequest,
+  parentUserFd?: number,
+): void;
+export function writeMaps(
+  pid: number,
+  method: MapMethod,
+  req: MapWriteRequest,
+  parentUserFd?: number,
+): Promise<void> | undefined {
+  switch (method) {
+    case "newuidmap":
+      return writeMapsNewidmap(pid, req);
+    case "parent-helper":
+      if (parentUserFd === undefined)
+        throw new UsernsError("writing maps from the parent namespace", {
+          code: "ERR_USERNS_USAGE",
+          reason: "no parent user namespace fd",
+        });
+      writeMapsFromParent(pid, parentUserFd, req);
+      return undefined;
+    case "direct":
+    case "self":
+      writeMapsDirect(pid, req);
+      return undefined;
+  }
 }

@@ -1,0 +1,223 @@
+// The spawn child's parent side without N-API: stacks, clone3, reaping and
+// releasing. native/spawn.cc turns JS arguments into a Child and calls these.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "child.h"
+#include "reap.h"
+#include "sys.h"
+
+namespace userns {
+namespace child {
+
+void CloseFd(int &fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+namespace {
+
+// Child stacks are reused: a fresh mapping costs mmap + mprotect + munmap and
+// a page fault for every page the child touches, and those faults take the
+// lock of the mm the child shares with every Node thread. A stack goes back
+// to the pool only when Release() would have unmapped it, i.e. when the
+// child has exec'd or exited and can no longer run on it.
+constexpr size_t kStackPoolMax = 4;
+std::mutex stackPoolMutex;
+std::vector<void *> stackPool;
+
+void *TakeStack(size_t size) {
+  {
+    std::lock_guard<std::mutex> lock(stackPoolMutex);
+    if (!stackPool.empty()) {
+      void *m = stackPool.back();
+      stackPool.pop_back();
+      return m;
+    }
+  }
+  void *map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED) return nullptr;
+  // A guard page below the stack turns an overflow into a fault, not into a
+  // write over the parent's memory.
+  if (mprotect(map, kGuardSize, PROT_NONE) < 0) {
+    int e = errno;
+    munmap(map, size);
+    errno = e;
+    return nullptr;
+  }
+  return map;
+}
+
+void GiveStack(void *map, size_t size) {
+  {
+    std::lock_guard<std::mutex> lock(stackPoolMutex);
+    if (stackPool.size() < kStackPoolMax) {
+      stackPool.push_back(map);
+      return;
+    }
+  }
+  munmap(map, size);
+}
+
+// Restores the process's dumpable flag. With CLONE_VM the child shares our
+// mm, and a credential change in the child (setresuid, or setns into a user
+// namespace we do not own) makes the kernel reset the *shared* mm's dumpable
+// flag (commit_creds -> set_dumpable), which would leave Node non-dumpable.
+void RestoreDumpable(Child *c) {
+  if (!USERNS_CLONE_VM || c->dumpable < 0) return;
+  if (prctl(PR_GET_DUMPABLE) != c->dumpable) prctl(PR_SET_DUMPABLE, c->dumpable);
+}
+
+}  // namespace
+
+int Reap(Child *c, siginfo_t *si) { return ReapPidfd(c->pidfd, si); }
+
+// Reaps the grandchild of a kFork step, if the first child created it, with
+// SIGKILL first if `kill`. Call only once the first child was reaped, so
+// that grandPid is final. The grandchild is our child (CLONE_PARENT) and not
+// yet waited for, so its pid cannot name another process before this waitid.
+int ReapGrandchild(Child *c, bool kill) {
+  if (c->grandPid <= 0 || c->grandDone) return 0;
+  if (kill) ::kill(c->grandPid, SIGKILL);
+  int e = ReapPid(c->grandPid);
+  if (e != 0) return e;
+  c->grandDone = true;
+  return 0;
+}
+
+// Frees what only the child could still be using. Call only when the child
+// has exec'd, exited and been reaped, or never existed. With `leak`, the
+// stack stays mapped (and the caller keeps the Child): used when reaping
+// failed and the child might, in theory, still run on them.
+void Release(Child *c, bool leak) {
+  CloseFd(c->syncW);
+  CloseFd(c->errR);
+  CloseFd(c->syncR);
+  CloseFd(c->errW);
+  if (c->stack != nullptr && !leak) GiveStack(c->stack, c->mapSize);
+  if (c->forkStack != nullptr && !leak) GiveStack(c->forkStack, c->mapSize);
+  c->stack = nullptr;
+  c->forkStack = nullptr;
+  c->leaked = leak;
+  RestoreDumpable(c);
+  c->state = State::kDone;
+}
+
+void KillAndReap(Child *c) {
+  int e = 0;
+  if (c->pidfd >= 0) {
+    syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, nullptr, 0);
+    siginfo_t si;
+    e = Reap(c, &si);
+    CloseFd(c->pidfd);
+    if (e == 0) e = ReapGrandchild(c, true);
+  }
+  Release(c, e != 0);
+}
+
+int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **what) {
+  int sp[2], ep[2];
+  if (pipe2(sp, O_CLOEXEC) < 0) {
+    *syscallName = "pipe2";
+    *what = "creating the spawn sync pipe";
+    return errno;
+  }
+  if (pipe2(ep, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(sp[0]);
+    close(sp[1]);
+    *syscallName = "pipe2";
+    *what = "creating the spawn error pipe";
+    return e;
+  }
+  c->syncR = c->childSyncR = sp[0];
+  c->syncW = c->childSyncW = sp[1];
+  c->errR = c->childErrR = ep[0];
+  c->errW = c->childErrW = ep[1];
+
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  int pidfd = -1;
+  ca.flags = cloneFlags | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+  ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  ca.exit_signal = SIGCHLD;
+#if USERNS_CLONE_VM
+  c->mapSize = kStackSize + kGuardSize;
+  void *map = TakeStack(c->mapSize);
+  if (map == nullptr) {
+    int e = errno;
+    Release(c);
+    *syscallName = "mmap";
+    *what = "allocating the child's stack";
+    return e;
+  }
+  c->stack = map;
+  if (c->forkStep >= 0) {
+    void *fmap = TakeStack(c->mapSize);
+    if (fmap == nullptr) {
+      int e = errno;
+      Release(c);
+      *syscallName = "mmap";
+      *what = "allocating the program's stack";
+      return e;
+    }
+    c->forkStack = fmap;
+    // The grandchild: shares our memory, is our child, not the first
+    // child's (exit_signal then comes from the first child, SIGCHLD), and
+    // its pid lands in grandPid before it runs.
+    c->forkArgs.flags = CLONE_VM | CLONE_PARENT | CLONE_PARENT_SETTID;
+    c->forkArgs.parent_tid = reinterpret_cast<uint64_t>(&c->grandPid);
+    c->forkArgs.exit_signal = 0;
+    c->forkArgs.stack = reinterpret_cast<uint64_t>(static_cast<char *>(fmap) + kGuardSize);
+    c->forkArgs.stack_size = kStackSize;
+  }
+  ca.flags |= CLONE_VM;
+  ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
+  ca.stack_size = kStackSize;
+  c->dumpable = prctl(PR_GET_DUMPABLE);
+#endif
+
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &c->oldmask);
+  long pid;
+#if USERNS_CLONE_VM
+  pid = Clone3Vm(&ca, ChildMain, c);
+#else
+  pid = syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid == 0) _exit(ChildMain(c));
+  if (pid < 0) pid = -errno;
+#endif
+  pthread_sigmask(SIG_SETMASK, &c->oldmask, nullptr);
+  if (pid < 0) {
+    Release(c);
+    *syscallName = "clone3";
+    *what = "creating the child process";
+    return static_cast<int>(-pid);
+  }
+  // The child's ends: only the child may hold them, or EOF never comes.
+  CloseFd(c->syncR);
+  CloseFd(c->errW);
+  c->pid = static_cast<int>(pid);
+  c->pidfd = pidfd;
+  return 0;
+}
+
+}  // namespace child
+}  // namespace userns
+
+// The child side never touches N-API: fail the build if this translation unit
+// pulled it in, however indirectly.
+#if defined(SRC_NAPI_H_) || defined(SRC_NODE_API_H_) || defined(NAPI_VERSION_EXPERIMENTAL)
+#error "native/child/ is N-API free: do not include napi.h, node_api.h or addon.h here"
+#endif
