@@ -146,6 +146,14 @@ export interface NativeBinding {
   capEffective(): bigint;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
   spawnUsesCloneVm(): boolean;
+  // native/lock.cc
+  /** open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW, 0600) + blocking flock(LOCK_EX); the lock lives as long as the fd. */
+  lockExclusive(path: string): number;
+  /** flock(LOCK_EX|LOCK_NB): false when another open file holds the lock. */
+  tryLockExclusive(fd: number): boolean;
+  // native/listns.cc
+  /** listns(2) (6.19+): namespace ids of a CLONE_NEW* type (0: all) owned by a user namespace id (0n: any). ENOSYS before 6.19. */
+  listns(nsType: number, userNsId: bigint): bigint[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
