@@ -73,3 +73,4 @@ export {
 } from "./spawn/index.js";
 export * from "./subid/index.js";
 export * from "./verify/index.js";
+export * from "./inventory/index.js";

@@ -219,12 +219,10 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
       try {
         ufd = b.nsGetUserns(fd);
       } catch {
-        b.close(fd);
         continue;
       } finally {
-        // closed below when ufd was obtained
+        b.close(fd);
       }
-      b.close(fd);
       const uino = b.nsIdentity(ufd).ino;
       let w = byIno.get(uino);
       if (w === undefined) {

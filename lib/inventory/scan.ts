@@ -100,12 +100,18 @@ export function scanProc(options: { fds?: boolean; mounts?: boolean } = {}): Pro
   const see = (type: string, ino: bigint, place: NsPlace): void => {
     if (type === "user") {
       let s = user.get(ino);
-      if (s === undefined) user.set(ino, (s = { type, ino, places: [] }));
+      if (s === undefined) {
+        s = { type, ino, places: [] };
+        user.set(ino, s);
+      }
       s.places.push(place);
     } else {
       const key = `${type}:${ino}`;
       let s = other.get(key);
-      if (s === undefined) other.set(key, (s = { type, ino, places: [] }));
+      if (s === undefined) {
+        s = { type, ino, places: [] };
+        other.set(key, s);
+      }
       s.places.push(place);
     }
   };
