@@ -33,6 +33,8 @@ export interface Lease {
   readonly creatorUid: number;
   /** The user namespace it is tied to, by nsfs inode and NS_GET_ID; released once that namespace is gone. */
   readonly namespace?: { readonly ino: bigint; readonly id: bigint | undefined };
+  /** When it was tied (ms since the epoch): only an inventory begun later may reclaim it. */
+  readonly tiedAt?: number;
 }
 
 /** Options of {@link allocateRange}. */
@@ -189,14 +191,29 @@ function inTheWay(claims: readonly IdClaim[], min: number, max: number): string 
   return list.length > 6 ? `${shown.join("; ")}; and ${list.length - 6} more` : shown.join("; ");
 }
 
-/** Removes leases whose namespace is gone; call with the lock held. */
-function reclaim(dir: string, leases: Lease[], inv: UserNamespaceInventory): { live: Lease[]; reclaimed: Lease[] } {
+/**
+ * Removes leases whose namespace is gone; call with the lock held. The
+ * inventory may have been taken before the lock (it is the slow part), so a
+ * lease tied after the walk began is kept: its namespace may be newer than
+ * the walk.
+ */
+function reclaim(
+  dir: string,
+  leases: Lease[],
+  inv: UserNamespaceInventory,
+  walkBegan: number,
+): { live: Lease[]; reclaimed: Lease[] } {
   const live: Lease[] = [];
   const reclaimed: Lease[] = [];
   const euid = process.geteuid?.() ?? 0;
   for (const l of leases) {
     // An unprivileged caller cannot see other users' namespaces: it never reclaims their leases.
-    if (leaseNamespaceAlive(l, inv) || (euid !== 0 && l.creatorUid !== euid)) live.push(l);
+    if (
+      leaseNamespaceAlive(l, inv) ||
+      (euid !== 0 && l.creatorUid !== euid) ||
+      (l.tiedAt ?? Number.POSITIVE_INFINITY) >= walkBegan
+    )
+      live.push(l);
     else {
       rmSync(join(dir, `${l.id}.json`), { force: true });
       reclaimed.push(l);
@@ -236,9 +253,12 @@ export function allocateRange(options: AllocateRangeOptions = {}): Allocation {
   checkInt("max", max, min, INVALID_ID - 1);
   const dir = options.dir ?? defaultLeaseDir();
   const tie = options.tie === undefined ? undefined : tieIdentity(options.tie);
+  // The walk of /proc happens before the lock: it is the slow part, and the lock only orders this directory's
+  // leases (namespaces appear and go without asking it either way).
+  const walkBegan = Date.now();
+  const inv = options.inventory ?? listUserNamespaces({ helperMaps: true });
   return withLeaseLock(dir, () => {
-    const inv = options.inventory ?? listUserNamespaces({ helperMaps: true });
-    const { live, reclaimed } = reclaim(dir, readLeases(dir), inv);
+    const { live, reclaimed } = reclaim(dir, readLeases(dir), inv, walkBegan);
     const claims = collectClaims({
       subuid: options.subuid,
       subgid: options.subgid,
@@ -253,7 +273,7 @@ export function allocateRange(options: AllocateRangeOptions = {}): Allocation {
       purpose: options.purpose ?? "",
       createdAt: new Date().toISOString(),
       creatorUid: process.geteuid?.() ?? -1,
-      ...(tie ? { namespace: tie } : {}),
+      ...(tie ? { namespace: tie, tiedAt: Date.now() } : {}),
     };
     let lease: Lease;
     if (options.kubelet) {
@@ -350,7 +370,7 @@ export function tieLease(id: string, ns: { readonly fd: number } | string, optio
   return withLeaseLock(dir, () => {
     const l = readLeases(dir).find((x) => x.id === id);
     if (l === undefined) throw new UsernsError(`tying lease ${id}`, { code: "ENOENT", path: join(dir, `${id}.json`) });
-    const tied = { ...l, namespace: identity };
+    const tied = { ...l, namespace: identity, tiedAt: Date.now() };
     writeLease(dir, tied);
     return tied;
   });
@@ -362,8 +382,7 @@ export function reclaimLeases(options: { dir?: string; inventory?: UserNamespace
   reclaimed: Lease[];
 } {
   const dir = options.dir ?? defaultLeaseDir();
-  return withLeaseLock(dir, () => {
-    const inv = options.inventory ?? listUserNamespaces({ helperMaps: false });
-    return reclaim(dir, readLeases(dir), inv);
-  });
+  const walkBegan = Date.now();
+  const inv = options.inventory ?? listUserNamespaces({ helperMaps: false });
+  return withLeaseLock(dir, () => reclaim(dir, readLeases(dir), inv, walkBegan));
 }
