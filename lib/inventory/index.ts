@@ -9,5 +9,5 @@ export * from "./claims.js";
 export * from "./inventory.js";
 export * from "./kubelet.js";
 export * from "./leases.js";
-export { type NsPlace, nsfsMounts, parseNsLink, scanProc } from "./scan.js";
+export { type NsPlace, nsfsMounts, parseNsLink } from "./scan.js";
 export * from "./systemd.js";

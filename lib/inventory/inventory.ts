@@ -9,11 +9,11 @@ import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, INIT_USER_NS_INO } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
-import { INIT_USER_NS, type UserNs } from "../model/ns.js";
-import { readProcMap } from "../model/readback.js";
+import { fromKid, INIT_USER_NS, nsMap, type UserNs } from "../model/ns.js";
+import { readbackLowerNs } from "../model/readback.js";
 import { readMapsOfFd } from "../namespaces/user-namespace.js";
 import { parseMapText, readKernelMap } from "../spawn/maps.js";
-import { type NsPlace, placePath, scanProc } from "./scan.js";
+import { mountsOf, type NsPlace, placePath } from "./scan.js";
 
 /** How a namespace is kept alive, besides its processes. */
 export type NamespaceHolder =
@@ -101,15 +101,21 @@ export function probeListns(): DiscoveryMethod["listns"] {
 }
 
 interface Work {
-  fd: number;
+  /** An open nsfs fd, once one was needed (the native walk opens and closes its own). */
+  fd: number | undefined;
   ino: bigint;
   dev: bigint;
   id: bigint | undefined;
   ownerUid: number;
   pids: number[];
   heldBy: NamespaceHolder[];
+  /** Places to open it through, for whatever the native walk did not do. */
+  places: NsPlace[];
   parentIno: bigint | null;
   parentId: bigint | undefined;
+  /** The parent is known (or known to be out of view); otherwise NS_GET_PARENT is asked here. */
+  parentKnown: boolean;
+  maps: { uid: IdMap; gid: IdMap; setgroups: "allow" | "deny" } | undefined;
 }
 
 function inoOfLink(path: string): bigint | undefined {
@@ -162,6 +168,22 @@ function readMapsFromPid(
   }
 }
 
+const EPERM = 1;
+
+/**
+ * The map of `target` as a reader in `reader` gets it from /proc (the model's
+ * readback rules: uid_m_show translates each line's first lower id into the
+ * reader's ids, or the parent's when the reader is the target), as a value
+ * rather than text: readProcMap's text, parsed back, for thousands of
+ * namespaces costs more than the walk.
+ */
+function viewFrom(target: UserNs, kind: "uid" | "gid", reader: UserNs): IdMap {
+  const lowerNs = readbackLowerNs(target, reader);
+  return IdMap.of(
+    ...nsMap(target, kind).printOrder.map((e) => [e.first, fromKid(lowerNs, kind, e.lowerFirst), e.count] as const),
+  );
+}
+
 /**
  * Every user namespace this process can find. On kernels with listns(2) its
  * ids are the list to reach; the namespaces themselves are opened through
@@ -178,12 +200,45 @@ function readMapsFromPid(
 export function listUserNamespaces(options: ListUserNamespacesOptions = {}): UserNamespaceInventory {
   const b = native();
   const listns = probeListns();
-  const scan = scanProc({ fds: options.fds, mounts: options.mounts });
+  const raw = b.scanProcUserns(options.fds !== false);
   const byIno = new Map<bigint, Work>();
   const opened: number[] = [];
   const selfIno = inoOfLink("/proc/self/ns/user");
+  const fdOf = (w: Work): number | undefined => {
+    if (w.fd === undefined) {
+      w.fd = openAt("user", w.ino, w.places);
+      if (w.fd !== undefined) opened.push(w.fd);
+    }
+    return w.fd;
+  };
   try {
-    const add = (fd: number): Work => {
+    // Namespaces with processes: the native walk already asked nsfs and read the maps.
+    for (const r of raw.namespaces) {
+      if (r.dev === undefined) continue; // every process went away: so did the namespace, or it is held elsewhere
+      const maps =
+        r.uidMap !== undefined && r.gidMap !== undefined
+          ? {
+              uid: parseMapText(r.uidMap, "uid"),
+              gid: parseMapText(r.gidMap, "gid"),
+              setgroups: r.setgroups?.startsWith("deny") ? ("deny" as const) : ("allow" as const),
+            }
+          : undefined;
+      byIno.set(r.ino, {
+        fd: undefined,
+        ino: r.ino,
+        dev: r.dev,
+        id: r.id,
+        ownerUid: r.ownerUid ?? 65534,
+        pids: r.pids,
+        heldBy: [],
+        places: r.pids.map((pid) => ({ kind: "process", pid })),
+        parentIno: r.parentIno ?? null,
+        parentId: r.parentId,
+        parentKnown: r.parentIno !== undefined || r.parentErrno === EPERM,
+        maps,
+      });
+    }
+    const add = (fd: number, places: NsPlace[]): Work => {
       const { dev, ino } = b.nsIdentity(fd);
       const w: Work = {
         fd,
@@ -193,27 +248,44 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
         ownerUid: b.nsGetOwnerUid(fd),
         pids: [],
         heldBy: [],
+        places,
         parentIno: null,
         parentId: undefined,
+        parentKnown: false,
+        maps: undefined,
       };
+      opened.push(fd);
       byIno.set(ino, w);
       return w;
     };
-    for (const s of scan.user.values()) {
-      const fd = openAt("user", s.ino, s.places);
-      if (fd === undefined) continue;
-      opened.push(fd);
-      const w = add(fd);
-      for (const p of s.places) {
-        if (p.kind === "process") w.pids.push(p.pid);
-        else w.heldBy.push(p);
+    // Fds and bind mounts: of user namespaces directly, of other types through their owner.
+    const held = new Map<string, { type: string; ino: bigint; places: NsPlace[] }>();
+    const hold = (type: string, ino: bigint, place: NsPlace): void => {
+      const k = `${type}:${ino}`;
+      const h = held.get(k) ?? { type, ino, places: [] };
+      h.places.push(place);
+      held.set(k, h);
+    };
+    for (const [pid, fd, type, ino] of raw.fds) hold(type, ino, { kind: "fd", pid, fd });
+    if (options.mounts !== false) {
+      for (const [mnt, pid] of raw.mntNamespaces) {
+        for (const m of mountsOf(pid))
+          hold(m.type, m.ino, { kind: "mount", pid, mntNs: `mnt:[${mnt}]`, mountPoint: m.mountPoint });
       }
     }
-    // Namespaces of other types held by fds or mounts keep their owning user namespace alive.
-    for (const s of scan.other.values()) {
-      const held = s.places.filter((p) => p.kind !== "process");
-      if (held.length === 0) continue;
-      const fd = openAt(s.type, s.ino, held);
+    for (const h of held.values()) {
+      if (h.type !== "user") continue;
+      let w = byIno.get(h.ino);
+      if (w === undefined) {
+        const fd = openAt("user", h.ino, h.places);
+        if (fd === undefined) continue;
+        w = add(fd, [...h.places]);
+      } else w.places.push(...h.places);
+      for (const p of h.places) if (p.kind !== "process") w.heldBy.push(p);
+    }
+    for (const h of held.values()) {
+      if (h.type === "user") continue;
+      const fd = openAt(h.type, h.ino, h.places);
       if (fd === undefined) continue;
       let ufd: number;
       try {
@@ -225,19 +297,23 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
       }
       const uino = b.nsIdentity(ufd).ino;
       let w = byIno.get(uino);
-      if (w === undefined) {
-        opened.push(ufd);
-        w = add(ufd);
-      } else b.close(ufd);
-      w.heldBy.push({ kind: "owned", type: s.type, ino: s.ino, via: held[0]! });
+      if (w === undefined) w = add(ufd, []);
+      else b.close(ufd);
+      w.heldBy.push({ kind: "owned", type: h.type, ino: h.ino, via: h.places[0]! });
     }
     // Parents: NS_GET_PARENT up to the top this process may see.
     const queue = [...byIno.values()];
     while (queue.length > 0) {
       const w = queue.pop()!;
+      if (w.parentKnown && (w.parentIno === null || byIno.has(w.parentIno))) {
+        if (w.parentIno !== null) byIno.get(w.parentIno)!.heldBy.push({ kind: "child", ino: w.ino });
+        continue;
+      }
+      const fd = fdOf(w);
+      if (fd === undefined) continue;
       let pfd: number;
       try {
-        pfd = b.nsGetParent(w.fd);
+        pfd = b.nsGetParent(fd);
       } catch (e) {
         if ((e as { code?: string }).code === "EPERM") continue;
         throw e;
@@ -245,32 +321,44 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
       const pino = b.nsIdentity(pfd).ino;
       let p = byIno.get(pino);
       if (p === undefined) {
-        opened.push(pfd);
-        p = add(pfd);
+        p = add(pfd, []);
         queue.push(p);
       } else b.close(pfd);
       w.parentIno = pino;
       w.parentId = p.id;
+      w.parentKnown = true;
       p.heldBy.push({ kind: "child", ino: w.ino });
     }
     // Maps, then the model tree for the parent's view.
     const entries: UserNamespaceEntry[] = [];
     const models = new Map<bigint, UserNs>();
-    const depth = (w: Work): number => (w.parentIno === null ? 0 : depth(byIno.get(w.parentIno)!) + 1);
+    const depths = new Map<bigint, number>();
+    const depth = (w: Work): number => {
+      let d = depths.get(w.ino);
+      if (d === undefined) {
+        const p = w.parentIno === null ? undefined : byIno.get(w.parentIno);
+        d = p === undefined ? 0 : depth(p) + 1;
+        depths.set(w.ino, d);
+      }
+      return d;
+    };
     const order = [...byIno.values()].sort(
       (a, c) => depth(a) - depth(c) || (a.ino < c.ino ? -1 : a.ino > c.ino ? 1 : 0),
     );
     let modelId = 1;
     for (const w of order) {
-      let maps: { uid: IdMap; gid: IdMap; setgroups: "allow" | "deny" } | undefined;
+      let maps = w.maps;
       let via: "process" | "helper" = "process";
-      for (const pid of w.pids) {
-        maps = readMapsFromPid(pid, w.ino);
-        if (maps !== undefined) break;
+      if (maps === undefined) {
+        for (const pid of w.pids) {
+          maps = readMapsFromPid(pid, w.ino);
+          if (maps !== undefined) break;
+        }
       }
-      if (maps === undefined && options.helperMaps !== false) {
+      const fd = maps === undefined && options.helperMaps !== false ? fdOf(w) : undefined;
+      if (fd !== undefined) {
         try {
-          const r = readMapsOfFd(w.fd);
+          const r = readMapsOfFd(fd);
           maps = { uid: r.uid, gid: r.gid, setgroups: r.setgroups };
           via = "helper";
         } catch {
@@ -306,8 +394,8 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
       const parentView =
         parentModel !== undefined && !current && maps !== undefined
           ? {
-              uidMap: parseMapText(readProcMap(model, "uid", parentModel), "uid"),
-              gidMap: parseMapText(readProcMap(model, "gid", parentModel), "gid"),
+              uidMap: viewFrom(model, "uid", parentModel),
+              gidMap: viewFrom(model, "gid", parentModel),
             }
           : current && maps !== undefined && lowerIdsIn === "parent"
             ? { uidMap, gidMap }
@@ -337,9 +425,9 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
       discovery: {
         method: listns.available ? "listns" : "proc",
         listns,
-        processes: scan.processes,
-        hiddenProcesses: scan.hidden,
-        mountNamespaces: scan.mountNamespaces,
+        processes: raw.processes,
+        hiddenProcesses: raw.hidden,
+        mountNamespaces: raw.mntNamespaces.length,
       },
       namespaces: entries,
       unreached,

@@ -1,11 +1,11 @@
 /**
- * Finding user namespaces by walking /proc (kernels without listns(2)):
- * every process's /proc/PID/ns/user, every open fd of a process that is a
- * namespace file, and every nsfs bind mount of every mount namespace
- * (/proc/PID/mountinfo, read once per mount namespace). Only names and
- * places are collected here; the caller opens each namespace once.
+ * Finding namespaces on kernels without listns(2): the text formats of the
+ * /proc walk. The walk itself runs in the addon (native/procscan.cc: every
+ * process's /proc/PID/ns/user and namespace fds, its maps); mount
+ * namespaces' mountinfo is read here, once per mount namespace, for nsfs
+ * bind mounts.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 
 /** Namespace types nsfs files carry, as readlink shows them (`net:[4026531840]`). */
 const NS_TYPES = new Set(["user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time"]);
@@ -18,26 +18,6 @@ export type NsPlace =
   | { readonly kind: "fd"; readonly pid: number; readonly fd: number }
   /** An nsfs bind mount, at `mountPoint` in the mount namespace `mntNs` (seen through process `pid`). */
   | { readonly kind: "mount"; readonly pid: number; readonly mntNs: string; readonly mountPoint: string };
-
-/** A namespace file seen during the scan, by its `type:[inode]` name. */
-export interface NsSighting {
-  readonly type: string;
-  readonly ino: bigint;
-  readonly places: NsPlace[];
-}
-
-/** What one walk of /proc found. */
-export interface ProcScan {
-  /** Every user namespace (by inode) that processes are in. */
-  readonly user: Map<bigint, NsSighting>;
-  /** Namespaces of other types held by fds or bind mounts: their owning user namespace keeps them alive. */
-  readonly other: Map<string, NsSighting>;
-  /** Processes seen, and processes whose namespace this caller may not read (EACCES: another user's). */
-  readonly processes: number;
-  readonly hidden: number;
-  /** Mount namespaces whose mountinfo was read. */
-  readonly mountNamespaces: number;
-}
 
 /** `user:[4026531837]` → { type, ino }; undefined for any other link (pipes, sockets, files). */
 export function parseNsLink(link: string): { type: string; ino: bigint } | undefined {
@@ -73,109 +53,13 @@ export function nsfsMounts(mountinfo: string): { type: string; ino: bigint; moun
   return out;
 }
 
-function readlinkOrNull(path: string): string | null {
+/** nsfs bind mounts of one mount namespace, read through a process in it; none when it is gone or not ours. */
+export function mountsOf(pid: number): { type: string; ino: bigint; mountPoint: string }[] {
   try {
-    return readlinkSync(path);
+    return nsfsMounts(readFileSync(`/proc/${pid}/mountinfo`, "utf8"));
   } catch {
-    return null;
+    return [];
   }
-}
-
-/**
- * Walks /proc once. Threads are not visited one by one: the kernel keeps all
- * threads of a process in one user namespace (clone refuses CLONE_NEWUSER
- * with CLONE_THREAD, and setns/unshare of a user namespace fail with EINVAL
- * in a multithreaded process), so /proc/PID/ns/user stands for every task;
- * only when it cannot be read (a thread-group leader that exited first) are
- * the tasks tried.
- */
-export function scanProc(options: { fds?: boolean; mounts?: boolean } = {}): ProcScan {
-  const wantFds = options.fds !== false;
-  const wantMounts = options.mounts !== false;
-  const user = new Map<bigint, NsSighting>();
-  const other = new Map<string, NsSighting>();
-  const mntSeen = new Map<string, number>();
-  let processes = 0;
-  let hidden = 0;
-  const see = (type: string, ino: bigint, place: NsPlace): void => {
-    if (type === "user") {
-      let s = user.get(ino);
-      if (s === undefined) {
-        s = { type, ino, places: [] };
-        user.set(ino, s);
-      }
-      s.places.push(place);
-    } else {
-      const key = `${type}:${ino}`;
-      let s = other.get(key);
-      if (s === undefined) {
-        s = { type, ino, places: [] };
-        other.set(key, s);
-      }
-      s.places.push(place);
-    }
-  };
-  for (const name of readdirSync("/proc")) {
-    const c = name.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    const pid = Number(name);
-    processes++;
-    let link: string | null;
-    try {
-      link = readlinkSync(`/proc/${pid}/ns/user`);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EACCES" || code === "EPERM") {
-        hidden++;
-        continue;
-      }
-      link = null;
-      if (code !== "ENOENT") continue;
-      // Exited leader, live threads: ask a task.
-      try {
-        for (const tid of readdirSync(`/proc/${pid}/task`)) {
-          link = readlinkOrNull(`/proc/${pid}/task/${tid}/ns/user`);
-          if (link !== null) break;
-        }
-      } catch {
-        // the process is gone
-      }
-    }
-    if (link === null) continue;
-    const ns = parseNsLink(link);
-    if (ns === undefined) continue;
-    see("user", ns.ino, { kind: "process", pid });
-    if (wantFds) {
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${pid}/fd`);
-      } catch {
-        fds = [];
-      }
-      for (const fd of fds) {
-        const l = readlinkOrNull(`/proc/${pid}/fd/${fd}`);
-        // Fast reject before parsing: namespace links end in "]" and are short.
-        if (l === null || l.length > 24 || l.charCodeAt(l.length - 1) !== 93) continue;
-        const n = parseNsLink(l);
-        if (n !== undefined) see(n.type, n.ino, { kind: "fd", pid, fd: Number(fd) });
-      }
-    }
-    if (wantMounts) {
-      const mnt = readlinkOrNull(`/proc/${pid}/ns/mnt`);
-      if (mnt !== null && !mntSeen.has(mnt)) {
-        mntSeen.set(mnt, pid);
-        let text = "";
-        try {
-          text = readFileSync(`/proc/${pid}/mountinfo`, "utf8");
-        } catch {
-          // gone, or not ours to read
-        }
-        for (const m of nsfsMounts(text))
-          see(m.type, m.ino, { kind: "mount", pid, mntNs: mnt, mountPoint: m.mountPoint });
-      }
-    }
-  }
-  return { user, other, processes, hidden, mountNamespaces: mntSeen.size };
 }
 
 /** The path that opens a namespace file at a place. */

@@ -61,7 +61,7 @@ describeKernel("lease allocator", () => {
     emptySubid = join(work, "subid-empty");
     writeFileSync(emptySubid, "");
     compiledLib();
-  });
+  }, 180_000);
   afterAll(() => {
     for (const c of started) c.kill("SIGKILL");
     rmSync(work, { recursive: true, force: true });

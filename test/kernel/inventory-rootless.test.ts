@@ -28,7 +28,9 @@ describeKernel("inventory as the unprivileged CI user", () => {
     }
     home = mkdtempSync(join(tmpdir(), "userns-inv-home-"));
     chmodSync(home, 0o777);
-  });
+    // Compiling the library for the child takes a while on a busy machine: not inside the test's time.
+    compiledLib();
+  }, 180_000);
   afterAll(() => {
     rmSync(home, { recursive: true, force: true });
   });
