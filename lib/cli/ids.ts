@@ -63,5 +63,11 @@ export function registerIdsCommand(program: Command, io: Io): void {
         }),
       );
       io.out(`${overlaps.length} overlap${overlaps.length === 1 ? "" : "s"} between claimants; leases from ${dir}\n`);
+      const hidden = inv.discovery.hiddenProcesses;
+      const unread = inv.namespaces.filter((n) => n.mapsReadVia === "unread").length;
+      if (hidden > 0 || unread > 0)
+        io.out(
+          `not seen: ${hidden} processes not ours to look into, ${unread} namespaces whose maps we may not read (run as root for the whole host)\n`,
+        );
     });
 }

@@ -51,8 +51,11 @@ export interface UserNamespaceEntry {
   readonly gidMap: IdMap;
   /** Whose ids the lower column of uidMap/gidMap is in. */
   readonly lowerIdsIn: "reader" | "parent";
-  /** How the maps were read: from a process in it, or by a short-lived helper child that joined it. */
-  readonly mapsReadVia: "process" | "helper";
+  /**
+   * How the maps were read: from a process in it, by a short-lived helper child that joined it, or not at all
+   * ("unread": no process of ours in it and not ours to join; uidMap and gidMap are then empty).
+   */
+  readonly mapsReadVia: "process" | "helper" | "unread";
   /** The maps as a reader in the parent namespace sees them (model readback); undefined without a visible parent. */
   readonly parentView: { readonly uidMap: IdMap; readonly gidMap: IdMap } | undefined;
 }
@@ -348,7 +351,7 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
     let modelId = 1;
     for (const w of order) {
       let maps = w.maps;
-      let via: "process" | "helper" = "process";
+      let via: "process" | "helper" | "unread" = "process";
       if (maps === undefined) {
         for (const pid of w.pids) {
           maps = readMapsFromPid(pid, w.ino);
@@ -365,6 +368,7 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
           // not ours to join (unprivileged, another user's namespace): listed without maps
         }
       }
+      if (maps === undefined) via = "unread";
       const current = w.ino === selfIno;
       const lowerIdsIn: "reader" | "parent" = current && w.ino !== INIT_USER_NS_INO ? "parent" : "reader";
       const uidMap = maps?.uid ?? IdMap.EMPTY;

@@ -229,6 +229,23 @@ function checkInt(name: string, v: number, lo: number, hi: number): void {
     });
 }
 
+const ALLOCATE_OPTIONS = new Set([
+  "size",
+  "align",
+  "ids",
+  "purpose",
+  "dir",
+  "tie",
+  "min",
+  "max",
+  "systemd",
+  "kubelet",
+  "subuid",
+  "subgid",
+  "kubeletRootDir",
+  "inventory",
+]);
+
 /**
  * Picks a host range no claimant uses (subuid/subgid lines, live namespaces'
  * maps, systemd's documented ranges, the kubelet's pods, other leases) and
@@ -243,6 +260,12 @@ function checkInt(name: string, v: number, lo: number, hi: number): void {
  * ```
  */
 export function allocateRange(options: AllocateRangeOptions = {}): Allocation {
+  for (const k of Object.keys(options)) {
+    if (!ALLOCATE_OPTIONS.has(k))
+      throw new UsernsError(`unknown allocateRange option "${k}"`, { code: "ERR_USERNS_USAGE" });
+  }
+  if (options.ids !== undefined && options.ids !== "together" && options.ids !== "apart")
+    throw new UsernsError(`allocateRange: ids must be "together" or "apart"`, { code: "ERR_USERNS_USAGE" });
   const size = options.size ?? 65536;
   const align = options.align ?? 65536;
   const min = options.min ?? 65536;

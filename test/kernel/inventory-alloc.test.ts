@@ -188,6 +188,7 @@ describeKernel("lease allocator", () => {
     expect(readLeases(dir)).toEqual([]);
     expect(() => releaseLease(lease.id, { dir })).toThrow(/ENOENT/);
     expect(() => releaseLease("../etc", { dir })).toThrow(/ERR_USERNS_USAGE/);
+    expect(() => allocateRange({ ...isolated(dir), sise: 10 } as never)).toThrow(/unknown allocateRange option "sise"/);
   });
 
   it("a refusal names what is in the way", () => {
