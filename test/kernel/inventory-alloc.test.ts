@@ -6,12 +6,20 @@
  * reclaimed once their namespace is gone; refusals name what is in the way.
  */
 import { type ChildProcess, spawn as spawnChild } from "node:child_process";
-import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { UsernsError } from "../../lib/errors.js";
-import { allocateRange, type Lease, readLeases, releaseLease, tieLease } from "../../lib/inventory/leases.js";
+import {
+  allocateRange,
+  type Lease,
+  readLeases,
+  releaseLease,
+  tieLease,
+  withLeaseLock,
+} from "../../lib/inventory/leases.js";
+import { native } from "../../lib/kernel/native.js";
 import { INIT_USER_NS_INO } from "../../lib/kernel/nsfs.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
 import { describeKernel } from "../helpers/kernel.js";
@@ -84,7 +92,7 @@ describeKernel("lease allocator", () => {
         expect(overlaps(leases[i]!.gid, leases[j]!.gid)).toBe(false);
       }
     }
-  }, 120_000);
+  }, 400_000);
 
   it("never hands out ids a live namespace made outside the library maps", async () => {
     // util-linux unshare, maps written by this (root) process: host ids 65536..131071.
@@ -189,6 +197,22 @@ describeKernel("lease allocator", () => {
     expect(() => releaseLease(lease.id, { dir })).toThrow(/ENOENT/);
     expect(() => releaseLease("../etc", { dir })).toThrow(/ERR_USERNS_USAGE/);
     expect(() => allocateRange({ ...isolated(dir), sise: 10 } as never)).toThrow(/unknown allocateRange option "sise"/);
+  });
+
+  it("the lease lock is an flock: held for the whole pick, dropped after", () => {
+    const dir = join(work, "lockcheck");
+    const b = native();
+    const probe = (): boolean => {
+      const fd = openSync(join(dir, ".lock"), "r");
+      try {
+        return b.tryLockExclusive(fd);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const inside = withLeaseLock(dir, probe);
+    expect(inside).toBe(false);
+    expect(probe()).toBe(true);
   });
 
   it("a refusal names what is in the way", () => {
