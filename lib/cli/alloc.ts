@@ -90,6 +90,10 @@ export function registerAllocCommands(program: Command, io: Io): void {
     .argument("<lease>", "the lease id")
     .option("--dir <dir>", "lease directory (default as for alloc)")
     .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ userns release 3f2a9c0d1e4b5a67\n  $ userns release 3f2a9c0d1e4b5a67 --dir /srv/leases --json\n",
+    )
     .action((id: string, opts: { dir?: string; json?: boolean }) => {
       const l = releaseLease(id, { dir: opts.dir });
       if (opts.json) io.out(`${JSON.stringify({ released: leaseJson(l) })}\n`);

@@ -98,7 +98,7 @@ describeKernel("lease allocator", () => {
     // util-linux unshare, maps written by this (root) process: host ids 65536..131071.
     const c = spawnChild("unshare", ["--user", "sleep", "60"], { stdio: "ignore" });
     started.push(c);
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 3000; i++) {
       try {
         if (readlinkSync(`/proc/${c.pid}/ns/user`) !== `user:[${INIT_USER_NS_INO}]`) break;
       } catch {

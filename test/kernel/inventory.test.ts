@@ -30,7 +30,7 @@ function inoOf(path: string): bigint {
 async function startIn(args: string[]): Promise<ChildProcess> {
   const c = spawnChild(args[0]!, args.slice(1), { stdio: "ignore" });
   started.push(c);
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 3000; i++) {
     try {
       if (inoOf(`/proc/${c.pid}/ns/user`) !== INIT_USER_NS_INO) return c;
     } catch {
@@ -43,7 +43,7 @@ async function startIn(args: string[]): Promise<ChildProcess> {
 
 /** The pid of the deepest descendant of `pid` (following the first child), once it is `depth` levels down. */
 async function descendant(pid: number, depth: number): Promise<number> {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 3000; i++) {
     let p = pid;
     let d = 0;
     for (; d < depth; d++) {
@@ -166,9 +166,9 @@ describeKernel("inventory of user namespaces", () => {
     // A second process opens the namespace file on fd 3; then the namespace's own process goes.
     const holder = spawnChild("sh", ["-c", `exec sleep 60 3</proc/${c.pid}/ns/user`], { stdio: "ignore" });
     started.push(holder);
-    for (let i = 0; i < 200 && inoOfSafe(`/proc/${holder.pid}/fd/3`) !== ino; i++) await pause();
+    for (let i = 0; i < 3000 && inoOfSafe(`/proc/${holder.pid}/fd/3`) !== ino; i++) await pause();
     c.kill("SIGKILL");
-    for (let i = 0; i < 200 && inoOfSafe(`/proc/${c.pid}/ns/user`) !== undefined; i++) await pause();
+    for (let i = 0; i < 3000 && inoOfSafe(`/proc/${c.pid}/ns/user`) !== undefined; i++) await pause();
     const e = find(ino);
     expect(e.pids).toEqual([]);
     expect(e.heldBy).toContainEqual({ kind: "fd", pid: holder.pid, fd: 3 });
@@ -267,7 +267,7 @@ describeKernel("inventory of user namespaces", () => {
   it("writes of maps by another tool are seen at once (no caching between calls)", async () => {
     const c = spawnChild("unshare", ["--user", "sleep", "60"], { stdio: "ignore" });
     started.push(c);
-    for (let i = 0; i < 200 && inoOfSafe(`/proc/${c.pid}/ns/user`) === INIT_USER_NS_INO; i++) await pause();
+    for (let i = 0; i < 3000 && inoOfSafe(`/proc/${c.pid}/ns/user`) === INIT_USER_NS_INO; i++) await pause();
     const ino = inoOf(`/proc/${c.pid}/ns/user`);
     expect(find(ino).uidMap.extents).toEqual([]);
     writeFileSync(`/proc/${c.pid}/uid_map`, "0 250000 10");
