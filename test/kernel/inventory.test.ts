@@ -16,7 +16,7 @@ import { native } from "../../lib/kernel/native.js";
 import { INIT_USER_NS_INO, nsInfo } from "../../lib/kernel/nsfs.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
 import { describeKernel } from "../helpers/kernel.js";
-import { inPrivateMountNs } from "../helpers/mountns.js";
+import { compiledLib, inPrivateMountNs } from "../helpers/mountns.js";
 
 const started: ChildProcess[] = [];
 const handles: UserNamespace[] = [];
@@ -74,7 +74,9 @@ const lines = (e: { uidMap: { toString(): string } }) => e.uidMap.toString().tri
 describeKernel("inventory of user namespaces", () => {
   beforeAll(() => {
     UserNamespace.clearCache();
-  });
+    // The bind-mount scenario runs against the compiled library: compile it outside any test's time.
+    compiledLib();
+  }, 180_000);
   afterAll(() => {
     for (const c of started) c.kill("SIGKILL");
     for (const h of handles) h.close();
