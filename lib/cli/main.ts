@@ -3,9 +3,12 @@
  */
 import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
+import { registerAllocCommands } from "./alloc.js";
 import { registerCheckCommands } from "./check.js";
 import { registerFormatCommands } from "./convert.js";
 import { runDemo } from "./demo.js";
+import { registerIdsCommand } from "./ids.js";
+import { registerLsCommand } from "./ls.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommands } from "./run.js";
 import { registerVerifyCommands } from "./verify.js";
@@ -63,6 +66,9 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   registerFormatCommands(program, io);
   registerVerifyCommands(program, io, [mountCasesVerifyExtension()]);
   registerRunCommands(program, io);
+  registerLsCommand(program, io);
+  registerIdsCommand(program, io);
+  registerAllocCommands(program, io);
   for (const cmd of program.commands) {
     const ex = EXAMPLES[cmd.name()];
     if (ex !== undefined) cmd.addHelpText("after", `\nExamples:\n${ex.map((e) => `  $ ${e}`).join("\n")}\n`);

@@ -37,6 +37,35 @@ export interface StatmountRaw {
   gidmap?: string[];
 }
 
+/** One user namespace as native/procscan.cc found it; fields are missing where the step failed (the processes went away). */
+export interface ProcScanNsRaw {
+  ino: bigint;
+  pids: number[];
+  dev?: bigint;
+  id?: bigint;
+  ownerUid?: number;
+  parentIno?: bigint;
+  parentId?: bigint;
+  /** errno of NS_GET_PARENT (EPERM at the top of the caller's view). */
+  parentErrno?: number;
+  /** The pid the maps were read from, and their text. */
+  mapsPid?: number;
+  uidMap?: string;
+  gidMap?: string;
+  setgroups?: string;
+}
+
+/** What scanProcUserns returns. */
+export interface ProcScanRaw {
+  processes: number;
+  hidden: number;
+  namespaces: ProcScanNsRaw[];
+  /** [pid, fd, type, ino] of every open fd that is a namespace file. */
+  fds: [number, number, string, bigint][];
+  /** [mount namespace inode, first pid in it]. */
+  mntNamespaces: [bigint, number][];
+}
+
 /** What the addon exports. Every function throws a {@link UsernsError} on failure. */
 export interface NativeBinding {
   setErrorClass(cls: new (attempted: string, opts: { errno: number; syscall: string }) => Error): void;
@@ -146,6 +175,17 @@ export interface NativeBinding {
   capEffective(): bigint;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
   spawnUsesCloneVm(): boolean;
+  // native/lock.cc
+  /** open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW, 0600) + blocking flock(LOCK_EX); the lock lives as long as the fd. */
+  lockExclusive(path: string): number;
+  /** flock(LOCK_EX|LOCK_NB): false when another open file holds the lock. */
+  tryLockExclusive(fd: number): boolean;
+  // native/procscan.cc
+  /** One pass over /proc: user namespaces with their processes, identity, parent and maps; namespace fds; mount namespaces. */
+  scanProcUserns(wantFds: boolean): ProcScanRaw;
+  // native/listns.cc
+  /** listns(2) (6.19+): namespace ids of a CLONE_NEW* type (0: all) owned by a user namespace id (0n: any). ENOSYS before 6.19. */
+  listns(nsType: number, userNsId: bigint): bigint[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
