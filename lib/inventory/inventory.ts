@@ -12,7 +12,7 @@ import { IdMap } from "../model/idmap.js";
 import { fromKid, INIT_USER_NS, nsMap, type UserNs } from "../model/ns.js";
 import { readbackLowerNs } from "../model/readback.js";
 import { readMapsOfFd } from "../namespaces/user-namespace.js";
-import { parseMapText, readKernelMap } from "../spawn/maps.js";
+import { parseMapText, readKernelMap } from "../child/maps.js";
 import { mountsOf, type NsPlace, placePath } from "./scan.js";
 
 /** How a namespace is kept alive, besides its processes. */
