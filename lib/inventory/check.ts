@@ -6,11 +6,11 @@
  * first so there is a /proc/PID to read).
  */
 import { readFileSync } from "node:fs";
+import { abortChild, type HeldChild, resumeChild, startChild } from "../child/steps.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import { formatProcMap } from "../model/readback.js";
 import { spawn } from "../spawn/spawn.js";
-import { abortChild, type HeldChild, resumeChild, startChild } from "../child/steps.js";
 import type { UserNamespaceEntry, UserNamespaceInventory } from "./inventory.js";
 import { placePath } from "./scan.js";
 

@@ -5,6 +5,7 @@
  * parent's, translated by the model's readback rules).
  */
 import { readFileSync, readlinkSync } from "node:fs";
+import { parseMapText, readKernelMap } from "../child/maps.js";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, INIT_USER_NS_INO } from "../kernel/nsfs.js";
@@ -12,7 +13,6 @@ import { IdMap } from "../model/idmap.js";
 import { fromKid, INIT_USER_NS, nsMap, type UserNs } from "../model/ns.js";
 import { readbackLowerNs } from "../model/readback.js";
 import { readMapsOfFd } from "../namespaces/user-namespace.js";
-import { parseMapText, readKernelMap } from "../child/maps.js";
 import { mountsOf, type NsPlace, placePath } from "./scan.js";
 
 /** How a namespace is kept alive, besides its processes. */
