@@ -3,8 +3,17 @@
  *
  * @packageDocumentation
  */
-export { type ExitStatus, UsernsChildProcess } from "./child-process.js";
+export {
+  type ChildStreams,
+  type ExitStatus,
+  type KilledBy,
+  type StdioOption,
+  type StdioStreams,
+  UsernsChildProcess,
+  type UsernsChildProcessEvents,
+} from "./child-process.js";
 export { type MapInput, type MapMethod, type MappingResult, type MapWriter, parseMapText } from "./maps.js";
+export { DEFAULT_MAX_BUFFER, RunError, type RunOptions, type RunOutput, type RunResult, run } from "./run.js";
 export {
   type JoinTarget,
   type NamespaceKind,
