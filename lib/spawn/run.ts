@@ -189,6 +189,12 @@ function describe(file: string, args: readonly string[]): string {
  * stdout; // "0\n"
  * ```
  */
+export function run(file: string, args?: readonly string[]): Promise<RunResult<string>>;
+export function run<const O extends RunOptions = RunOptions>(
+  file: string,
+  args?: readonly string[],
+  options?: O & NoExtraKeys<O, RunOptions>,
+): Promise<RunResult<RunOutput<EncodingOf<O>>>>;
 export async function run<const O extends RunOptions = RunOptions>(
   file: string,
   args: readonly string[] = [],

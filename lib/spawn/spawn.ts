@@ -368,6 +368,7 @@ function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
  * const { code } = await child; // 0, once the program exited and its output was read
  * ```
  */
+export function spawn(file: string, args?: readonly string[]): UsernsChildProcess<StdioStreams<undefined>>;
 export function spawn<const O extends SpawnOptions = SpawnOptions>(
   file: string,
   args?: readonly string[],
