@@ -14,7 +14,7 @@ import { isMainThread } from "node:worker_threads";
 import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
-import type { IdMap } from "../model/idmap.js";
+import { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
 import {
   type StdioEntry,
@@ -211,6 +211,39 @@ export function validateSpawnOptions(options: SpawnOptions): void {
       throw usageError('mounts needs namespaces to include "mount": they are attached only in a new mount namespace');
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
+  // Shapes only: what an fd or a path refers to is the kernel's to say, reported through the handle.
+  for (const k of ["uidMap", "gidMap"] as const) {
+    const m = options[k];
+    if (m !== undefined && typeof m !== "string" && !(m instanceof IdMap))
+      throw usageError(`${k} must be an IdMap or map text ("inside outside count" lines)`);
+  }
+  if (options.stdio !== undefined) {
+    const list: readonly unknown[] = typeof options.stdio === "string" ? [options.stdio] : options.stdio;
+    if (!Array.isArray(list)) throw usageError("stdio must be 'pipe', 'inherit', 'ignore' or an array");
+    list.forEach((e, i) => {
+      const ok =
+        e === "pipe" ||
+        e === "inherit" ||
+        e === "ignore" ||
+        e === null ||
+        e === undefined ||
+        (typeof e === "number" && Number.isInteger(e) && e >= 0);
+      if (!ok) throw usageError(`stdio[${i}] must be 'pipe', 'inherit', 'ignore', an fd or null`);
+    });
+  }
+  if (options.join !== undefined) {
+    const list: readonly unknown[] = Array.isArray(options.join) ? options.join : [options.join];
+    for (const t of list) {
+      const fd = typeof t === "object" && t !== null ? (t as { fd?: unknown }).fd : t;
+      if (typeof t !== "string" && !(typeof fd === "number" && Number.isInteger(fd) && fd >= 0))
+        throw usageError("join entries must be an nsfs fd, a path, or an object with an fd");
+    }
+  }
+  if (options.cwd !== undefined && typeof options.cwd !== "string" && !(options.cwd instanceof URL))
+    throw usageError("cwd must be a string or a file: URL");
+  if (options.env !== undefined && (typeof options.env !== "object" || options.env === null))
+    throw usageError("env must be an object");
+  if (options.argv0 !== undefined && typeof options.argv0 !== "string") throw usageError("argv0 must be a string");
   if (options.killSignal !== undefined) signalNumber(options.killSignal);
   if (
     options.timeout !== undefined &&

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { afterAll, expect, it } from "vitest";
 import { UsernsError } from "../../lib/errors.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
-import { RunError, run, spawn } from "../../lib/spawn/index.js";
+import { RunError, run, spawn, type UsernsChildProcess } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { children, openFds } from "../helpers/spawn.js";
 
@@ -231,5 +231,30 @@ describeKernel("spawn(): timeout, signal, killSignal; await after the streams cl
     expect(() => spawn("true", [], { signal: "SIGTERM" })).toThrow(/signal must be an AbortSignal/);
     // @ts-expect-error: not a signal name
     expect(() => spawn("true", [], { killSignal: "SIGNOPE" })).toThrow(/unknown signal/);
+  });
+
+  it("argument shapes throw synchronously; what the machine decides is reported through the handle", async () => {
+    // @ts-expect-error: not a stdio entry
+    expect(() => spawn("true", [], { stdio: ["pipe", "bogus"] })).toThrow(/stdio\[1\] must be/);
+    // @ts-expect-error: not a namespace
+    expect(() => spawn("true", [], { join: [true] })).toThrow(/join entries must be/);
+    // @ts-expect-error: not a map
+    expect(() => spawn("true", [], { namespaces: ["user"], uidMap: 5 })).toThrow(/uidMap must be an IdMap/);
+    for (const [file, options, code] of [
+      ["no-such-program-here", {}, "ENOENT"],
+      ["true", { join: "/nonexistent/ns/user" }, "ENOENT"],
+      ["true", { namespaces: ["user"], uidMap: "0 4294967295 2\n" }, "EINVAL"],
+    ] as const) {
+      let child: UsernsChildProcess | undefined;
+      expect(() => {
+        child = spawn(file, [], options);
+      }).not.toThrow();
+      const errors: string[] = [];
+      child!.on("error", (e) => errors.push(e.code));
+      expect((await rejection(child!)).code).toBe(code);
+      // 'error' is emitted on the next tick after the failure; the promise may settle first.
+      await new Promise((r) => setImmediate(r));
+      expect(errors).toEqual([code]);
+    }
   });
 });
