@@ -240,4 +240,20 @@ void main();
     },
     300_000,
   );
+
+  // Last: it changes the installed copy.
+  it("without its prebuilt binary the package says to run `npm rebuild userns`, and that fixes it", () => {
+    const installed = join(project, "node_modules", "userns");
+    rmSync(join(installed, "prebuilds"), { recursive: true });
+    const probe = `import("userns").then((u) => u.run("/bin/true", [], ${spawnOptions})).then(
+      () => console.log("ok"), (e) => console.log(e.code + " " + e.message));`;
+    const before = exec("node", ["-e", probe], { cwd: project, env: bareEnv });
+    expect(before).toMatch(/^ERR_USERNS_NATIVE_LOAD /);
+    expect(before).toContain("prebuilds/linux-x64/userns.glibc.node: not present");
+    expect(before).toContain("`npm rebuild userns`");
+    // The fix, where a compiler is on PATH (node-gyp's headers come from its cache here: no network).
+    exec("npm", ["rebuild", "userns", "--offline", "--foreground-scripts=false"], { cwd: project });
+    expect(existsSync(join(installed, "build", "Release", "userns.node"))).toBe(true);
+    expect(exec("node", ["-e", probe], { cwd: project, env: bareEnv }).trim()).toBe("ok");
+  }, 600_000);
 });
