@@ -141,7 +141,9 @@ export function encodeCaps(c: FileCaps): Uint8Array {
   const b = new Uint8Array(v3 ? VFS_CAP.SIZE_3 : VFS_CAP.SIZE_2);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, ((v3 ? VFS_CAP.REVISION_3 : VFS_CAP.REVISION_2) | (c.effective ? 1 : 0)) >>> 0, true);
-  c.data.forEach((w, i) => dv.setUint32(4 + 4 * i, w >>> 0, true));
+  c.data.forEach((w, i) => {
+    dv.setUint32(4 + 4 * i, w >>> 0, true);
+  });
   if (v3) dv.setUint32(20, (c.rootid ?? 0) >>> 0, true);
   return b;
 }
