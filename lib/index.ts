@@ -56,6 +56,7 @@ export {
   readMapsOfFd,
   UserNamespace,
 } from "./namespaces/user-namespace.js";
+export * from "./shift/index.js";
 export {
   type ChildStep,
   type ExitStatus,

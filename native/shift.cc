@@ -41,6 +41,11 @@
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
 #endif
+#if defined(__x86_64__) || defined(__aarch64__)
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465
+#endif
+#endif
 
 namespace userns {
 namespace {
@@ -136,6 +141,20 @@ bool GetXattr(const std::string &path, const char *name, std::vector<char> &out,
   return false;
 }
 
+// listxattrat(dfd, name, AT_SYMLINK_NOFOLLOW) where the kernel has it (6.13+):
+// no path walk per inode, which is most of the scan's cost otherwise.
+ssize_t ListXattrAt(int dfd, const char *name, const std::string &full, char *list, size_t size) {
+#ifdef SYS_listxattrat
+  static bool have = true;
+  if (have) {
+    long r = syscall(SYS_listxattrat, dfd, name, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH), list, size);
+    if (r >= 0 || errno != ENOSYS) return r;
+    have = false;
+  }
+#endif
+  return llistxattr(full.c_str(), list, size);
+}
+
 Napi::Buffer<char> ToBuffer(Napi::Env env, const std::vector<char> &v) {
   return Napi::Buffer<char>::Copy(env, v.data(), v.size());
 }
@@ -188,7 +207,8 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
   std::vector<std::string> skippedMounts;
   std::unordered_set<std::string> seenLinks;  // dev:ino of multiply-linked non-directories
 
-  auto add = [&](uint32_t par, const char *name, size_t len, const struct statx &st, const std::string &full) {
+  auto add = [&](uint32_t par, const char *name, size_t len, const struct statx &st, int dfd, const char *lname,
+                 const std::string &dirFull) {
     uint32_t idx = static_cast<uint32_t>(parent.size());
     parent.push_back(par);
     nameOff.push_back(static_cast<uint32_t>(names.size()));
@@ -203,15 +223,16 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
     if (st.stx_attributes & (STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND)) f |= kImmutable;
     if (!S_ISLNK(st.stx_mode)) {
       // One listxattr per inode tells whether any of the three names is there.
+      const std::string full = lname[0] ? Join(dirFull, lname, strlen(lname)) : dirFull;
       char list[1024];
-      ssize_t n = llistxattr(full.c_str(), list, sizeof list);
+      ssize_t n = ListXattrAt(dfd, lname, full, list, sizeof list);
       std::vector<char> big;
       const char *lp = list;
       if (n < 0 && errno == ERANGE) {
-        ssize_t want = llistxattr(full.c_str(), nullptr, 0);
+        ssize_t want = ListXattrAt(dfd, lname, full, nullptr, 0);
         if (want > 0) {
           big.resize(static_cast<size_t>(want));
-          n = llistxattr(full.c_str(), big.data(), big.size());
+          n = ListXattrAt(dfd, lname, full, big.data(), big.size());
           lp = big.data();
         }
       }
@@ -256,7 +277,7 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
     struct statx st;
     if (statx(rootfd.fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kMask, &st) < 0)
       ThrowAt(env, errno, "statx", "reading the owner of", root);
-    uint32_t idx = add(kNoParent, "", 0, st, root);
+    uint32_t idx = add(kNoParent, "", 0, st, rootfd.fd, "", root);
     dirRel.resize(1);
     dirIndex.push_back(idx);
   }
@@ -280,9 +301,8 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
         size_t len = strlen(nm);
         if (rel.empty() && !exclude.empty() && exclude.count(std::string(nm, len))) continue;
         struct statx st;
-        std::string path = Join(full, nm, len);
         if (statx(dfd.fd, nm, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kMask, &st) < 0)
-          ThrowAt(env, errno, "statx", "reading the owner of", path);
+          ThrowAt(env, errno, "statx", "reading the owner of", Join(full, nm, len));
         if (S_ISDIR(st.stx_mode) && (st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
             (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) && !crossMounts) {
           // Another mount: neither its root nor anything under it is ours to change.
@@ -294,7 +314,7 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
                             std::to_string(st.stx_ino);
           if (!seenLinks.insert(key).second) continue;  // a hard link of an inode already listed
         }
-        uint32_t idx = add(di, nm, len, st, path);
+        uint32_t idx = add(di, nm, len, st, dfd.fd, nm, full);
         if (S_ISDIR(st.stx_mode)) {
           if (dirRel.size() <= idx) dirRel.resize(idx + 1);
           dirRel[idx] = rel.empty() ? std::string(nm, len) : Join(rel, nm, len);
@@ -436,13 +456,12 @@ Napi::Value ShiftApply(const Napi::CallbackInfo &info) {
     uint32_t par = parent[i];
     int at;
     const char *name;
-    std::string path;
+    std::string nmS;
     int flagsNoFollow;
     if (par == kNoParent) {
       // The root itself: by its fd (AT_EMPTY_PATH).
       at = rootfd.fd;
       name = empty;
-      path = root;
       flagsNoFollow = AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW;
     } else {
       if (par != openParent) {
@@ -453,27 +472,27 @@ Napi::Value ShiftApply(const Napi::CallbackInfo &info) {
         openParent = par;
       }
       at = dfd.fd;
-      std::string nmS(nm + nameOff[i], nameOff[i + 1] - nameOff[i]);
-      path = Join(dirFull, nmS.data(), nmS.size());
-      name = nullptr;
+      nmS.assign(nm + nameOff[i], nameOff[i + 1] - nameOff[i]);
+      name = nmS.c_str();
       flagsNoFollow = AT_SYMLINK_NOFOLLOW;
-      // name points into path's tail (same bytes as nmS)
-      name = path.c_str() + (path.size() - nmS.size());
     }
+    // The full path only when a path-based call or an error needs it.
+    auto pathOf = [&]() { return par == kNoParent ? root : Join(dirFull, nmS.data(), nmS.size()); };
     if (op & kOpVerify) {
       struct statx st;
       if (statx(at, name, flagsNoFollow, STATX_INO | STATX_TYPE, &st) < 0)
-        ThrowAt(env, errno, "statx", "checking the identity of", path, static_cast<int64_t>(i));
+        ThrowAt(env, errno, "statx", "checking the identity of", pathOf(), static_cast<int64_t>(i));
       if (st.stx_ino != ino[i] || (st.stx_mode & S_IFMT) != (mode[i] & S_IFMT))
-        ThrowAt(env, ESTALE, "statx", "the journal's inode is no longer at", path, static_cast<int64_t>(i));
+        ThrowAt(env, ESTALE, "statx", "the journal's inode is no longer at", pathOf(), static_cast<int64_t>(i));
     }
     if (op & kOpChown) {
       if (fchownat(at, name, uid[i], gid[i], flagsNoFollow) < 0)
-        ThrowAt(env, errno, "lchown", "changing the owner of", path, static_cast<int64_t>(i));
+        ThrowAt(env, errno, "lchown", "changing the owner of", pathOf(), static_cast<int64_t>(i));
     }
     if (op & (kOpAclAccess | kOpAclDefault | kOpCap)) {
       if (xslot[i] < 0) ThrowUsage(env, "plan.ops asks for an xattr the plan does not give");
       Napi::Object o = xa.Get(static_cast<uint32_t>(xslot[i])).As<Napi::Object>();
+      const std::string path = pathOf();
       struct {
         uint8_t bit;
         const char *key;
@@ -490,7 +509,7 @@ Napi::Value ShiftApply(const Napi::CallbackInfo &info) {
     }
     if (op & kOpChmod) {
       if (ChmodNoFollow(at, par == kNoParent ? "." : name, mode[i] & 07777) < 0)
-        ThrowAt(env, errno, "fchmodat", "restoring the mode of", path, static_cast<int64_t>(i));
+        ThrowAt(env, errno, "fchmodat", "restoring the mode of", pathOf(), static_cast<int64_t>(i));
     }
   }
   return Napi::Number::New(env, static_cast<double>(end > start ? end - start : 0));

@@ -13,13 +13,14 @@
  *
  * @packageDocumentation
  */
-import { lstatSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, lstatSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { UsernsError, usageError } from "../errors.js";
-import { SCAN_FLAG, type ScanResult, shiftNative } from "../kernel/shift.js";
+import { native } from "../kernel/native.js";
+import { APPLY_OP, SCAN_FLAG, type ScanResult, shiftNative } from "../kernel/shift.js";
 import { inverse } from "../model/algebra.js";
 import type { IdMap } from "../model/idmap.js";
-import type { UidGidMaps } from "../model/idmapped.js";
+import { chownCommon, type FsCaller, type Inode, inodeOwnerOrCapable, type UidGidMaps } from "../model/idmapped.js";
 import { parseMapText } from "../model/parse.js";
 import { toIdMap } from "../mounts/mapformats.js";
 import {
@@ -77,6 +78,11 @@ export interface ShiftMarker {
   readonly uidMap: string;
   readonly gidMap: string;
   readonly force: number | null;
+}
+
+/** The absolute path of a record path relative to the root ("." is the root). */
+function under(root: string, rel: string | undefined): string {
+  return rel === undefined || rel === "." ? root : `${root}/${rel}`;
 }
 
 function shiftError(
@@ -163,8 +169,67 @@ function describeUncovered(u: readonly UncoveredId[]): string {
   return `${u.length} id${u.length === 1 ? "" : "s"} not covered by the map: ${lines.join("; ")}${u.length > 10 ? "; ..." : ""}`;
 }
 
+const CAP_CHOWN = 0n;
+const CAP_FOWNER = 3n;
+const CAP_FSETID = 4n;
+const CAP_SETFCAP = 31n;
+
+/**
+ * Inodes this process may not change (or change back), predicted with the
+ * model's chown rules (lib/model/idmapped.ts `chownCommon`) for a caller
+ * without CAP_CHOWN/CAP_FOWNER/CAP_FSETID, so that an unprivileged shift is
+ * refused before its first change rather than stopped half way.
+ */
+function notPermitted(scan: ScanResult, plan: ShiftPlan): string[] {
+  const caps = native().capEffective();
+  const has = (bit: bigint) => ((caps >> bit) & 1n) === 1n;
+  const out: string[] = [];
+  const needSetfcap = !has(CAP_SETFCAP);
+  if (has(CAP_CHOWN) && has(CAP_FOWNER) && has(CAP_FSETID) && !needSetfcap) return out;
+  const caller: FsCaller = {
+    fsuid: process.geteuid?.() ?? 0,
+    fsgid: process.getegid?.() ?? 0,
+    groups: process.getgroups?.() ?? [],
+    caps: [
+      ...(has(CAP_CHOWN) ? (["CAP_CHOWN"] as const) : []),
+      ...(has(CAP_FOWNER) ? (["CAP_FOWNER"] as const) : []),
+      ...(has(CAP_FSETID) ? (["CAP_FSETID"] as const) : []),
+    ],
+  };
+  for (let i = 0; i < scan.count && out.length < 50; i++) {
+    const op = plan.ops[i]!;
+    if (!op) continue;
+    const type = (scan.mode[i]! & 0o170000) === 0o040000 ? "dir" : "file";
+    const before: Inode = { uid: scan.uid[i]!, gid: scan.gid[i]!, mode: scan.mode[i]! & 0o7777, type };
+    const after: Inode = { ...before, uid: plan.uid[i]!, gid: plan.gid[i]! };
+    let ok = true;
+    if (op & APPLY_OP.CHOWN) {
+      const to = (a: Inode, b: Inode) =>
+        chownCommon(caller, "nop", "init", a, a.uid === b.uid ? -1 : b.uid, a.gid === b.gid ? -1 : b.gid).ok;
+      // Both ways: a shift that could not be undone must not start.
+      ok = to(before, after) && to(after, before);
+    }
+    if (ok && op & (APPLY_OP.ACL_ACCESS | APPLY_OP.ACL_DEFAULT | APPLY_OP.CHMOD)) {
+      ok = inodeOwnerOrCapable(caller, "nop", "init", after) && inodeOwnerOrCapable(caller, "nop", "init", before);
+    }
+    if (ok && op & APPLY_OP.CAP && needSetfcap) ok = false;
+    if (!ok) out.push(recordPath(scan, i));
+  }
+  return out;
+}
+
 function refuseProblems(root: string, scan: ScanResult, plan: ShiftPlan): void {
   const attempted = `shifting ownership of ${root}`;
+  const denied = notPermitted(scan, plan);
+  if (denied.length > 0) {
+    throw shiftError(
+      attempted,
+      "EPERM",
+      under(root, denied[0]),
+      `this process may not change ${denied.length === 50 ? "at least 50 inodes" : `${denied.length} inode${denied.length === 1 ? "" : "s"}`} (or change ${denied.length === 1 ? "it" : "them"} back) without CAP_CHOWN, CAP_FOWNER, CAP_FSETID and CAP_SETFCAP: ${denied.slice(0, 10).join(", ")}; nothing was changed`,
+      { paths: denied },
+    );
+  }
   const immutable: string[] = [];
   for (let i = 0; i < scan.count; i++) {
     if (scan.flags[i]! & SCAN_FLAG.IMMUTABLE && plan.ops[i]) immutable.push(recordPath(scan, i));
@@ -173,7 +238,7 @@ function refuseProblems(root: string, scan: ScanResult, plan: ShiftPlan): void {
     throw shiftError(
       attempted,
       "EPERM",
-      `${root}/${immutable[0]}`,
+      under(root, immutable[0]),
       `${immutable.length} inode${immutable.length === 1 ? " is" : "s are"} immutable or append-only and cannot be changed: ${immutable.slice(0, 10).join(", ")}; nothing was changed`,
       { paths: immutable },
     );
@@ -183,7 +248,7 @@ function refuseProblems(root: string, scan: ScanResult, plan: ShiftPlan): void {
     throw shiftError(
       attempted,
       "ERR_USERNS_SHIFT_XATTR",
-      `${root}/${m.path}`,
+      under(root, m.path),
       `${plan.malformed.length} malformed xattr${plan.malformed.length === 1 ? "" : "s"}: ${plan.malformed
         .slice(0, 10)
         .map((x) => `${x.path}: ${x.name}: ${x.reason}`)
@@ -195,7 +260,7 @@ function refuseProblems(root: string, scan: ScanResult, plan: ShiftPlan): void {
     throw shiftError(
       attempted,
       "ERR_USERNS_SHIFT_UNMAPPED",
-      `${root}/${plan.uncovered[0]!.paths[0]}`,
+      under(root, plan.uncovered[0]!.paths[0]),
       `${describeUncovered(plan.uncovered)}; nothing was changed (--force ID maps them to ID)`,
       { uncovered: plan.uncovered },
     );
@@ -278,6 +343,8 @@ export function shiftOwnership(path: string, options: ShiftOptions): ShiftReport
       `an earlier shift of this tree was interrupted (${JOURNAL_NAME} is there): finish it with --resume or undo it with --rollback`,
     );
   }
+  // A journal still under its temporary name was never committed: nothing was changed after it.
+  if (existsSync(join(root, JOURNAL_TMP_NAME))) removeJournal(root);
   const markerBefore = readMarker(root);
   const given: ShiftMarker = { uidMap: uidMap.toString(), gidMap: gidMap.toString(), force: options.force ?? null };
   if (direction === "forward" && markerBefore !== null) {
@@ -347,6 +414,22 @@ function fromJournal(path: string, what: "resume" | "rollback"): ShiftReport {
   const { root, dev, ino } = rootOf(path, attempted);
   const j = readJournal(root);
   if (j === undefined) {
+    if (existsSync(join(root, JOURNAL_TMP_NAME))) {
+      // Killed while writing the journal: it was never committed, so nothing was changed.
+      removeJournal(root);
+      return {
+        path: root,
+        direction: "forward",
+        inodes: 0,
+        changedOwners: 0,
+        acls: 0,
+        caps: 0,
+        forced: 0,
+        skippedMounts: [],
+        dryRun: false,
+        outcome: "rolled-back",
+      };
+    }
     throw shiftError(
       `${attempted} ${root}`,
       "ERR_USERNS_SHIFT_NO_JOURNAL",

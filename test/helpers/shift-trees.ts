@@ -232,3 +232,53 @@ function diffViews(a, b) {
   return out;
 }
 `;
+
+/** mulberry32: a small seeded PRNG for the large fixed trees (crash test, benchmark). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A larger tree for one map (`0 100000 65536` split in two extents): `n`
+ * inodes, ~8% owners outside the map, ~5% with ACLs, ~3% with capabilities,
+ * set-id bits, symlinks, hard links and a few fifos.
+ */
+export function bigTreeSpec(seed: number, n: number): TreeSpec {
+  const r = prng(seed);
+  const uidMap: Ext[] = [
+    [0, 100000, 1000],
+    [1000, 201000, 64536],
+  ];
+  const gidMap: Ext[] = [[0, 300000, 65536]];
+  const pick = (k: number) => Math.floor(r() * k);
+  const id = () => (r() < 0.08 ? 70000 + pick(1000) : pick(3000));
+  const nodes: NodeSpec[] = [];
+  const dirs = [-1];
+  const files: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = r();
+    const type: NodeSpec["type"] =
+      x < 0.15 ? "dir" : x < 0.2 ? "symlink" : x < 0.23 && files.length ? "hardlink" : x < 0.235 ? "fifo" : "file";
+    const uid = id();
+    const gid = id();
+    const mode = type === "dir" ? 0o755 : r() < 0.05 ? 0o4755 : r() < 0.05 ? 0o2755 : 0o644;
+    const node: NodeSpec = { type, parent: dirs[pick(dirs.length)]!, uid, gid, mode };
+    if (type === "hardlink") node.target = files[pick(files.length)]!;
+    if ((type === "file" || type === "dir") && r() < 0.05) node.acl = [{ tag: "user", id: pick(3000), perm: 5 }];
+    if (type === "dir" && r() < 0.05) node.dacl = [{ tag: "group", id: pick(3000), perm: 7 }];
+    if (type === "file" && r() < 0.03) {
+      node.cap = { version: r() < 0.5 ? 2 : 3, rootid: pick(2000), effective: r() < 0.5, permitted: 1 << pick(30) };
+    }
+    nodes.push(node);
+    if (type === "dir") dirs.push(i);
+    if (type === "file") files.push(i);
+  }
+  return { uidMap, gidMap, root: { uid: 0, gid: 0, mode: 0o755 }, nodes };
+}

@@ -105,7 +105,7 @@ describeKernel("ownership shift against the idmapped view", () => {
     expect(r.rawDiffers).toBe(TMPFS_TREES);
     // getcap -n shows v3 root ids, so they are compared too.
     expect(r.capLines.length).toBeGreaterThan(0);
-  });
+  }, 600_000);
 
   it(`ext4 on a loop image: ${EXT4_TREES} generated trees, 0 differences (seed ${SEED + 1})`, () => {
     const img = execFileSync("mktemp", [`${process.env.TMPDIR ?? "/tmp"}/userns-shift-ext4-XXXXXX.img`], {
@@ -124,5 +124,5 @@ describeKernel("ownership shift against the idmapped view", () => {
     } finally {
       rmSync(img, { force: true });
     }
-  });
+  }, 600_000);
 });
