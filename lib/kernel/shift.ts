@@ -59,8 +59,9 @@ export interface ApplyPlan {
 
 /** The addon's shift functions. Every one throws a UsernsError with `path` (and `index` for a record). */
 export interface ShiftBinding {
-  shiftScan(root: string, opts: { crossMounts: boolean; exclude: string[] }): ScanResult;
-  shiftApply(root: string, plan: ApplyPlan, start?: number, end?: number): number;
+  shiftScan(root: string, opts: { crossMounts: boolean; exclude: string[]; threads?: number }): ScanResult;
+  /** Applies records [start, end) with `threads` workers (split at directory boundaries). */
+  shiftApply(root: string, plan: ApplyPlan, start?: number, end?: number, threads?: number): number;
   xattrGet(path: string, name: string): Buffer | null;
   xattrSet(path: string, name: string, value: Buffer): void;
   xattrRemove(path: string, name: string): boolean;

@@ -14,6 +14,7 @@
  * @packageDocumentation
  */
 import { existsSync, lstatSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
@@ -271,32 +272,35 @@ function mapsOf(header: Pick<JournalHeader, "appliedUidMap" | "appliedGidMap">):
   return { uid: toIdMap(header.appliedUidMap), gid: toIdMap(header.appliedGidMap) };
 }
 
+/** Worker threads for the apply: the syscalls are independent per inode, and a tree is walked by directory. */
+const APPLY_THREADS = Math.min(2, availableParallelism());
+
 /** Applies targets; on failure puts back what was applied, then rethrows. */
 function applyOrUndo(root: string, scan: ScanResult, plan: ShiftPlan, crossMounts: boolean): void {
   const n = shiftNative();
   try {
-    n.shiftApply(root, applyPlan(scan, plan, "after", { crossMounts, verify: false }));
+    n.shiftApply(root, applyPlan(scan, plan, "after", { crossMounts, verify: false }), 0, scan.count, APPLY_THREADS);
   } catch (e) {
-    const index = (e as { index?: number }).index ?? scan.count;
+    const err = e as UsernsError;
     try {
-      n.shiftApply(root, applyPlan(scan, plan, "before", { crossMounts, verify: false }), 0, index + 1);
+      // Workers may have got past the failing record: put every inode back (idempotent).
+      n.shiftApply(root, applyPlan(scan, plan, "before", { crossMounts, verify: false }), 0, scan.count, APPLY_THREADS);
     } catch (undo) {
       throw new UsernsError(`shifting ownership of ${root}`, {
-        code: (e as UsernsError).code ?? "ERR_USERNS",
-        path: (e as UsernsError).path ?? root,
-        reason: `${(e as Error).message}; undoing the inodes already changed failed too (${(undo as Error).message}); the journal ${JOURNAL_NAME} stays: run \`userns shift --rollback ${root}\``,
+        code: err.code ?? "ERR_USERNS",
+        path: err.path ?? root,
+        reason: `${err.message}; undoing the inodes already changed failed too (${(undo as Error).message}); the journal ${JOURNAL_NAME} stays: run \`userns shift --rollback ${root}\``,
         cause: e,
       });
     }
     n.syncFs(root);
     removeJournal(root);
-    const err = e as UsernsError;
     throw new UsernsError(`shifting ownership of ${root}`, {
       code: err.code ?? "ERR_USERNS",
       ...(err.errno !== undefined ? { errno: err.errno } : {}),
       ...(err.syscall !== undefined ? { syscall: err.syscall } : {}),
       path: err.path ?? root,
-      reason: `${err.message}; the ${index} inode${index === 1 ? "" : "s"} changed before it were put back: nothing is changed`,
+      reason: `${err.message}; the inodes changed before it were put back: nothing is changed`,
       cause: e,
     });
   }
@@ -370,7 +374,7 @@ export function shiftOwnership(path: string, options: ShiftOptions): ShiftReport
     direction === "forward" ? { uid: uidMap, gid: gidMap } : { uid: inverse(uidMap), gid: inverse(gidMap) };
   const crossMounts = options.crossMounts === true;
   const n = shiftNative();
-  const scan = n.shiftScan(root, { crossMounts, exclude: [JOURNAL_NAME, JOURNAL_TMP_NAME] });
+  const scan = n.shiftScan(root, { crossMounts, exclude: [JOURNAL_NAME, JOURNAL_TMP_NAME], threads: APPLY_THREADS });
   const plan = planShift(scan, applied, options.force);
   refuseProblems(root, scan, plan);
   const report = (outcome: ShiftReport["outcome"]): ShiftReport => ({
@@ -452,6 +456,9 @@ function fromJournal(path: string, what: "resume" | "rollback"): ShiftReport {
   n.shiftApply(
     root,
     applyPlan(scan, plan, what === "resume" ? "after" : "before", { crossMounts: header.crossMounts, verify: true }),
+    0,
+    scan.count,
+    APPLY_THREADS,
   );
   finish(root, what === "resume" ? header.markerAfter : header.markerBefore);
   return {
