@@ -31,9 +31,6 @@
 
 #include "addon.h"
 
-#ifndef STATX_MNT_ID
-#define STATX_MNT_ID 0x00001000U
-#endif
 #ifndef STATX_ATTR_MOUNT_ROOT
 #define STATX_ATTR_MOUNT_ROOT 0x00002000
 #endif
@@ -212,6 +209,7 @@ struct ScanShared {
   std::string root;
   int rootfd = -1;
   bool crossMounts = false;
+  bool xattrs = true;
   std::unordered_set<std::string> exclude;
   std::mutex mu;
   std::condition_variable cv;
@@ -222,11 +220,11 @@ struct ScanShared {
   bool stop = false;
 };
 
-constexpr unsigned kScanMask = STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK | STATX_MNT_ID;
+constexpr unsigned kScanMask = STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK;
 
 // Adds one inode to a part: its stat, and its ownership xattrs (one listxattr tells which are there).
 uint32_t ScanAdd(ScanPart &pt, uint32_t ptid, uint32_t pidx, const char *name, size_t len, const struct statx &st,
-                 int dfd, const char *lname, const std::string &dirFull, ApplyFailure &fail) {
+                 int dfd, const char *lname, const std::string &dirFull, ApplyFailure &fail, bool xattrs) {
   uint32_t idx = static_cast<uint32_t>(pt.parentTid.size());
   pt.parentTid.push_back(ptid);
   pt.parentIdx.push_back(pidx);
@@ -240,7 +238,7 @@ uint32_t ScanAdd(ScanPart &pt, uint32_t ptid, uint32_t pidx, const char *name, s
   pt.dev.push_back((static_cast<uint64_t>(st.stx_dev_major) << 32) | st.stx_dev_minor);
   uint8_t f = 0;
   if (st.stx_attributes & (STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND)) f |= kImmutable;
-  if (!S_ISLNK(st.stx_mode)) {
+  if (xattrs && !S_ISLNK(st.stx_mode)) {
     const std::string full = lname[0] ? Join(dirFull, lname, strlen(lname)) : dirFull;
     char list[1024];
     ssize_t n = ListXattrAt(dfd, lname, full, list, sizeof list);
@@ -332,7 +330,7 @@ void ScanDir(ScanShared &sh, ScanPart &pt, uint32_t tid, const DirItem &item, st
         std::lock_guard<std::mutex> g(sh.mu);
         if (!sh.seenLinks.insert(key).second) continue;  // a hard link of an inode already listed
       }
-      uint32_t idx = ScanAdd(pt, item.tid, item.idx, nm, len, st, dfd.fd, nm, full, fail);
+      uint32_t idx = ScanAdd(pt, item.tid, item.idx, nm, len, st, dfd.fd, nm, full, fail, sh.xattrs);
       if (S_ISDIR(st.stx_mode)) subdirs.push_back({tid, idx, rel.empty() ? std::string(nm, len) : Join(rel, nm, len)});
     }
   }
@@ -383,6 +381,8 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
       Napi::Array a = ex.As<Napi::Array>();
       for (uint32_t i = 0; i < a.Length(); i++) sh.exclude.insert(a.Get(i).ToString().Utf8Value());
     }
+    Napi::Value xv = o.Get("xattrs");
+    if (xv.IsBoolean()) sh.xattrs = xv.ToBoolean();
     Napi::Value th = o.Get("threads");
     if (th.IsNumber()) threads = th.ToNumber().Uint32Value();
   }
@@ -398,7 +398,7 @@ Napi::Value ShiftScan(const Napi::CallbackInfo &info) {
     if (statx(rootfd.fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kScanMask, &st) < 0)
       ThrowAt(env, errno, "statx", "reading the owner of", sh.root);
     ApplyFailure fail;
-    uint32_t idx = ScanAdd(parts[0], kNoParent, kNoParent, "", 0, st, rootfd.fd, "", sh.root, fail);
+    uint32_t idx = ScanAdd(parts[0], kNoParent, kNoParent, "", 0, st, rootfd.fd, "", sh.root, fail, sh.xattrs);
     if (fail.failed) ThrowAt(env, fail.err, fail.syscall, fail.what, fail.path);
     sh.queue.push_back({0, idx, ""});
   }

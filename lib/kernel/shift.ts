@@ -59,7 +59,11 @@ export interface ApplyPlan {
 
 /** The addon's shift functions. Every one throws a UsernsError with `path` (and `index` for a record). */
 export interface ShiftBinding {
-  shiftScan(root: string, opts: { crossMounts: boolean; exclude: string[]; threads?: number }): ScanResult;
+  /** Walks the tree; `xattrs: false` skips the ownership xattrs (one listxattr per inode less). */
+  shiftScan(
+    root: string,
+    opts: { crossMounts: boolean; exclude: string[]; threads?: number; xattrs?: boolean },
+  ): ScanResult;
   /** Applies records [start, end) with `threads` workers (split at directory boundaries). */
   shiftApply(root: string, plan: ApplyPlan, start?: number, end?: number, threads?: number): number;
   xattrGet(path: string, name: string): Buffer | null;

@@ -232,4 +232,36 @@ out({ m1: v1.method, r1: v1.reason, seen, onDisk, m2: v2.method, r2: v2.reason, 
     expect(r.r1).toContain("tmpfs supports idmapped mounts");
     expect(r.r2).toContain("ramfs");
   }, 300_000);
+
+  it("userns shift: the CLI shifts, refuses a second time (exit 1), shifts back, and rejects bad usage (exit 2)", () => {
+    const r = inPrivateMountNs<Record<string, { status: number | null; stdout: string; stderr: string }>>(`${PRELUDE}
+const { spawnSync } = await import("node:child_process");
+const cli = (...args) => {
+  const c = spawnSync(process.execPath, ["--input-type=module", "-e", "const { main } = await import(" + JSON.stringify(LIB + "/cli/main.js") + "); process.exitCode = await main(process.argv.slice(1));", ...args], { encoding: "utf8", env: process.env });
+  return { status: c.status, stdout: c.stdout, stderr: c.stderr };
+};
+const t = ws + "/t";
+small(t);
+out({
+  shift: cli("shift", "--map-users", "0:100000:65536", "--force", "65534", t),
+  again: cli("shift", "--map-users", "0:100000:65536", t),
+  back: cli("shift", "--map-users", "0:100000:65536", "--force", "65534", "--reverse", "--json", t),
+  usage: cli("shift", "--map-users", "0-1-2", t),
+  noMap: cli("shift", t),
+  unmapped: cli("shift", "--map-users", "0:100000:10", "--dry-run", t),
+});
+`);
+    expect(r.shift?.status).toBe(0);
+    expect(r.shift?.stdout).toMatch(
+      /^shifted .*\/t \(forward\): 5 inodes, 5 owners changed, 1 ACLs, 1 capabilities\n1 ids outside the map were set to the --force id\n$/,
+    );
+    expect(r.again?.status).toBe(1);
+    expect(r.again?.stderr).toContain("ERR_USERNS_SHIFT_ALREADY");
+    expect(r.back?.status).toBe(0);
+    expect(JSON.parse(r.back?.stdout ?? "{}")).toMatchObject({ direction: "reverse", outcome: "applied", inodes: 5 });
+    expect(r.usage?.status).toBe(2);
+    expect(r.noMap?.status).toBe(2);
+    expect(r.unmapped?.status).toBe(1);
+    expect(r.unmapped?.stderr).toContain("not covered by the map");
+  }, 300_000);
 });
