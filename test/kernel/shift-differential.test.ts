@@ -84,9 +84,9 @@ out(res);
   );
 }
 
-function report(name: string, r: Outcome): void {
+function report(name: string, r: Outcome, seed: number): void {
   console.log(
-    `${name}: ${r.trees} trees, ${r.inodes} inodes, ${r.acls} ACLs, ${r.caps} capabilities, ${r.forced} owners outside the map, ${r.differences.length} trees with differences, ${r.errors.length} errors (seed ${SEED}); e.g. ${r.capLines[0] ?? "-"}`,
+    `${name}: ${r.trees} trees, ${r.inodes} inodes, ${r.acls} ACLs, ${r.caps} capabilities, ${r.forced} owners outside the map, ${r.differences.length} trees with differences, ${r.errors.length} errors (seed ${seed}); e.g. ${r.capLines[0] ?? "-"}`,
   );
   for (const d of r.differences.slice(0, 3)) console.log(JSON.stringify(d));
   for (const e of r.errors.slice(0, 3)) console.log(JSON.stringify(e));
@@ -97,7 +97,7 @@ describeKernel("ownership shift against the idmapped view", () => {
     console.log(`shift differential: fast-check seed ${SEED}`);
     const specs = fc.sample(treeArb, { numRuns: TMPFS_TREES, seed: SEED });
     const r = differential(specs, `execFileSync("mount", ["-t", "tmpfs", "-o", "mode=0755", "shiftdiff", ws]);`);
-    report("tmpfs", r);
+    report("tmpfs", r, SEED);
     expect(r.errors).toEqual([]);
     expect(r.differences).toEqual([]);
     expect(r.trees).toBe(TMPFS_TREES);
@@ -119,7 +119,7 @@ describeKernel("ownership shift against the idmapped view", () => {
       execFileSync("mkfs.ext4", ["-q", "-F", img], { stdio: "pipe" });
       const specs = fc.sample(treeArb, { numRuns: EXT4_TREES, seed: SEED + 1 });
       const r = differential(specs, `execFileSync("mount", ["-o", "loop", ${JSON.stringify(img)}, ws]);`);
-      report("ext4", r);
+      report("ext4", r, SEED + 1);
       expect(r.errors).toEqual([]);
       expect(r.differences).toEqual([]);
       expect(r.trees).toBe(EXT4_TREES);

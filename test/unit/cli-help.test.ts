@@ -6,7 +6,7 @@ describe("userns --help", () => {
 
   it("has the documented commands", () => {
     expect([...names].sort()).toEqual(
-      ["check", "convert", "demo", "doctor", "mount", "run", "show", "subid", "verify"].sort(),
+      ["check", "convert", "demo", "doctor", "mount", "run", "shift", "show", "subid", "verify"].sort(),
     );
   });
 
