@@ -78,7 +78,7 @@ out({ notDir, viaLink, missing, uncovered, unchanged1, overlap, empty, immutable
     expect(r.unchanged2).toBe(true);
   }, 300_000);
 
-  it("malformed xattrs on disk (ext4 edited offline with debugfs): refused with the path, nothing changed", () => {
+  it("malformed capability and ACL xattrs on disk (ext4 edited offline with debugfs): refused with the paths, nothing changed", () => {
     const img = execFileSync("mktemp", [`${process.env.TMPDIR ?? "/tmp"}/userns-shift-bad-XXXXXX.img`], {
       encoding: "utf8",
     }).trim();
@@ -92,23 +92,34 @@ execFileSync("mount", ["-o", "loop", ${JSON.stringify(img)}, mnt]);
 fs.mkdirSync(mnt + "/t");
 fs.writeFileSync(mnt + "/t/good", "");
 fs.writeFileSync(mnt + "/t/badcap", "");
+fs.writeFileSync(mnt + "/t/badacl", "");
 execFileSync("umount", [mnt]);
 // 10 bytes of "capability": neither v2 nor v3. The kernel refuses to write it, so it is written offline.
 fs.writeFileSync(TMP + "/bad", Buffer.from([0, 0, 0, 2, 1, 2, 3, 4, 5, 6]));
 execFileSync("debugfs", ["-w", "-R", "ea_set -f " + TMP + "/bad /t/badcap security.capability", ${JSON.stringify(img)}], { stdio: "pipe" });
+// An ACL cut short after its first entry's perm, stored raw (-r: debugfs would otherwise convert and check it).
+fs.writeFileSync(TMP + "/badacl", Buffer.from([2, 0, 0, 0, 1, 0, 7]));
+execFileSync("debugfs", ["-w", "-R", "ea_set -r -f " + TMP + "/badacl /t/badacl system.posix_acl_access", ${JSON.stringify(img)}], { stdio: "pipe" });
 execFileSync("mount", ["-o", "loop", ${JSON.stringify(img)}, mnt]);
-const v0 = viewOf(mnt + "/t");
+// getfacl itself stops at the bad ACL: compare owners and modes with find.
+const statView = (d) => execFileSync("find", [d, "-printf", "%p %U %G %#m\\n"], { encoding: "utf8" });
+const v0 = statView(mnt + "/t");
 const readBack = err(() => XN.xattrGet(mnt + "/t/badcap", "security.capability"));
+const readBackAcl = err(() => XN.xattrGet(mnt + "/t/badacl", "system.posix_acl_access"));
 const bad = err(() => S.shiftOwnership(mnt + "/t", { uidMap: "0 100000 65536" }));
-const unchanged = same(v0, viewOf(mnt + "/t")) && leftovers(mnt + "/t").length === 0;
+const unchanged = v0 === statView(mnt + "/t") && leftovers(mnt + "/t").length === 0;
 execFileSync("umount", [mnt]);
-out({ readBack, bad, unchanged, mnt });
+out({ readBack, readBackAcl, bad, unchanged, mnt });
 `);
       // The kernel itself will not read it (cap_inode_getsecurity: EINVAL) ...
       expect(r.readBack).toMatchObject({ ok: false, code: "EINVAL" });
+      expect(r.readBackAcl).toMatchObject({ ok: false, code: "EINVAL" });
       // ... and the shift names it and changes nothing.
-      expect(r.bad).toMatchObject({ ok: false, code: "ERR_USERNS_SHIFT_XATTR", path: `${r.mnt}/t/badcap` });
-      expect((r.bad as { message: string }).message).toContain("security.capability");
+      expect(r.bad).toMatchObject({ ok: false, code: "ERR_USERNS_SHIFT_XATTR" });
+      expect((r.bad as { message: string }).message).toContain("2 malformed xattrs");
+      expect((r.bad as { message: string }).message).toContain("badcap: security.capability");
+      expect((r.bad as { message: string }).message).toContain("badacl: system.posix_acl_access");
+      expect([`${r.mnt}/t/badcap`, `${r.mnt}/t/badacl`]).toContain((r.bad as { path: string }).path);
       expect(r.unchanged).toBe(true);
     } finally {
       rmSync(img, { force: true });
