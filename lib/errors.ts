@@ -147,6 +147,12 @@ export type UsernsOwnCode =
   | "ERR_UNKNOWN_SIGNAL"
   | "ERR_USERNS_NO_FREE_RANGE"
   | "ERR_USERNS_RANGE_TAKEN"
+  | "ERR_USERNS_SHIFT_UNMAPPED"
+  | "ERR_USERNS_SHIFT_XATTR"
+  | "ERR_USERNS_SHIFT_ALREADY"
+  | "ERR_USERNS_SHIFT_INTERRUPTED"
+  | "ERR_USERNS_SHIFT_NO_JOURNAL"
+  | "ERR_USERNS_SHIFT_JOURNAL"
   | "ERR_USERNS";
 
 /** Every `code` a {@link UsernsError} can have: an errno name or one of userns's own codes. */
@@ -167,6 +173,12 @@ const ownCodes: ReadonlySet<string> = new Set<UsernsOwnCode>([
   "ERR_UNKNOWN_SIGNAL",
   "ERR_USERNS_NO_FREE_RANGE",
   "ERR_USERNS_RANGE_TAKEN",
+  "ERR_USERNS_SHIFT_UNMAPPED",
+  "ERR_USERNS_SHIFT_XATTR",
+  "ERR_USERNS_SHIFT_ALREADY",
+  "ERR_USERNS_SHIFT_INTERRUPTED",
+  "ERR_USERNS_SHIFT_NO_JOURNAL",
+  "ERR_USERNS_SHIFT_JOURNAL",
   "ERR_USERNS",
 ]);
 
@@ -238,6 +250,15 @@ Object.defineProperty(UsernsError.prototype, "name", { value: "UsernsError", enu
 Object.defineProperty(UsernsError.prototype, brand, { value: true, enumerable: false });
 
 /** Throws a usage error (bad option or argument), code `ERR_USERNS_USAGE`. */
+/**
+ * The code of an error a Node fs or child_process call threw (its errno name), as a {@link UsernsErrorCode};
+ * `fallback` when it has none this library knows.
+ */
+export function codeOfNodeError(e: unknown, fallback: UsernsErrorCode): UsernsErrorCode {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && isUsernsErrorCode(code) ? code : fallback;
+}
+
 export function usageError(message: string): UsernsError {
   return new UsernsError(message, { code: "ERR_USERNS_USAGE" });
 }

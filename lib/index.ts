@@ -66,6 +66,7 @@ export {
   readMapsOfFd,
   UserNamespace,
 } from "./namespaces/user-namespace.js";
+export * from "./shift/index.js";
 export {
   type ChildStep,
   type ChildStreams,

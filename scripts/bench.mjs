@@ -43,6 +43,7 @@ const sections = [
   ["mount", "./bench/mount.mjs"],
   ["verify", "./bench/verify.mjs"],
   ["inventory", "./bench/inventory.mjs"],
+  ["shift", "./bench/shift.mjs"],
 ];
 
 const rows = [];

@@ -11,6 +11,7 @@ import { registerIdsCommand } from "./ids.js";
 import { registerLsCommand } from "./ls.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommands } from "./run.js";
+import { registerShiftCommands } from "./shift.js";
 import { registerVerifyCommands } from "./verify.js";
 
 /** `--help` examples for the commands that do not bring their own. */
@@ -29,6 +30,11 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     "userns run --map-current-user --setgroups deny --net -- ip link",
   ],
   show: ["userns show self", "userns show 4242 --json"],
+  shift: [
+    "userns shift --map-users 0:100000:65536 /srv/rootfs",
+    "userns shift --map-users 0:100000:65536 --reverse /srv/rootfs",
+    "userns shift --rollback /srv/rootfs",
+  ],
   mount: [
     "userns mount --map-users 0:100000:65536 /srv/data /mnt/shifted",
     "userns mount --userns 4242 --recursive --read-only /srv/image /mnt/image",
@@ -69,6 +75,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   registerLsCommand(program, io);
   registerIdsCommand(program, io);
   registerAllocCommands(program, io);
+  registerShiftCommands(program, io);
   for (const cmd of program.commands) {
     const ex = EXAMPLES[cmd.name()];
     if (ex !== undefined) cmd.addHelpText("after", `\nExamples:\n${ex.map((e) => `  $ ${e}`).join("\n")}\n`);

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { isUsernsErrorCode, UsernsError, type UsernsErrorCode } from "../errors.js";
+import { codeOfNodeError, UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { INVALID_ID } from "../model/u32.js";
 import { findFreeRange } from "../subid/ranges.js";
@@ -361,7 +361,7 @@ export function releaseLease(id: string, options: { dir?: string } = {}): Lease 
       text = readFileSync(path, "utf8");
     } catch (e) {
       throw new UsernsError(`releasing lease ${id}`, {
-        code: errnoCodeOf(e, "ENOENT"),
+        code: codeOfNodeError(e, "ENOENT"),
         path,
         reason: `no such lease in ${dir}`,
       });
@@ -393,10 +393,4 @@ export function reclaimLeases(options: { dir?: string; inventory?: UserNamespace
   const walkBegan = Date.now();
   const inv = options.inventory ?? listUserNamespaces({ helperMaps: false });
   return withLeaseLock(dir, () => reclaim(dir, readLeases(dir), inv, walkBegan));
-}
-
-/** The errno name of a failed fs call, as a UsernsError code (`fallback` when Node gave none we know). */
-function errnoCodeOf(e: unknown, fallback: UsernsErrorCode): UsernsErrorCode {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code !== undefined && isUsernsErrorCode(code) ? code : fallback;
 }

@@ -9,6 +9,7 @@ export * from "./algebra.js";
 export * from "./caps.js";
 export * from "./cases.js";
 export * from "./extent.js";
+export * from "./fsxattr.js";
 export * from "./idmap.js";
 export * from "./idmapped.js";
 export * from "./lookup.js";

@@ -17,6 +17,7 @@ describe("userns --help", () => {
         "mount",
         "release",
         "run",
+        "shift",
         "show",
         "subid",
         "verify",

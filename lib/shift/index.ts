@@ -1,0 +1,20 @@
+/**
+ * Ownership shift (rewriting owners, ACLs and file capabilities on disk by a
+ * map) and the choice between it and an idmapped mount.
+ *
+ * @packageDocumentation
+ */
+export { type ShiftedView, showShifted } from "./choose.js";
+export { JOURNAL_NAME } from "./journal.js";
+export type { IdUse, MalformedXattr, UncoveredId } from "./plan.js";
+export {
+  resumeShift,
+  rollbackShift,
+  SHIFT_MARKER,
+  type ShiftMarker,
+  type ShiftOptions,
+  type ShiftReport,
+  shiftMarker,
+  shiftOwnership,
+  shiftStatus,
+} from "./shift.js";
