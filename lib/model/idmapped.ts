@@ -15,6 +15,7 @@
  *   {@link INVALID_ID} when it has none.
  */
 import type { IdMap } from "./idmap.js";
+import { IDMAPPABLE_FILESYSTEMS } from "./idmappable.js";
 import { mapIdDown, mapIdRangeUp, mapIdUp, munge } from "./lookup.js";
 import { INVALID_ID, OVERFLOW_ID } from "./u32.js";
 
@@ -594,23 +595,8 @@ const VALID_ATTR =
 const VALID_AT = AT.EMPTY_PATH | AT.RECURSIVE | AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT;
 const VALID_PROPAGATION = MS.UNBINDABLE | MS.PRIVATE | MS.SLAVE | MS.SHARED;
 
-/** Filesystem types with FS_ALLOW_IDMAP on 6.18 (spec §8.5); fuse/virtiofs depend on the daemon (SB_I_NOIDMAP). */
-export const IDMAPPABLE_FILESYSTEMS: ReadonlySet<string> = new Set([
-  "ext4",
-  "xfs",
-  "vfat",
-  "msdos",
-  "fat",
-  "btrfs",
-  "f2fs",
-  "erofs",
-  "squashfs",
-  "tmpfs",
-  "ceph",
-  "hugetlbfs",
-  "fuse",
-  "virtiofs",
-]);
+// The one list of idmappable filesystems is ./idmappable.ts (with the versions doctor reports).
+export { IDMAPPABLE_FILESYSTEMS };
 
 /** What the `userns_fd` of `struct mount_attr` refers to. */
 export type UsernsFdTarget =

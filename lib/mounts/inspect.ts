@@ -11,6 +11,7 @@ import { statmountMntIdmap, statThroughMount } from "../model/idmapped.js";
 import { AT_EMPTY_PATH, AT_FDCWD, MOUNT_ATTR, STATMOUNT } from "./constants.js";
 import { setMaps } from "./idmap-mount.js";
 import type { MountIdmap } from "./mapformats.js";
+import { parseMountinfo } from "./mountinfo.js";
 
 /** What {@link inspectMount} found. */
 export interface MountInspection {
@@ -138,9 +139,6 @@ export function onDiskOwner(path: string): { uid: number; gid: number } {
 
 /** Whether /proc/self/mountinfo lists `idmapped` for the mount at `mountPoint` (older kernels' only signal). */
 export function mountinfoSaysIdmapped(mountPoint: string): boolean | undefined {
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const f = line.split(" ");
-    if (f[4] === mountPoint) return (f[5] ?? "").split(",").includes("idmapped");
-  }
-  return undefined;
+  const m = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")).find((e) => e.mountPoint === mountPoint);
+  return m === undefined ? undefined : m.options.includes("idmapped");
 }
