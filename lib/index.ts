@@ -4,7 +4,6 @@
  * @packageDocumentation
  */
 
-export { type Align, formatTable, type TableOptions } from "./cli/table.js";
 export * from "./crosscheck/index.js";
 export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
 export * from "./formats/index.js";
@@ -57,7 +56,6 @@ export {
   UserNamespace,
 } from "./namespaces/user-namespace.js";
 export {
-  type ChildStep,
   type ExitStatus,
   type JoinTarget,
   type MapInput,

@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
+import type { Command } from "commander";
 import { native } from "../kernel/native.js";
 import { INIT_USER_NS_INO } from "../kernel/nsfs.js";
 import { IDMAP_FS_NEVER, IDMAP_FS_SINCE } from "../model/idmappable.js";
@@ -17,6 +18,8 @@ import { parseMountinfo } from "../mounts/mountinfo.js";
 import { probeIdmapSupport } from "../mounts/probe.js";
 import { parseSubid } from "../subid/parse.js";
 import { parsePasswd, resolveUser, subidReport } from "../subid/read.js";
+import { type CliIo, EXIT_REFUSED } from "./io.js";
+import { formatTable } from "./table.js";
 
 /** A check's outcome. `fail` makes `doctor` exit 1. */
 export type Verdict = "ok" | "warn" | "fail" | "info";
@@ -388,4 +391,46 @@ export function doctorChecks(env: DoctorEnv, options: { user?: string } = {}): D
     basis: "probe",
   });
   return checks;
+}
+
+function runDoctor(io: CliIo, o: { json?: boolean; user?: string }): void {
+  const checks = doctorChecks(realDoctorEnv(), { user: o.user });
+  const failed = checks.some((c) => c.verdict === "fail");
+  if (o.json) io.out(`${JSON.stringify({ ok: !failed, checks }, null, 2)}\n`);
+  else {
+    const mark: Record<Verdict, string> = { ok: "ok", warn: "WARN", fail: "FAIL", info: "info" };
+    io.out(
+      formatTable(
+        checks.map((c) => [c.title, mark[c.verdict], c.detail]),
+        { header: ["CHECK", "VERDICT", "DETAIL"] },
+      ),
+    );
+    const n = (v: Verdict) => checks.filter((c) => c.verdict === v).length;
+    io.out(
+      `\n${n("ok")} ok, ${n("warn")} warning(s), ${n("fail")} failed; "by kernel version" means judged from the version table, not probed\n`,
+    );
+  }
+  if (failed) process.exitCode = EXIT_REFUSED;
+}
+
+/** Adds `doctor` to the program. */
+export function registerDoctorCommand(program: Command, io: CliIo): void {
+  program
+    .command("doctor")
+    .description("check what this kernel and system allow for user namespaces and idmapped mounts")
+    .option("--json", "print JSON")
+    .option("--user <name>", "whose /etc/subuid entries to check (default: you)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ userns doctor
+  $ userns doctor --json | jq '.checks[] | select(.verdict == "fail")'
+  $ userns doctor --user alice
+
+Each check has a verdict: ok, info, WARN or FAIL. Features marked "by kernel version"
+are judged from the kernel version table, not probed.
+Exit codes: 0 no check failed, 1 some check failed, 2 usage.`,
+    )
+    .action((opts: { json?: boolean; user?: string }) => runDoctor(io, opts));
 }

@@ -4,10 +4,13 @@
 import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
 import { registerCheckCommands } from "./check.js";
-import { registerFormatCommands } from "./convert.js";
+import { registerConvertCommand } from "./convert.js";
 import { runDemo } from "./demo.js";
+import { registerDoctorCommand } from "./doctor.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
-import { registerRunCommands } from "./run.js";
+import { registerRunCommand } from "./run.js";
+import { registerShowCommand } from "./show.js";
+import { registerSubidCommand } from "./subid.js";
 import { registerVerifyCommands } from "./verify.js";
 
 /** `--help` examples for the commands that do not bring their own. */
@@ -60,9 +63,13 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
 
   registerCheckCommands(program, io);
   registerMountCommands(program, io);
-  registerFormatCommands(program, io);
+  registerConvertCommand(program, io);
+  registerSubidCommand(program, io);
+  registerDoctorCommand(program, io);
   registerVerifyCommands(program, io, [mountCasesVerifyExtension()]);
-  registerRunCommands(program, io);
+  // `run` turns on positional options for the whole program (options after COMMAND belong to it).
+  registerRunCommand(program, io);
+  registerShowCommand(program, io);
   for (const cmd of program.commands) {
     const ex = EXAMPLES[cmd.name()];
     if (ex !== undefined) cmd.addHelpText("after", `\nExamples:\n${ex.map((e) => `  $ ${e}`).join("\n")}\n`);

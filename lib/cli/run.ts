@@ -10,7 +10,6 @@ import { usageError } from "../errors.js";
 import { IdMap } from "../model/idmap.js";
 import { signalNumber } from "../spawn/child-process.js";
 import { type NamespaceKind, type SpawnOptions, spawn } from "../spawn/index.js";
-import { registerShowCommand } from "./show.js";
 
 interface Io {
   out: (s: string) => void;
@@ -123,8 +122,8 @@ export function runOptions(flags: RunFlags): SpawnOptions {
   return options;
 }
 
-/** Adds `run` and `show` to the program. */
-export function registerRunCommands(program: Command, io: Io): void {
+/** Adds `run` to the program. */
+export function registerRunCommand(program: Command, io: Io): void {
   // So that `userns run id -u` passes -u to id: options after COMMAND belong to it.
   program.enablePositionalOptions();
   program
@@ -177,5 +176,4 @@ export function registerRunCommands(program: Command, io: Io): void {
         for (const s of sigs) process.off(s, forward);
       }
     });
-  registerShowCommand(program, io);
 }

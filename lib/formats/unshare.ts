@@ -113,8 +113,11 @@ export interface MountIdmapEntry {
   readonly count: number;
 }
 
-/** Parses an `X-mount.idmap=` value into maps: on-disk → IdMap.first, seen → IdMap.lowerFirst. */
-export function parseXMountIdmap(text: string, options: ParseOptions = {}): MapSet {
+/**
+ * Parses an `X-mount.idmap=` value into a format MapSet: on-disk → IdMap.first, seen → IdMap.lowerFirst. (The
+ * mount-facing `parseXMountIdmap` of lib/mounts/mapformats.ts builds on the same entries.)
+ */
+export function parseXMountIdmapMapSet(text: string, options: ParseOptions = {}): MapSet {
   return fromTagged(
     parseXMountIdmapEntries(text).map((e) => ({ kind: e.kind, extent: extent(e.onDisk, e.seen, e.count) })),
     options.kind,
@@ -178,7 +181,7 @@ export function parseXMountIdmapEntries(text: string): MountIdmapEntry[] {
 }
 
 /** Writes `X-mount.idmap=…` with `b:` entries when the maps are equal, else `u:` and `g:` entries. */
-export function formatXMountIdmap(maps: MapSet, options: FormatOptions = {}): string {
+export function formatXMountIdmapMapSet(maps: MapSet, options: FormatOptions = {}): string {
   const entries = toTagged(XNAME, maps, options.kind).map(
     ({ kind, extent: e }) =>
       `${kind === "both" ? "b" : kind === "uid" ? "u" : "g"}:${e.first}:${e.lowerFirst}:${e.count}`,

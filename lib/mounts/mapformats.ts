@@ -22,7 +22,7 @@
 import { usageError } from "../errors.js";
 import { FormatError } from "../formats/errors.js";
 import { parseOciMappingArray } from "../formats/json.js";
-import { formatXMountIdmap as formatXMountIdmapText, parseXMountIdmapEntries } from "../formats/unshare.js";
+import { formatXMountIdmapMapSet, parseXMountIdmapEntries } from "../formats/unshare.js";
 import { extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
 
@@ -99,7 +99,7 @@ export function formatXMountIdmap(map: MountIdmap): string {
     const m = map[kind];
     if (m.isEmpty) return [];
     // lib/formats' writer, one kind at a time, so each item carries its u:/g: tag; without its prefix.
-    return formatXMountIdmapText({ [kind]: m }, { kind })
+    return formatXMountIdmapMapSet({ [kind]: m }, { kind })
       .replace(/^X-mount\.idmap=/, "")
       .trim()
       .split(" ");
