@@ -140,12 +140,20 @@ function optInt(o: Record<string, unknown>, k: string, where: string, min = -1):
   return v;
 }
 
-function optMode(o: Record<string, unknown>, where: string): number | undefined {
-  const v = o.mode;
+/**
+ * A mode in a mount case: an octal string of 1 to 4 digits ("0644", "1777") or a number up to 07777; undefined when
+ * absent. The one rule for both sides: the kernel runner (lib/mounts/cases.ts) reads modes with it too.
+ * @throws Error naming `where` for anything else.
+ */
+export function parseCaseMode(v: unknown, where: string): number | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0o7777) return v;
   if (typeof v === "string" && /^[0-7]{1,4}$/.test(v)) return Number.parseInt(v, 8);
   throw new InputError(`${where}.mode must be an octal string like "0644" or a number up to 07777`);
+}
+
+function optMode(o: Record<string, unknown>, where: string): number | undefined {
+  return parseCaseMode(o.mode, where);
 }
 
 function optMapText(o: Record<string, unknown>, k: string, where: string): string | null {
@@ -234,6 +242,16 @@ export function predictMountCase(input: unknown, options: MountCaseOptions = {})
     if (e instanceof InputError) return { id, ok: null, step: null, errno: null, stage: "input", error: e.message };
     throw e;
   }
+}
+
+/**
+ * Why a mount case is malformed, positioned by field (`files[2].mode ...`), or undefined when it is well-formed:
+ * the one schema of the case format, shared by the predictor and the kernel runner (lib/mounts/cases.ts), so
+ * both refuse the same inputs with the same words.
+ */
+export function mountCaseInputError(input: unknown): string | undefined {
+  const r = predictMountCase(input);
+  return r.stage === "input" ? (r.error ?? "malformed case") : undefined;
 }
 
 /** Parses one JSON line and predicts it ({@link predictMountCase}); bad JSON gives `stage:"input"`. */
