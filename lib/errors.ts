@@ -7,19 +7,168 @@
  */
 import { constants } from "node:os";
 
-const errnoNames: ReadonlyMap<number, string> = new Map(
-  Object.entries(constants.errno).map(([name, num]) => [num, name]),
+const errnoNames: ReadonlyMap<number, ErrnoCode> = new Map(
+  Object.entries(constants.errno).map(([name, num]) => [num, name as ErrnoCode]),
 );
 
 /** The errno name for a number, e.g. 1 → `"EPERM"`; unknown numbers give `"E<n>"`. */
-export function errnoName(errno: number): string {
+export function errnoName(errno: number): ErrnoCode {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
 /** The errno number for a name, e.g. `"EPERM"` → 1, or undefined. */
 export function errnoNumber(name: string): number | undefined {
-  return (constants.errno as Record<string, number | undefined>)[name];
+  const n = (constants.errno as Record<string, number | undefined>)[name];
+  if (n !== undefined) return n;
+  // The names errnoName makes for errnos Node has no name for.
+  return /^E[0-9]+$/.test(name) ? Number(name.slice(1)) : undefined;
 }
+
+/** True if `value` is a code a {@link UsernsError} may carry (an errno name, `E<n>`, or a userns code). */
+export function isUsernsErrorCode(value: string): value is UsernsErrorCode {
+  return ownCodes.has(value) || errnoNumber(value) !== undefined;
+}
+
+/**
+ * errno names, as the kernel and Node report them (`os.constants.errno` on
+ * Linux). An errno Node has no name for is reported as `E<number>`.
+ */
+export type ErrnoCode =
+  | "E2BIG"
+  | "EACCES"
+  | "EADDRINUSE"
+  | "EADDRNOTAVAIL"
+  | "EAFNOSUPPORT"
+  | "EAGAIN"
+  | "EALREADY"
+  | "EBADF"
+  | "EBADMSG"
+  | "EBUSY"
+  | "ECANCELED"
+  | "ECHILD"
+  | "ECONNABORTED"
+  | "ECONNREFUSED"
+  | "ECONNRESET"
+  | "EDEADLK"
+  | "EDESTADDRREQ"
+  | "EDOM"
+  | "EDQUOT"
+  | "EEXIST"
+  | "EFAULT"
+  | "EFBIG"
+  | "EHOSTUNREACH"
+  | "EIDRM"
+  | "EILSEQ"
+  | "EINPROGRESS"
+  | "EINTR"
+  | "EINVAL"
+  | "EIO"
+  | "EISCONN"
+  | "EISDIR"
+  | "ELOOP"
+  | "EMFILE"
+  | "EMLINK"
+  | "EMSGSIZE"
+  | "EMULTIHOP"
+  | "ENAMETOOLONG"
+  | "ENETDOWN"
+  | "ENETRESET"
+  | "ENETUNREACH"
+  | "ENFILE"
+  | "ENOBUFS"
+  | "ENODATA"
+  | "ENODEV"
+  | "ENOENT"
+  | "ENOEXEC"
+  | "ENOLCK"
+  | "ENOLINK"
+  | "ENOMEM"
+  | "ENOMSG"
+  | "ENOPROTOOPT"
+  | "ENOSPC"
+  | "ENOSR"
+  | "ENOSTR"
+  | "ENOSYS"
+  | "ENOTCONN"
+  | "ENOTDIR"
+  | "ENOTEMPTY"
+  | "ENOTSOCK"
+  | "ENOTSUP"
+  | "ENOTTY"
+  | "ENXIO"
+  | "EOPNOTSUPP"
+  | "EOVERFLOW"
+  | "EPERM"
+  | "EPIPE"
+  | "EPROTO"
+  | "EPROTONOSUPPORT"
+  | "EPROTOTYPE"
+  | "ERANGE"
+  | "EROFS"
+  | "ESPIPE"
+  | "ESRCH"
+  | "ESTALE"
+  | "ETIME"
+  | "ETIMEDOUT"
+  | "ETXTBSY"
+  | "EWOULDBLOCK"
+  | "EXDEV"
+  | `E${number}`;
+
+/**
+ * The codes userns itself gives, each documented in docs/errors.md:
+ *
+ * - `ERR_USERNS_USAGE`: an invalid argument or option.
+ * - `ERR_USERNS_FORMAT`: input text that does not parse (a map, a subid file, a format).
+ * - `ERR_USERNS_NATIVE_LOAD`: the native addon could not be loaded.
+ * - `ERR_USERNS_NEWIDMAP`: newuidmap/newgidmap refused or failed.
+ * - `ERR_USERNS_HELPER`: a helper process userns started ended unexpectedly.
+ * - `ERR_USERNS_PROTOCOL`: the spawned child broke the parent/child handshake (a bug).
+ * - `ERR_USERNS_MULTITHREADED`: an operation Node's process cannot do because it has threads.
+ * - `ERR_USERNS_EXIT`: {@link run}: the program exited non-zero or was killed by a signal.
+ * - `ERR_USERNS_TIMEOUT`: {@link run}: the program ran longer than `timeout`.
+ * - `ERR_CHILD_PROCESS_STDIO_MAXBUFFER`: {@link run}: output went over `maxBuffer` (Node's code).
+ * - `ABORT_ERR`: an AbortSignal fired, or kill() cancelled a spawn before execve (Node's code).
+ * - `ERR_UNKNOWN_SIGNAL`: a signal name or number that does not exist (Node's code).
+ * - `ERR_USERNS`: an unexpected failure with no better code (a bug: please report it).
+ */
+export type UsernsOwnCode =
+  | "ERR_USERNS_USAGE"
+  | "ERR_USERNS_FORMAT"
+  | "ERR_USERNS_NATIVE_LOAD"
+  | "ERR_USERNS_NEWIDMAP"
+  | "ERR_USERNS_HELPER"
+  | "ERR_USERNS_PROTOCOL"
+  | "ERR_USERNS_MULTITHREADED"
+  | "ERR_USERNS_EXIT"
+  | "ERR_USERNS_TIMEOUT"
+  | "ERR_CHILD_PROCESS_STDIO_MAXBUFFER"
+  | "ABORT_ERR"
+  | "ERR_UNKNOWN_SIGNAL"
+  | "ERR_USERNS_NO_FREE_RANGE"
+  | "ERR_USERNS_RANGE_TAKEN"
+  | "ERR_USERNS";
+
+/** Every `code` a {@link UsernsError} can have: an errno name or one of userns's own codes. */
+export type UsernsErrorCode = ErrnoCode | UsernsOwnCode;
+
+const ownCodes: ReadonlySet<string> = new Set<UsernsOwnCode>([
+  "ERR_USERNS_USAGE",
+  "ERR_USERNS_FORMAT",
+  "ERR_USERNS_NATIVE_LOAD",
+  "ERR_USERNS_NEWIDMAP",
+  "ERR_USERNS_HELPER",
+  "ERR_USERNS_PROTOCOL",
+  "ERR_USERNS_MULTITHREADED",
+  "ERR_USERNS_EXIT",
+  "ERR_USERNS_TIMEOUT",
+  "ERR_CHILD_PROCESS_STDIO_MAXBUFFER",
+  "ABORT_ERR",
+  "ERR_UNKNOWN_SIGNAL",
+  "ERR_USERNS_NO_FREE_RANGE",
+  "ERR_USERNS_RANGE_TAKEN",
+  "ERR_USERNS",
+]);
 
 const brand: unique symbol = Symbol.for("userns.UsernsError");
 
@@ -28,7 +177,7 @@ export interface UsernsErrorOptions {
   /** errno number; `code` is derived from it when not given. */
   errno?: number;
   /** errno name such as `"EPERM"`, or a userns code such as `"ERR_USERNS_USAGE"`. */
-  code?: string;
+  code?: UsernsErrorCode;
   /** The syscall (or helper program) that failed: `write`, `clone3`, `mount_setattr`, `newuidmap`, ... */
   syscall?: string;
   /** The step of a multi-step operation: `uid_map`, `setgroups`, `gid_map`, `setns`, `exec`, ... */
@@ -47,8 +196,8 @@ export interface UsernsErrorOptions {
  * `writing uid_map of pid 4242: EPERM: lower ids 100000-165535 are not mapped in the parent namespace`.
  */
 export class UsernsError extends Error {
-  /** errno name (`"EPERM"`) or userns code (`"ERR_USERNS_..."`). */
-  readonly code: string;
+  /** errno name (`"EPERM"`) or userns code (`"ERR_USERNS_..."`); see {@link UsernsErrorCode} and docs/errors.md. */
+  readonly code: UsernsErrorCode;
   /** errno number, when the failure came from the kernel or the model's errno prediction. */
   readonly errno: number | undefined;
   /** The syscall or helper that failed. */

@@ -5,8 +5,18 @@
  */
 
 export * from "./crosscheck/index.js";
-export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
+export {
+  type ErrnoCode,
+  errnoName,
+  errnoNumber,
+  isUsernsErrorCode,
+  UsernsError,
+  type UsernsErrorCode,
+  type UsernsErrorOptions,
+  type UsernsOwnCode,
+} from "./errors.js";
 export * from "./formats/index.js";
+export * from "./inventory/index.js";
 export {
   CLONE_NEW,
   INIT_USER_NS_INO,
@@ -56,17 +66,28 @@ export {
   UserNamespace,
 } from "./namespaces/user-namespace.js";
 export {
+  type ChildStreams,
+  DEFAULT_MAX_BUFFER,
   type ExitStatus,
   type JoinTarget,
+  type KilledBy,
   type MapInput,
   type MapMethod,
   type MappingResult,
   type MapWriter,
   type NamespaceKind,
+  RunError,
+  type RunOptions,
+  type RunOutput,
+  type RunResult,
+  run,
   type SpawnOptions,
   type StdioEntry,
+  type StdioOption,
+  type StdioStreams,
   spawn,
   UsernsChildProcess,
+  type UsernsChildProcessEvents,
   validateSpawnOptions,
 } from "./spawn/index.js";
 export * from "./subid/index.js";

@@ -42,6 +42,7 @@ const sections = [
   ["spawn", "./bench/spawn.mjs"],
   ["mount", "./bench/mount.mjs"],
   ["verify", "./bench/verify.mjs"],
+  ["inventory", "./bench/inventory.mjs"],
 ];
 
 const rows = [];

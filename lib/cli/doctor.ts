@@ -9,9 +9,9 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { release } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, join, sep } from "node:path";
 import type { Command } from "commander";
-import { native } from "../kernel/native.js";
+import { native, nativeStatus } from "../kernel/native.js";
 import { INIT_USER_NS_INO } from "../kernel/nsfs.js";
 import { IDMAP_FS_NEVER, IDMAP_FS_SINCE } from "../model/idmappable.js";
 import { parseMountinfo } from "../mounts/mountinfo.js";
@@ -58,6 +58,12 @@ export interface DoctorEnv {
    * probe can run (not root). Optional, so checks fall back to the version table.
    */
   probeIdmap?(mountPoint: string): { supported: boolean; detail: string } | undefined;
+  /**
+   * Loads the native addon and says where from, or why it could not be
+   * loaded (every place tried, and the command that fixes it). Optional, so
+   * fake machines without it skip the check.
+   */
+  addon?(): { ok: boolean; detail: string; data?: unknown };
 }
 
 function safe<T>(f: () => T): T | undefined {
@@ -112,6 +118,17 @@ export function realDoctorEnv(): DoctorEnv {
       return r.supported
         ? { supported: true, detail: `yes: a clone of ${mountPoint} was idmapped (probed)` }
         : { supported: false, detail: `no: ${r.error?.message ?? r.refusal ?? "refused"}` };
+    },
+    addon: () => {
+      const st = nativeStatus();
+      if (!st.ok) return { ok: false, detail: st.error?.reason ?? String(st.error), data: { tried: st.tried } };
+      const b = native();
+      const kind = st.path?.includes(`${sep}prebuilds${sep}`) ? "prebuilt" : "built here";
+      return {
+        ok: true,
+        detail: `loaded (${kind}): ${st.path}; spawn path: ${b.spawnUsesCloneVm() ? "CLONE_VM on its own stack" : "fork-like clone3"}`,
+        data: { path: st.path, tried: st.tried },
+      };
     },
     uid: () => process.getuid?.() ?? -1,
     user: () => safe(() => process.env.SUDO_USER || process.env.USER) || undefined,
@@ -226,6 +243,16 @@ export function doctorChecks(env: DoctorEnv, options: { user?: string } = {}): D
     basis: "probe",
     data: { release: rel },
   });
+  const addon = env.addon?.();
+  if (addon !== undefined)
+    checks.push({
+      id: "addon",
+      title: "native addon",
+      verdict: addon.ok ? "ok" : "fail",
+      detail: addon.detail,
+      basis: "probe",
+      data: addon.data,
+    });
   byVersion("clone3", "clone3", 5, 3, "clone3(2)");
   byVersion("pidfd", "pidfd", 5, 3, "CLONE_PIDFD (5.2) and pidfd_open(2)");
   byVersion("mount_setattr", "mount_setattr + idmapped mounts", 5, 12, "mount_setattr(2) with MOUNT_ATTR_IDMAP");

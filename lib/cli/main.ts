@@ -3,10 +3,13 @@
  */
 import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
+import { registerAllocCommands } from "./alloc.js";
 import { registerCheckCommands } from "./check.js";
 import { registerConvertCommand } from "./convert.js";
 import { runDemo } from "./demo.js";
 import { registerDoctorCommand } from "./doctor.js";
+import { registerIdsCommand } from "./ids.js";
+import { registerLsCommand } from "./ls.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommand } from "./run.js";
 import { registerShowCommand } from "./show.js";
@@ -70,6 +73,9 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   // `run` turns on positional options for the whole program (options after COMMAND belong to it).
   registerRunCommand(program, io);
   registerShowCommand(program, io);
+  registerLsCommand(program, io);
+  registerIdsCommand(program, io);
+  registerAllocCommands(program, io);
   for (const cmd of program.commands) {
     const ex = EXAMPLES[cmd.name()];
     if (ex !== undefined) cmd.addHelpText("after", `\nExamples:\n${ex.map((e) => `  $ ${e}`).join("\n")}\n`);

@@ -3,6 +3,7 @@
  * it exports. Feature modules import `native` from here, never the `.node`
  * file.
  */
+import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,6 +36,35 @@ export interface StatmountRaw {
   /** `"first lower count"` strings, lower relative to the caller's user namespace (6.15+). */
   uidmap?: string[];
   gidmap?: string[];
+}
+
+/** One user namespace as native/procscan.cc found it; fields are missing where the step failed (the processes went away). */
+export interface ProcScanNsRaw {
+  ino: bigint;
+  pids: number[];
+  dev?: bigint;
+  id?: bigint;
+  ownerUid?: number;
+  parentIno?: bigint;
+  parentId?: bigint;
+  /** errno of NS_GET_PARENT (EPERM at the top of the caller's view). */
+  parentErrno?: number;
+  /** The pid the maps were read from, and their text. */
+  mapsPid?: number;
+  uidMap?: string;
+  gidMap?: string;
+  setgroups?: string;
+}
+
+/** What scanProcUserns returns. */
+export interface ProcScanRaw {
+  processes: number;
+  hidden: number;
+  namespaces: ProcScanNsRaw[];
+  /** [pid, fd, type, ino] of every open fd that is a namespace file. */
+  fds: [number, number, string, bigint][];
+  /** [mount namespace inode, first pid in it]. */
+  mntNamespaces: [bigint, number][];
 }
 
 /** What the addon exports. Every function throws a {@link UsernsError} on failure. */
@@ -146,28 +176,118 @@ export interface NativeBinding {
   capEffective(): bigint;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
   spawnUsesCloneVm(): boolean;
+  // native/lock.cc
+  /** open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW, 0600) + blocking flock(LOCK_EX); the lock lives as long as the fd. */
+  lockExclusive(path: string): number;
+  /** flock(LOCK_EX|LOCK_NB): false when another open file holds the lock. */
+  tryLockExclusive(fd: number): boolean;
+  // native/procscan.cc
+  /** One pass over /proc: user namespaces with their processes, identity, parent and maps; namespace fds; mount namespaces. */
+  scanProcUserns(wantFds: boolean): ProcScanRaw;
+  // native/listns.cc
+  /** listns(2) (6.19+): namespace ids of a CLONE_NEW* type (0: all) owned by a user namespace id (0n: any). ENOSYS before 6.19. */
+  listns(nsType: number, userNsId: bigint): bigint[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The package root: lib/kernel or dist/kernel, two levels up. */
 export const packageRoot: string = join(here, "..", "..");
 
+/** The command that builds the addon for this machine from the sources the package ships. */
+export const REBUILD_COMMAND = "npm rebuild userns";
+
+/** One place the loader looked, and what it found there. */
+export interface AddonCandidate {
+  readonly path: string;
+  /** `loaded`, `absent`, or `failed` (the file exists but could not be loaded: `error` says why). */
+  readonly outcome: "loaded" | "absent" | "failed" | "skipped";
+  readonly error?: string;
+}
+
+/** This machine's C library as prebuild file names tag it. */
+function libc(): "glibc" | "musl" {
+  // glibcVersionRuntime is present exactly when Node runs on glibc (Node's own report).
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime !== undefined ? "glibc" : "musl";
+}
+
+/**
+ * Where the addon may be, in the order tried: `USERNS_BINDING` (an explicit
+ * file, e.g. the sanitizer build; nothing else is tried when it is set), a
+ * local build (`build/Release`, `build/Debug`: what `npm rebuild` makes), then
+ * the prebuilt binaries for this platform, arch and libc in `prebuilds/`
+ * (prebuildify's layout, the one node-gyp-build's install step checks).
+ */
+export function addonCandidates(): string[] {
+  const explicit = process.env.USERNS_BINDING;
+  if (explicit) return [explicit];
+  const out = [
+    join(packageRoot, "build", "Release", "userns.node"),
+    join(packageRoot, "build", "Debug", "userns.node"),
+  ];
+  const dir = join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".node"));
+  } catch {
+    // no prebuilds for this platform: listed below as absent
+  }
+  const c = libc();
+  const tagged = files.filter((f) => f.split(".").includes(c));
+  const untagged = files.filter((f) => !f.split(".").some((t) => t === "glibc" || t === "musl"));
+  const chosen = [...tagged, ...untagged].sort();
+  if (chosen.length === 0) out.push(join(dir, `userns.${c}.node`));
+  else out.push(...chosen.map((f) => join(dir, f)));
+  return out;
+}
+
+let lastAttempt: AddonCandidate[] = [];
+let loadedFrom: string | undefined;
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
-  const explicit = process.env.USERNS_BINDING;
-  if (explicit) {
-    // An explicit binary (the sanitizer build, or a user's own) wins.
-    return require(explicit) as NativeBinding;
+  const tried: AddonCandidate[] = [];
+  for (const path of addonCandidates()) {
+    if (!existsSync(path)) {
+      tried.push({ path, outcome: "absent" });
+      continue;
+    }
+    try {
+      const b = require(path) as NativeBinding;
+      if (typeof b.spawnStart !== "function" || typeof b.setErrorClass !== "function")
+        throw new Error("not the userns addon (its exports are missing)");
+      tried.push({ path, outcome: "loaded" });
+      lastAttempt = tried;
+      loadedFrom = path;
+      return b;
+    } catch (e) {
+      // dlopen's message starts with the path again.
+      const msg = (e instanceof Error ? e.message.split("\n")[0]! : String(e)).replace(`${path}: `, "");
+      tried.push({ path, outcome: "failed", error: msg });
+    }
   }
-  const nodeGypBuild = require("node-gyp-build") as (dir: string) => unknown;
-  try {
-    return nodeGypBuild(packageRoot) as NativeBinding;
-  } catch (cause) {
-    throw new UsernsError(
-      `loading the userns native addon from ${packageRoot} (tried prebuilds/${process.platform}-${process.arch} and build/Release; set USERNS_BINDING to a .node file to override)`,
-      { code: "ERR_USERNS_NATIVE_LOAD", cause },
-    );
-  }
+  lastAttempt = tried;
+  throw nativeLoadError(tried);
+}
+
+/** The one error for an addon that cannot be loaded: what was tried, why each failed, and the command that fixes it. */
+export function nativeLoadError(tried: readonly AddonCandidate[]): UsernsError {
+  const where = `${process.platform}-${process.arch}, ${process.platform === "linux" ? `${libc()}, ` : ""}Node ${process.version}`;
+  const lines = tried.map(
+    (t) =>
+      `${t.path}: ${t.outcome === "absent" ? "not present" : t.outcome === "failed" ? `could not be loaded (${t.error})` : t.outcome}`,
+  );
+  const explicit = process.env.USERNS_BINDING
+    ? " (USERNS_BINDING is set: only that file was tried; unset it to use the package's own)"
+    : "";
+  return new UsernsError(`loading the userns native addon`, {
+    code: "ERR_USERNS_NATIVE_LOAD",
+    reason:
+      `no usable binary for ${where}${explicit}. Tried: ${lines.join("; ")}. ` +
+      `Prebuilt binaries ship for linux-x64 (glibc). To build one for this machine run \`${REBUILD_COMMAND}\` ` +
+      "in your project (it needs a C++17 compiler, make and Python 3; Debian/Ubuntu: apt-get install g++ make python3); " +
+      "`userns doctor` checks the result",
+  });
 }
 
 let cached: NativeBinding | undefined;
@@ -182,12 +302,28 @@ export function native(): NativeBinding {
   return cached;
 }
 
-/** Where the addon was loaded from, for diagnostics and tests. */
+/** Where the addon was loaded from (loading it if needed), for diagnostics and tests. */
 export function nativePath(): string {
-  const require = createRequire(import.meta.url);
-  if (process.env.USERNS_BINDING) return process.env.USERNS_BINDING;
-  const nodeGypBuild = require("node-gyp-build") as { resolve(dir: string): string };
-  return nodeGypBuild.resolve(packageRoot);
+  native();
+  return loadedFrom!;
+}
+
+/**
+ * Loads the addon if it is not loaded yet and says how that went, without
+ * throwing: for `userns doctor`.
+ */
+export function nativeStatus(): {
+  ok: boolean;
+  path: string | undefined;
+  tried: AddonCandidate[];
+  error?: UsernsError;
+} {
+  try {
+    native();
+    return { ok: true, path: loadedFrom, tried: lastAttempt };
+  } catch (e) {
+    return { ok: false, path: undefined, tried: lastAttempt, error: e as UsernsError };
+  }
 }
 
 /** Adapter so native code constructs UsernsError with its (attempted, {errno, syscall}) shape. */

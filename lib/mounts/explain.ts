@@ -5,7 +5,7 @@
  * §8.2 lists them in the order the kernel checks, and this follows it.
  */
 import { statfsSync } from "node:fs";
-import { UsernsError } from "../errors.js";
+import { UsernsError, type UsernsErrorCode } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, INIT_USER_NS_INO } from "../kernel/nsfs.js";
 import { FS_MAGIC, STATMOUNT } from "./constants.js";
@@ -31,7 +31,7 @@ export interface IdmapAttemptContext {
   /** The syscall that failed. */
   syscall: "open_tree" | "mount_setattr" | "open_tree_attr" | "move_mount";
   /** errno name. */
-  code: string;
+  code: UsernsErrorCode;
   /** The source path, when there is one. */
   sourcePath?: string;
   /** The source was opened without OPEN_TREE_CLONE (an attached mount). */

@@ -5,7 +5,7 @@
  * Maps are in the MOUNT direction: on-disk id → id seen through the mount
  * (see ./mapformats.ts).
  */
-import { UsernsError } from "../errors.js";
+import { UsernsError, type UsernsErrorCode } from "../errors.js";
 import { native } from "../kernel/native.js";
 import type { IdMap } from "../model/idmap.js";
 import { UserNamespace } from "../namespaces/user-namespace.js";
@@ -154,7 +154,7 @@ export class IdmappedMount {
     try {
       native().moveMount(this.fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
     } catch (e) {
-      const code = (e as { code?: string }).code ?? "EIO";
+      const code = (e as { code?: UsernsErrorCode }).code ?? "EIO";
       throw new UsernsError(`attaching the idmapped mount of ${this.source} at ${target}`, {
         code,
         syscall: "move_mount",
@@ -179,7 +179,7 @@ export class IdmappedMount {
       native().umount2(t, opts.lazy ? MNT_DETACH : 0);
     } catch (e) {
       throw new UsernsError(`unmounting the idmapped mount of ${this.source} from ${t}`, {
-        code: (e as { code?: string }).code ?? "EIO",
+        code: (e as { code?: UsernsErrorCode }).code ?? "EIO",
         syscall: "umount2",
         step: "unmount",
         path: t,
@@ -207,7 +207,7 @@ export class IdmappedMount {
           usernsFd,
         });
       } catch (e) {
-        const code = (e as { code?: string }).code ?? "EIO";
+        const code = (e as { code?: UsernsErrorCode }).code ?? "EIO";
         throw idmapError(
           `replacing the idmap of the mount of ${this.source}`,
           { syscall: "open_tree_attr", code, usernsFd, sourcePath: this.source },
@@ -234,7 +234,7 @@ export class IdmappedMount {
 }
 
 function cloneError(source: string, e: unknown): UsernsError {
-  const code = (e as { code?: string }).code ?? "EIO";
+  const code = (e as { code?: UsernsErrorCode }).code ?? "EIO";
   return idmapError(`cloning ${source} for an idmapped mount`, { syscall: "open_tree", code, sourcePath: source }, e);
 }
 
@@ -245,7 +245,7 @@ function setattrError(
   usernsFd: number,
   maps: MountIdmap | undefined,
 ): UsernsError {
-  const code = (e as { code?: string }).code ?? "EIO";
+  const code = (e as { code?: UsernsErrorCode }).code ?? "EIO";
   return idmapError(
     `idmapping the clone of ${source}`,
     {

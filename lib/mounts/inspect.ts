@@ -68,16 +68,17 @@ function statmountOf(mountId: bigint): StatmountRaw | undefined {
 }
 
 /**
- * Inspects the mount at `target` (a path, or an fd such as
- * {@link IdmappedMount.fd}). Lookups go through the kernel; predictions go
+ * Inspects the mount at `target`: a path, an open fd (a number, such as
+ * {@link IdmappedMount.fd}), or anything with an `fd` (an `IdmappedMount`). Lookups go through the kernel; predictions go
  * through the model's translation (make_vfsuid for a filesystem owned by the
  * initial namespace: on-disk id mapped down through the mount's uid map,
  * unmapped shown as 65534).
  */
-export function inspectMount(target: string | { fd: number }): MountInspection {
+export function inspectMount(target: string | number | { readonly fd: number }): MountInspection {
   const b = native();
+  const fd = typeof target === "number" ? target : typeof target === "string" ? undefined : target.fd;
   const { mountId } =
-    typeof target === "string" ? b.mountIdOf(AT_FDCWD, target, 0) : b.mountIdOf(target.fd, "", AT_EMPTY_PATH);
+    fd === undefined ? b.mountIdOf(AT_FDCWD, target as string, 0) : b.mountIdOf(fd, "", AT_EMPTY_PATH);
   const sm = statmountOf(mountId);
   const librarySet = setMaps.get(mountId);
   let idmapped: boolean | undefined;

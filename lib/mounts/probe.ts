@@ -5,7 +5,7 @@
  * nobody). The answer is cached per filesystem: statfs f_type + st_dev.
  */
 import { statfsSync, statSync } from "node:fs";
-import { UsernsError } from "../errors.js";
+import { UsernsError, type UsernsErrorCode } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { IdMap } from "../model/idmap.js";
 import { AT_EMPTY_PATH, AT_FDCWD, FS_MAGIC, MOUNT_ATTR, OPEN_TREE_CLONE } from "./constants.js";
@@ -55,7 +55,7 @@ export function probeIdmapSupport(path: string): IdmapSupport {
     } catch (e) {
       throw idmapError(
         `probing idmap support of ${path}`,
-        { syscall: "open_tree", code: (e as { code: string }).code, sourcePath: path },
+        { syscall: "open_tree", code: (e as { code: UsernsErrorCode }).code, sourcePath: path },
         e,
       );
     }
@@ -67,7 +67,7 @@ export function probeIdmapSupport(path: string): IdmapSupport {
         `probing idmap support of ${path} (${fsType})`,
         {
           syscall: "mount_setattr",
-          code: (e as { code: string }).code,
+          code: (e as { code: UsernsErrorCode }).code,
           usernsFd: ns.fd,
           sourcePath: path,
           mapsWritten: true,

@@ -1,8 +1,8 @@
 /**
  * The handle `spawn` returns: shaped like Node's ChildProcess (pid, stdio
  * streams, 'spawn' / 'exit' / 'close' / 'error' events, kill(), ref/unref),
- * plus `pidfd`, `mapping` and a promise of the exit status (`child.exited`,
- * or `await child`).
+ * plus `pidfd`, `mapping` and promises of the exit status (`child.exited` at
+ * exit, `child.closed` or `await child` once the streams have closed too).
  */
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
@@ -11,6 +11,61 @@ import type { Readable, Writable } from "node:stream";
 import type { MappingResult } from "../child/maps.js";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
+
+/** A stdio entry, as child_process takes them (streams are not supported: pass their fd). */
+export type StdioEntry = "pipe" | "inherit" | "ignore" | number | null | undefined;
+
+/** The `stdio` option: one value for all three, or one entry per fd. */
+export type StdioOption = "pipe" | "inherit" | "ignore" | readonly StdioEntry[];
+
+/** The `stdio` entry of fd `I` for a `stdio` option `S` (undefined and null mean 'pipe' for fds 0-2). */
+type EntryOf<S, I extends number> = S extends undefined
+  ? "pipe"
+  : S extends string
+    ? S
+    : S extends readonly unknown[]
+      ? I extends keyof S
+        ? S[I]
+        : undefined
+      : StdioEntry;
+
+/** The stream type for one entry: the stream when it is surely a pipe, null when surely not, else either. */
+type StreamOf<E, T> = [E] extends ["pipe" | null | undefined]
+  ? T
+  : [E] extends ["inherit" | "ignore" | number]
+    ? null
+    : T | null;
+
+/**
+ * The handle's stream types, derived from the `stdio` option it was spawned
+ * with: `stdout` is a `Readable` (never null) when fd 1 is a pipe, `null` when
+ * it is inherited, ignored or an fd, and `Readable | null` when the option's
+ * type does not say.
+ */
+export interface StdioStreams<S = StdioOption | undefined> {
+  stdin: StreamOf<EntryOf<S, 0>, Writable>;
+  stdout: StreamOf<EntryOf<S, 1>, Readable>;
+  stderr: StreamOf<EntryOf<S, 2>, Readable>;
+}
+
+/** The most a handle's streams can be; the type parameter of {@link UsernsChildProcess} narrows it. */
+export interface ChildStreams {
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+}
+
+/** The handle's events and their arguments, as ChildProcess's. */
+export interface UsernsChildProcessEvents {
+  /** The program was exec'd (emitted once, on the next tick after execve succeeded). */
+  spawn: [];
+  /** The program exited; its streams may still be open. */
+  exit: [code: number | null, signal: NodeJS.Signals | null];
+  /** The program exited and every readable stream has closed. */
+  close: [code: number | null, signal: NodeJS.Signals | null];
+  /** The program could not be started, or the spawn was aborted through its AbortSignal. */
+  error: [err: UsernsError];
+}
 
 /** How the child ended: like ChildProcess's 'exit' arguments. */
 export interface ExitStatus {
@@ -38,17 +93,38 @@ export function signalNumber(signal: NodeJS.Signals | number): number {
   return n;
 }
 
-/** A ChildProcess-compatible handle for a program started by {@link spawn}. */
-export class UsernsChildProcess extends EventEmitter implements PromiseLike<ExitStatus> {
+/** What {@link UsernsChildProcess._arm} takes: spawn's timeout, signal and killSignal. */
+export interface KillOptions {
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+  killSignal?: NodeJS.Signals | number | undefined;
+}
+
+/** How a kill by the handle itself came about, for {@link run}'s error. */
+export type KilledBy = "timeout" | "abort" | "maxBuffer";
+
+/**
+ * A ChildProcess-compatible handle for a program started by {@link spawn}.
+ * `T` is the type of its streams, {@link StdioStreams} of the `stdio` option
+ * it was spawned with: `stdin`, `stdout` and `stderr` are non-null where that
+ * option says 'pipe'.
+ */
+export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
+  extends EventEmitter<UsernsChildProcessEvents>
+  implements PromiseLike<ExitStatus>
+{
   /** The child's pid as seen from this process; set once clone3 returned. */
   pid: number | undefined = undefined;
   /** A pidfd for the child while it runs (closed once it is reaped, then -1). */
   pidfd = -1;
   /** How the maps were written, and exactly which lines; undefined when no user namespace maps were written. */
   mapping: MappingResult | undefined = undefined;
-  stdin: Writable | null = null;
-  stdout: Readable | null = null;
-  stderr: Readable | null = null;
+  /** The program's stdin when stdio[0] is 'pipe' (null otherwise; destroyed once the program exits). */
+  readonly stdin: T["stdin"] = null as T["stdin"];
+  /** The program's stdout when stdio[1] is 'pipe'. */
+  readonly stdout: T["stdout"] = null as T["stdout"];
+  /** The program's stderr when stdio[2] is 'pipe'. */
+  readonly stderr: T["stderr"] = null as T["stderr"];
   /** All stdio entries, as ChildProcess.stdio. */
   readonly stdio: (Readable | Writable | null)[] = [];
   exitCode: number | null = null;
@@ -58,14 +134,21 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
   readonly spawnfile: string;
   readonly spawnargs: readonly string[];
 
-  #exited: Promise<ExitStatus> | undefined;
-  #resolve: ((s: ExitStatus) => void) | undefined;
-  #reject: ((e: unknown) => void) | undefined;
+  /** Set when the handle killed the program itself: its timeout, its AbortSignal, or run()'s maxBuffer. */
+  killedBy: KilledBy | undefined = undefined;
+
+  #exited: Deferred | undefined;
+  #closed: Deferred | undefined;
   #status: ExitStatus | undefined;
-  #error: unknown;
+  #closedStatus: ExitStatus | undefined;
+  #error: UsernsError | undefined;
+  /** An abort: the program is killed and the promise of its close rejects with this, once it has closed. */
+  #abortError: UsernsError | undefined;
   #watch: unknown;
   #referenced = true;
   #openStreams = 0;
+  #killSignal: NodeJS.Signals | number = "SIGTERM";
+  #disarm: (() => void) | undefined;
 
   /** @internal */
   constructor(file: string, args: readonly string[]) {
@@ -74,17 +157,35 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
     this.spawnargs = args;
   }
 
-  /** Resolves with the exit status once the program exits; rejects if it could not be started. */
+  /**
+   * Resolves with the exit status as soon as the program exits (its streams
+   * may still be open: a background grandchild can still write to them);
+   * rejects if it could not be started.
+   */
   get exited(): Promise<ExitStatus> {
     if (this.#exited === undefined) {
-      this.#exited = new Promise<ExitStatus>((resolve, reject) => {
-        this.#resolve = resolve;
-        this.#reject = reject;
-      });
-      if (this.#status !== undefined) this.#resolve!(this.#status);
-      else if (this.#error !== undefined) this.#reject!(this.#error);
+      this.#exited = deferred();
+      if (this.#status !== undefined) this.#exited.resolve(this.#status);
+      else if (this.#error !== undefined) this.#exited.reject(this.#error);
     }
-    return this.#exited;
+    return this.#exited.promise;
+  }
+
+  /**
+   * Resolves with the exit status once the program has exited and every
+   * readable stream has closed (the 'close' event), so all output, also a
+   * background grandchild's, has been read. Rejects if the program could not be
+   * started, or (after it closed) with ABORT_ERR if its AbortSignal fired.
+   * `await child` is this promise.
+   */
+  get closed(): Promise<ExitStatus> {
+    if (this.#closed === undefined) {
+      this.#closed = deferred();
+      const err = this.#error ?? (this.#closedStatus !== undefined ? this.#abortError : undefined);
+      if (err !== undefined) this.#closed.reject(err);
+      else if (this.#closedStatus !== undefined) this.#closed.resolve(this.#closedStatus);
+    }
+    return this.#closed.promise;
   }
 
   // biome-ignore lint/suspicious/noThenProperty: the handle is awaitable on purpose, as execa's is.
@@ -92,7 +193,7 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
     onfulfilled?: ((value: ExitStatus) => T1 | PromiseLike<T1>) | null,
     onrejected?: ((reason: unknown) => T2 | PromiseLike<T2>) | null,
   ): Promise<T1 | T2> {
-    return this.exited.then(onfulfilled, onrejected);
+    return this.closed.then(onfulfilled, onrejected);
   }
 
   /**
@@ -122,8 +223,55 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
     for (const s of this.stdio) (s as Partial<Socket> | null)?.ref?.();
   }
 
+  /**
+   * @internal spawn's `timeout`, `signal` and `killSignal`: arms the timer and
+   * the abort listener; both are dropped once the program has exited or failed.
+   */
+  _arm(opts: KillOptions): void {
+    if (opts.killSignal !== undefined) this.#killSignal = opts.killSignal;
+    const { timeout, signal } = opts;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    if (timeout !== undefined && timeout > 0) {
+      timer = setTimeout(() => this._killBy("timeout"), timeout);
+      // A timer must not keep the loop alive on its own: the pidfd watch does while the program runs.
+      timer.unref();
+    }
+    if (signal !== undefined) {
+      onAbort = () => {
+        this.#abortError = abortError(this.spawnfile, signal.reason);
+        this._killBy("abort");
+        // As child_process: an abort is reported as an 'error' event too (when someone listens).
+        if (this.listenerCount("error") > 0) this.emit("error", this.#abortError);
+      };
+      if (signal.aborted) process.nextTick(onAbort);
+      else signal.addEventListener("abort", onAbort, { once: true });
+    }
+    this.#disarm = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+      this.#disarm = undefined;
+    };
+  }
+
+  /** @internal kills the program with the kill signal and records why; the first reason wins. */
+  _killBy(reason: KilledBy): void {
+    if (this.#status !== undefined || this.#error !== undefined) return;
+    this.killedBy ??= reason;
+    this.kill(this.#killSignal);
+  }
+
   /** @internal while the program waits for its maps (newuidmap): cancels the spawn. */
   _cancel: ((signal: NodeJS.Signals | number) => boolean) | undefined = undefined;
+
+  /** @internal the parent ends of the stdio pipes, set by spawn before clone3. */
+  _setStdio(streams: readonly (Readable | Writable | null)[]): void {
+    this.stdio.push(...streams);
+    const self = this as { -readonly [K in "stdin" | "stdout" | "stderr"]: unknown };
+    self.stdin = streams[0] ?? null;
+    self.stdout = streams[1] ?? null;
+    self.stderr = streams[2] ?? null;
+  }
 
   /** @internal called once execve succeeded: watch the pidfd on the loop. */
   _started(pidfd: number): void {
@@ -144,13 +292,17 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
 
   /** @internal the program could not be started; nothing of it is left. */
   _failed(err: unknown): void {
+    this.#disarm?.();
     for (const s of this.stdio) s?.destroy();
-    this.#error = err;
+    const e = asUsernsError(err, this.spawnfile);
+    this.#error = e;
     process.nextTick(() => {
-      if (this.#reject !== undefined) this.#reject(err);
+      this.#exited?.reject(e);
+      this.#closed?.reject(e);
       // Emit 'error' when someone listens, or when nobody asked for the promise
       // either: an unobserved failure must not pass silently.
-      if (this.listenerCount("error") > 0 || this.#exited === undefined) this.emit("error", err);
+      if (this.listenerCount("error") > 0 || (this.#exited === undefined && this.#closed === undefined))
+        this.emit("error", e);
     });
   }
 
@@ -160,16 +312,63 @@ export class UsernsChildProcess extends EventEmitter implements PromiseLike<Exit
     this.exitCode = code;
     this.signalCode = signal === null ? null : (signalNames.get(signal) ?? null);
     this.#status = { pid: this.pid!, code, signal: this.signalCode };
+    this.#disarm?.();
     // Nobody reads stdin any more (ChildProcess does the same).
-    this.stdin?.destroy();
+    (this.stdin as Writable | null)?.destroy();
+    // As ChildProcess: a readable end nobody consumes is drained, so 'close' (and `await child`) cannot wait on it
+    // forever. Ends someone reads keep their data; they close when the last writer (maybe a grandchild) closes.
+    for (const [i, s] of this.stdio.entries()) {
+      if (i === 0 || s === null || !(s as Readable).readable) continue;
+      if ((s as Readable).readableFlowing === null && s.listenerCount("data") + s.listenerCount("readable") === 0)
+        (s as Readable).resume();
+    }
     this.emit("exit", code, this.signalCode);
-    this.#resolve?.(this.#status);
+    this.#exited?.resolve(this.#status);
     this.#maybeClose();
   }
 
   #maybeClose(): void {
     if (this.#status === undefined || this.#openStreams > 0) return;
     this.#openStreams = -1;
+    this.#closedStatus = this.#status;
     this.emit("close", this.#status.code, this.#status.signal);
+    if (this.#abortError !== undefined) this.#closed?.reject(this.#abortError);
+    else this.#closed?.resolve(this.#status);
   }
+}
+
+interface Deferred {
+  promise: Promise<ExitStatus>;
+  resolve(s: ExitStatus): void;
+  reject(e: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: (s: ExitStatus) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<ExitStatus>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** The error an AbortSignal gives: Node's AbortError shape (code ABORT_ERR), as a UsernsError. */
+export function abortError(file: string, reason: unknown): UsernsError {
+  const e = new UsernsError(`spawning ${file}`, {
+    code: "ABORT_ERR",
+    reason: "the operation was aborted",
+    cause: reason,
+  });
+  return e;
+}
+
+/** Everything the handle reports is a UsernsError: a stray other error (a bug) is wrapped, keeping it as `cause`. */
+function asUsernsError(err: unknown, file: string): UsernsError {
+  if (UsernsError.isUsernsError(err)) return err;
+  return new UsernsError(`spawning ${file}`, {
+    code: "ERR_USERNS",
+    reason: err instanceof Error ? err.message : String(err),
+    cause: err,
+  });
 }

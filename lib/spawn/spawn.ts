@@ -18,18 +18,33 @@ import { creatorIds, prepareMapRequest } from "../child/validate.js";
 import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
-import type { IdMap } from "../model/idmap.js";
+import { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
-import { signalNumber, UsernsChildProcess } from "./child-process.js";
+import {
+  type StdioEntry,
+  type StdioOption,
+  type StdioStreams,
+  signalNumber,
+  UsernsChildProcess,
+} from "./child-process.js";
 
 /** Namespace kinds, named as util-linux `unshare` flags. */
 export type NamespaceKind = "user" | "mount" | "pid" | "uts" | "ipc" | "net" | "cgroup" | "time";
 
-/** A stdio entry, as child_process takes them (streams are not supported: pass their fd). */
-export type StdioEntry = "pipe" | "inherit" | "ignore" | number | null | undefined;
+export type { StdioEntry, StdioOption } from "./child-process.js";
 
 /** An existing namespace to join: an open nsfs fd, a path such as /proc/PID/ns/net, or a held handle (anything with `fd`). */
 export type JoinTarget = number | string | { readonly fd: number };
+
+/** The `stdio` option of an options type: undefined (all pipes) when it has none. */
+export type StdioOf<O> = "stdio" extends keyof O ? O["stdio"] : undefined;
+
+/**
+ * Makes a key an options literal has and `Known` does not an error: a generic
+ * parameter would otherwise skip TypeScript's excess-property check, and a
+ * misspelt option (`timout`) would compile.
+ */
+export type NoExtraKeys<O, Known> = { [K in Exclude<keyof O, keyof Known>]: never };
 
 /** Options of {@link spawn}. Names follow child_process where one exists. */
 export interface SpawnOptions {
@@ -64,7 +79,7 @@ export interface SpawnOptions {
   /** argv[0]; defaults to `file`. */
   argv0?: string;
   /** As child_process: 'pipe' (default), 'inherit', 'ignore', or an array of those and fds. */
-  stdio?: "pipe" | "inherit" | "ignore" | readonly StdioEntry[];
+  stdio?: StdioOption;
   /** Run the program in a new session (setsid), as child_process's `detached`. */
   detached?: boolean;
   /** prctl(PR_SET_PDEATHSIG): the signal the program gets when this thread's process dies. */
@@ -76,6 +91,21 @@ export interface SpawnOptions {
    * exec, inside its new mount namespace: needs `namespaces` to include "mount".
    */
   mounts?: readonly { readonly fd: number; readonly target: string }[];
+  /**
+   * Milliseconds after which the program is sent `killSignal`, as child_process's `timeout` (0 or absent: none).
+   * The handle records `killedBy: "timeout"`; `await child` still resolves with the exit status.
+   */
+  timeout?: number;
+  /**
+   * Aborting this signal sends the program `killSignal`; `await child` then rejects with code ABORT_ERR once the
+   * program has closed, and an 'error' event is emitted if anyone listens, as child_process does.
+   */
+  signal?: AbortSignal;
+  /**
+   * The signal `timeout` and `signal` send (default SIGTERM). A program that is pid 1 of a new pid namespace
+   * ignores signals it has no handler for: use SIGKILL there.
+   */
+  killSignal?: NodeJS.Signals | number;
 }
 
 const KNOWN_OPTIONS: readonly (keyof SpawnOptions)[] = [
@@ -96,6 +126,9 @@ const KNOWN_OPTIONS: readonly (keyof SpawnOptions)[] = [
   "parentDeathSignal",
   "mountPropagation",
   "mounts",
+  "timeout",
+  "signal",
+  "killSignal",
 ];
 
 const NS_KIND: Readonly<Record<NamespaceKind, NamespaceType>> = {
@@ -171,6 +204,53 @@ export function validateSpawnOptions(options: SpawnOptions): void {
       throw usageError('mounts needs namespaces to include "mount": they are attached only in a new mount namespace');
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
+  // Shapes only: what an fd or a path refers to is the kernel's to say, reported through the handle.
+  for (const k of ["uidMap", "gidMap"] as const) {
+    const m = options[k];
+    if (m !== undefined && typeof m !== "string" && !(m instanceof IdMap))
+      throw usageError(`${k} must be an IdMap or map text ("inside outside count" lines)`);
+  }
+  if (options.stdio !== undefined) {
+    const list: readonly unknown[] = typeof options.stdio === "string" ? [options.stdio] : options.stdio;
+    if (!Array.isArray(list)) throw usageError("stdio must be 'pipe', 'inherit', 'ignore' or an array");
+    list.forEach((e, i) => {
+      const ok =
+        e === "pipe" ||
+        e === "inherit" ||
+        e === "ignore" ||
+        e === null ||
+        e === undefined ||
+        (typeof e === "number" && Number.isInteger(e) && e >= 0);
+      if (!ok) throw usageError(`stdio[${i}] must be 'pipe', 'inherit', 'ignore', an fd or null`);
+    });
+  }
+  if (options.join !== undefined) {
+    const list: readonly unknown[] = Array.isArray(options.join) ? options.join : [options.join];
+    for (const t of list) {
+      const fd = typeof t === "object" && t !== null ? (t as { fd?: unknown }).fd : t;
+      if (typeof t !== "string" && !(typeof fd === "number" && Number.isInteger(fd) && fd >= 0))
+        throw usageError("join entries must be an nsfs fd, a path, or an object with an fd");
+    }
+  }
+  if (options.cwd !== undefined && typeof options.cwd !== "string" && !(options.cwd instanceof URL))
+    throw usageError("cwd must be a string or a file: URL");
+  if (options.env !== undefined && (typeof options.env !== "object" || options.env === null))
+    throw usageError("env must be an object");
+  if (options.argv0 !== undefined && typeof options.argv0 !== "string") throw usageError("argv0 must be a string");
+  if (options.killSignal !== undefined) signalNumber(options.killSignal);
+  if (
+    options.timeout !== undefined &&
+    !(typeof options.timeout === "number" && Number.isInteger(options.timeout) && options.timeout >= 0)
+  )
+    throw usageError("timeout must be an integer number of milliseconds >= 0");
+  if (
+    options.signal !== undefined &&
+    (typeof options.signal !== "object" ||
+      options.signal === null ||
+      typeof (options.signal as Partial<AbortSignal>).addEventListener !== "function" ||
+      typeof (options.signal as Partial<AbortSignal>).aborted !== "boolean")
+  )
+    throw usageError("signal must be an AbortSignal");
 }
 
 /** Finds the program the way execvp would, but here in the parent: the child never searches PATH. */
@@ -298,13 +378,28 @@ function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
  * Returns at once with a ChildProcess-shaped handle; when maps can be written
  * without a helper program, the program has already been exec'd by then.
  *
+ * Errors follow child_process: an invalid argument or option (wrong type,
+ * unknown option, a value out of range) throws ERR_USERNS_USAGE synchronously;
+ * everything the machine decides (a missing program, a map the model or the
+ * kernel refuses, a failed setns or execve) is reported through the handle:
+ * `await child` rejects, and 'error' is emitted.
+ *
+ * The handle's stream types follow `stdio`: with the default ('pipe') or a
+ * literal `stdio` that says 'pipe' for an fd, that stream is non-null.
+ *
  * @example
  * ```ts
  * const child = spawn("id", [], { namespaces: ["user"], uidMap: "0 100000 65536", gidMap: "0 100000 65536", uid: 0, gid: 0 });
- * child.stdout?.pipe(process.stdout);
- * const { code } = await child; // 0
+ * child.stdout.pipe(process.stdout);
+ * const { code } = await child; // 0, once the program exited and its output was read
  * ```
  */
+export function spawn(file: string, args?: readonly string[]): UsernsChildProcess<StdioStreams<undefined>>;
+export function spawn<const O extends SpawnOptions = SpawnOptions>(
+  file: string,
+  args?: readonly string[],
+  options?: O & NoExtraKeys<O, SpawnOptions>,
+): UsernsChildProcess<StdioStreams<StdioOf<O>>>;
 export function spawn(file: string, args: readonly string[] = [], options: SpawnOptions = {}): UsernsChildProcess {
   if (typeof file !== "string") throw usageError("file must be a string");
   if (!Array.isArray(args) || !args.every((a) => typeof a === "string"))
@@ -322,6 +417,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
   const argv = [options.argv0 ?? file, ...args];
   const newNs = new Set(options.namespaces ?? []);
   const child = new UsernsChildProcess(file, [file, ...args]);
+  if (options.timeout !== undefined || options.signal !== undefined || options.killSignal !== undefined)
+    child._arm({ timeout: options.timeout, signal: options.signal, killSignal: options.killSignal });
   let joins: OpenedJoin[] = [];
   let stdio: StdioPlan | undefined;
   let held: HeldChild | undefined;
@@ -401,10 +498,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     steps.push({ op: "stdio" });
 
     stdio = planStdio(options.stdio);
-    child.stdio.push(...stdio.streams);
-    child.stdin = (stdio.streams[0] as Socket | null) ?? null;
-    child.stdout = (stdio.streams[1] as Socket | null) ?? null;
-    child.stderr = (stdio.streams[2] as Socket | null) ?? null;
+    child._setStdio(stdio.streams);
 
     held = startChild({ cloneFlags, path, argv, envp, fdSrc: stdio.fdSrc, steps });
     // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.

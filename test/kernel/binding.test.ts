@@ -1,5 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
@@ -52,6 +62,56 @@ describeKernel("native binding", () => {
       const r = JSON.parse(out) as { path: string; ino: string };
       expect(r.path.startsWith(join(dir, "prebuilds", "linux-x64"))).toBe(true);
       expect(r.ino).toBe("4026531837");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it("without a usable binary: one error naming every place tried, why, and `npm rebuild userns`; doctor fails", () => {
+    const dir = mkdtempSync(join(tmpdir(), "userns-noaddon-"));
+    try {
+      execFileSync("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", join(dir, "dist")], { cwd: packageRoot });
+      cpSync(join(packageRoot, "package.json"), join(dir, "package.json"));
+      cpSync(join(packageRoot, "bin"), join(dir, "bin"), { recursive: true });
+      symlinkSync(join(packageRoot, "node_modules"), join(dir, "node_modules"));
+      // A damaged prebuilt binary (a truncated download) next to no build at all.
+      mkdirSync(join(dir, "prebuilds", "linux-x64"), { recursive: true });
+      writeFileSync(join(dir, "prebuilds", "linux-x64", "userns.glibc.node"), "not an ELF file\n");
+      const env = { ...process.env, USERNS_BINDING: "" };
+      const out = execFileSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `import { run, spawn, IdMap } from "./dist/index.js";
+           IdMap.of([0, 1, 1]); // the pure model needs no addon
+           const child = spawn("true", [], { namespaces: ["user"] });
+           const viaSpawn = await child.then(() => "resolved", (e) => e);
+           const viaRun = await run("true").then(() => "resolved", (e) => e);
+           console.log(JSON.stringify([viaSpawn, viaRun].map((e) => ({ code: e.code, message: e.message }))));`,
+        ],
+        { cwd: dir, encoding: "utf8", env },
+      );
+      const [spawned, ran] = JSON.parse(out) as { code: string; message: string }[];
+      expect(ran).toEqual(spawned);
+      expect(spawned!.code).toBe("ERR_USERNS_NATIVE_LOAD");
+      const m = spawned!.message;
+      expect(m).toContain(`${join(dir, "build", "Release", "userns.node")}: not present`);
+      expect(m).toContain(`${join(dir, "prebuilds", "linux-x64", "userns.glibc.node")}: could not be loaded (`);
+      expect(m).toContain("`npm rebuild userns`");
+      // Exactly one error: the message is one sentence list, not a chain of causes.
+      expect(m.match(/ERR_USERNS_NATIVE_LOAD/g)).toHaveLength(1);
+      let doctor = "";
+      try {
+        execFileSync(process.execPath, [join(dir, "bin", "userns.js"), "doctor", "--json"], { cwd: dir, env });
+      } catch (e) {
+        doctor = String((e as { stdout: Buffer }).stdout);
+      }
+      const addon = (JSON.parse(doctor) as { checks: { id: string; verdict: string; detail: string }[] }).checks.find(
+        (c) => c.id === "addon",
+      );
+      expect(addon?.verdict).toBe("fail");
+      expect(addon?.detail).toContain("npm rebuild userns");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

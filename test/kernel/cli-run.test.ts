@@ -99,7 +99,7 @@ describeKernel("userns run and userns show", () => {
       gidMap: "0 20 5",
       setgroups: "deny",
     });
-    await new Promise((r) => child.once("spawn", r));
+    await new Promise<void>((r) => child.once("spawn", r));
     const r = await cli(["show", String(child.pid), "--json"]);
     child.kill("SIGKILL");
     await child;

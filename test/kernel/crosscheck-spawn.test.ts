@@ -25,7 +25,7 @@ describeKernel("crossCheck on spawned children and held namespaces", () => {
       stdio: "ignore",
     });
     live.push(child);
-    await new Promise((r) => child.once("spawn", r));
+    await new Promise<void>((r) => child.once("spawn", r));
     const report = await crossCheck(child);
     expect(report.discrepancies).toEqual([]);
     expect(report.chain).toHaveLength(2);
@@ -47,7 +47,7 @@ describeKernel("crossCheck on spawned children and held namespaces", () => {
         stdio: "ignore",
       });
       live.push(child);
-      await new Promise((r) => child.once("spawn", r));
+      await new Promise<void>((r) => child.once("spawn", r));
       const report = await crossCheck(child);
       expect(report.discrepancies).toEqual([]);
       expect(report.chain).toHaveLength(3);

@@ -159,4 +159,20 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.ok).toBe(true);
     expect(r.procOwner).toBe(uid);
   });
+
+  it("run(): to completion over newuidmap; an abort while the helpers write the maps cancels before execve", () => {
+    const r = scenario("runNewuidmap") as {
+      stdout: string;
+      method: string;
+      failed: Record<string, unknown>;
+      aborted: Record<string, unknown>;
+    };
+    expect(r.method).toBe("newuidmap");
+    expect(r.stdout).toBe("in\n0\nlate\n");
+    expect(r.failed).toMatchObject({ code: "ERR_USERNS_EXIT", exitCode: 4, signal: null, stderr: "err\n" });
+    // Never exec'd: no exit status, and the held child (whose pid is known) is gone.
+    expect(r.aborted).toMatchObject({ code: "ABORT_ERR", exitCode: null, signal: null, killedBy: "abort" });
+    expect(typeof r.aborted.pid).toBe("number");
+    expect(isSleeping(r.aborted.pid as number)).toBe(false);
+  });
 });

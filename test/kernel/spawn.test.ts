@@ -34,7 +34,7 @@ describeKernel("spawn into new namespaces", () => {
   it("clone3 accepts CLONE_NEWTIME with CLONE_VM: the child enters the time namespace at execve", async () => {
     // kernel/nsproxy.c copy_namespaces skips timens_on_fork for CLONE_VM; exec_task_namespaces switches at exec.
     const child = spawn("sleep", ["5"], { namespaces: ["time"], stdio: "ignore" });
-    await new Promise((r) => child.once("spawn", r));
+    await new Promise<void>((r) => child.once("spawn", r));
     expect(nsIno(child.pid!, "time")).not.toBe(nsIno("self", "time"));
     expect(nsIno(child.pid!, "time")).toBe(nsIno(child.pid!, "time_for_children"));
     child.kill("SIGKILL");
@@ -154,7 +154,7 @@ describeKernel("spawn into new namespaces", () => {
     const ns = await UserNamespace.create({ uidMap: "0 110000 100", gidMap: "0 110000 100", cache: false });
     const holder = spawn("sleep", ["5"], { join: ns.fd });
     // 'spawn' comes after execve, and the join happened before it.
-    await new Promise((r) => holder.once("spawn", r));
+    await new Promise<void>((r) => holder.once("spawn", r));
     const r = await run("cat", ["/proc/self/uid_map"], { join: `/proc/${holder.pid}/ns/user` });
     expect(r.stdout).toBe(procLine(0, 110000, 100));
     holder.kill();
@@ -372,7 +372,7 @@ describeKernel("spawn into new namespaces", () => {
 
   it("kills through the pidfd and reports the signal", async () => {
     const child = spawn("sleep", ["100"], { namespaces: ["user", "pid"], uidMap: "0 100000 1", gidMap: "0 100000 1" });
-    await new Promise((r) => child.once("spawn", r));
+    await new Promise<void>((r) => child.once("spawn", r));
     expect(child.pidfd).toBeGreaterThan(2);
     expect(child.kill("SIGKILL")).toBe(true);
     const st = await child;

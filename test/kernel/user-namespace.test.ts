@@ -69,7 +69,7 @@ describeKernel("UserNamespace handles", () => {
 
   it("fromPid and current", async () => {
     const child = spawn("sleep", ["5"], { namespaces: ["user"], uidMap: "0 150000 3", gidMap: "0 150000 3" });
-    await new Promise((r) => child.once("spawn", r));
+    await new Promise<void>((r) => child.once("spawn", r));
     const ns = UserNamespace.fromPid(child.pid!);
     expect(ns.maps().uid.toString()).toBe("0 150000 3\n");
     child.kill("SIGKILL");

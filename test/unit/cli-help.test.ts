@@ -6,7 +6,21 @@ describe("userns --help", () => {
 
   it("has the documented commands", () => {
     expect([...names].sort()).toEqual(
-      ["check", "convert", "demo", "doctor", "mount", "run", "show", "subid", "verify"].sort(),
+      [
+        "alloc",
+        "check",
+        "convert",
+        "demo",
+        "doctor",
+        "ids",
+        "ls",
+        "mount",
+        "release",
+        "run",
+        "show",
+        "subid",
+        "verify",
+      ].sort(),
     );
   });
 

@@ -160,4 +160,20 @@ describe("doctor verdicts", () => {
       [["ext4", 2]],
     );
   });
+
+  it("checks the native addon when the machine can say: ok with where it came from, fail with the fix", () => {
+    expect(doctorChecks(fakeEnv()).find((c) => c.id === "addon")).toBeUndefined();
+    const ok = doctorChecks(
+      fakeEnv({ addon: () => ({ ok: true, detail: "loaded (prebuilt): /x/userns.glibc.node" }) }),
+    );
+    expect(ok.find((c) => c.id === "addon")).toMatchObject({
+      verdict: "ok",
+      detail: expect.stringContaining("prebuilt"),
+    });
+    const bad = doctorChecks(
+      fakeEnv({ addon: () => ({ ok: false, detail: "no usable binary ... run `npm rebuild userns`" }) }),
+    );
+    expect(bad.find((c) => c.id === "addon")).toMatchObject({ verdict: "fail" });
+    expect(bad.find((c) => c.id === "addon")!.detail).toContain("npm rebuild userns");
+  });
 });

@@ -1,0 +1,295 @@
+// The hot loop of the user-namespace inventory (lib/inventory): one pass over
+// /proc in C++, because on a host with thousands of processes the per-call
+// cost of Node's fs functions (a readlink per namespace link and per fd, three
+// small file reads per namespace) is most of the time.
+//
+// Per process: readlink /proc/PID/ns/user (EACCES = not ours to look into),
+// optionally each /proc/PID/fd/N that is a namespace file, and
+// /proc/PID/ns/mnt (the first pid of each mount namespace is reported, for
+// its mountinfo). Per user namespace found: open it through one of its
+// processes, check the inode, ask nsfs for NS_GET_ID, NS_GET_OWNER_UID and
+// the parent (NS_GET_PARENT: inode and id, or EPERM at the top of this
+// process's view), and read uid_map, gid_map and setgroups from that
+// process, then readlink again: a pid that exited and was reused in between
+// no longer names the namespace, and the next pid is tried.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "addon.h"
+
+#ifndef NSIO
+#define NSIO 0xb7
+#endif
+#ifndef NS_GET_PARENT
+#define NS_GET_PARENT _IO(NSIO, 0x2)
+#endif
+#ifndef NS_GET_OWNER_UID
+#define NS_GET_OWNER_UID _IO(NSIO, 0x4)
+#endif
+#ifndef NS_GET_ID
+#define NS_GET_ID _IOR(NSIO, 13, uint64_t)
+#endif
+
+namespace userns {
+namespace {
+
+// "user:[4026531837]" -> type "user", ino. Returns false for other links.
+bool ParseNsLink(const char *link, size_t len, std::string *type, uint64_t *ino) {
+  const char *open = static_cast<const char *>(memchr(link, '[', len));
+  if (open == nullptr || open == link || open[-1] != ':' || link[len - 1] != ']') return false;
+  size_t tlen = static_cast<size_t>(open - link) - 1;
+  static const char *const kTypes[] = {"user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time"};
+  bool known = false;
+  for (const char *t : kTypes) {
+    if (strlen(t) == tlen && memcmp(t, link, tlen) == 0) known = true;
+  }
+  if (!known) return false;
+  uint64_t v = 0;
+  const char *p = open + 1;
+  const char *end = link + len - 1;
+  if (p == end) return false;
+  for (; p < end; p++) {
+    if (*p < '0' || *p > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(*p - '0');
+  }
+  type->assign(link, tlen);
+  *ino = v;
+  return true;
+}
+
+// readlink into buf; returns length or -1 with errno.
+ssize_t ReadLink(const char *path, char *buf, size_t size) {
+  ssize_t n = readlink(path, buf, size - 1);
+  if (n >= 0) buf[n] = 0;
+  return n;
+}
+
+bool ReadSmall(const char *path, std::string *out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return true;
+}
+
+bool LinkIno(const char *path, uint64_t *ino) {
+  char buf[64];
+  ssize_t n = ReadLink(path, buf, sizeof buf);
+  std::string type;
+  return n > 0 && ParseNsLink(buf, static_cast<size_t>(n), &type, ino);
+}
+
+struct NsRec {
+  std::vector<int> pids;
+};
+
+struct FdRec {
+  int pid;
+  int fd;
+  std::string type;
+  uint64_t ino;
+};
+
+// scanProcUserns(wantFds) -> { processes, hidden, namespaces: [...], fds: [...], mntNamespaces: [[ino, pid]...] }
+Napi::Value ScanProcUserns(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  bool want_fds = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  DIR *proc = opendir("/proc");
+  if (proc == nullptr) ThrowErrno(env, errno, "opendir", "listing /proc");
+  std::unordered_map<uint64_t, NsRec> users;
+  std::vector<uint64_t> order;
+  std::vector<FdRec> fds;
+  std::vector<std::pair<uint64_t, int>> mnts;
+  std::unordered_map<uint64_t, bool> mnt_seen;
+  int processes = 0, hidden = 0;
+  char path[320];
+  char link[128];
+  std::string type;
+  for (struct dirent *d; (d = readdir(proc)) != nullptr;) {
+    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+    int pid = atoi(d->d_name);
+    processes++;
+    // Every later lookup is relative to this directory: /proc and the pid are resolved once per process.
+    int pdir = openat(dirfd(proc), d->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (pdir < 0) continue;
+    ssize_t n = readlinkat(pdir, "ns/user", link, sizeof link - 1);
+    if (n >= 0) link[n] = 0;
+    uint64_t ino = 0;
+    if (n < 0) {
+      if (errno == EACCES || errno == EPERM) {
+        hidden++;
+        close(pdir);
+        continue;
+      }
+      if (errno != ENOENT) {
+        close(pdir);
+        continue;
+      }
+      // An exited thread-group leader with live threads: ask its tasks.
+      snprintf(path, sizeof path, "/proc/%d/task", pid);
+      DIR *tasks = opendir(path);
+      if (tasks == nullptr) {
+        close(pdir);
+        continue;
+      }
+      for (struct dirent *t; (t = readdir(tasks)) != nullptr;) {
+        if (t->d_name[0] < '0' || t->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/ns/user", pid, t->d_name);
+        n = ReadLink(path, link, sizeof link);
+        if (n > 0) break;
+      }
+      closedir(tasks);
+      if (n <= 0) {
+        close(pdir);
+        continue;
+      }
+    }
+    if (!ParseNsLink(link, static_cast<size_t>(n), &type, &ino)) {
+      close(pdir);
+      continue;
+    }
+    auto it = users.find(ino);
+    if (it == users.end()) {
+      order.push_back(ino);
+      it = users.emplace(ino, NsRec()).first;
+    }
+    it->second.pids.push_back(pid);
+    if (want_fds) {
+      int dfd = openat(pdir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      DIR *fdir = dfd < 0 ? nullptr : fdopendir(dfd);
+      if (fdir == nullptr && dfd >= 0) close(dfd);
+      if (fdir != nullptr) {
+        for (struct dirent *f; (f = readdir(fdir)) != nullptr;) {
+          if (f->d_name[0] < '0' || f->d_name[0] > '9') continue;
+          ssize_t m = readlinkat(dirfd(fdir), f->d_name, link, sizeof link - 1);
+          // Namespace links are short and end in ']'; most fds are files, pipes and sockets.
+          if (m <= 0 || m > 24 || link[m - 1] != ']') continue;
+          link[m] = 0;
+          uint64_t fino = 0;
+          if (ParseNsLink(link, static_cast<size_t>(m), &type, &fino)) fds.push_back({pid, atoi(f->d_name), type, fino});
+        }
+        closedir(fdir);
+      }
+    }
+    uint64_t mino = 0;
+    ssize_t mn = readlinkat(pdir, "ns/mnt", link, sizeof link - 1);
+    if (mn > 0 && ParseNsLink(link, static_cast<size_t>(mn), &type, &mino) && !mnt_seen.count(mino)) {
+      mnt_seen[mino] = true;
+      mnts.emplace_back(mino, pid);
+    }
+    close(pdir);
+  }
+  closedir(proc);
+
+  Napi::Array nss = Napi::Array::New(env, order.size());
+  std::string uid_map, gid_map, setgroups;
+  uint32_t k = 0;
+  for (uint64_t ino : order) {
+    const NsRec &rec = users[ino];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ino", Napi::BigInt::New(env, ino));
+    Napi::Array pids = Napi::Array::New(env, rec.pids.size());
+    for (size_t i = 0; i < rec.pids.size(); i++) pids.Set(static_cast<uint32_t>(i), Napi::Number::New(env, rec.pids[i]));
+    o.Set("pids", pids);
+    bool opened = false;
+    for (int pid : rec.pids) {
+      snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+      int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      if (fd < 0) continue;
+      struct stat st;
+      if (fstat(fd, &st) < 0 || static_cast<uint64_t>(st.st_ino) != ino) {
+        close(fd);
+        continue;
+      }
+      if (!opened) {
+        opened = true;
+        o.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(st.st_dev)));
+        uint64_t id = 0;
+        if (ioctl(fd, NS_GET_ID, &id) == 0) o.Set("id", Napi::BigInt::New(env, id));
+        uid_t owner = 0;
+        if (ioctl(fd, NS_GET_OWNER_UID, &owner) == 0) o.Set("ownerUid", Napi::Number::New(env, owner));
+        int pfd = ioctl(fd, NS_GET_PARENT);
+        if (pfd >= 0) {
+          struct stat pst;
+          if (fstat(pfd, &pst) == 0) o.Set("parentIno", Napi::BigInt::New(env, static_cast<uint64_t>(pst.st_ino)));
+          uint64_t pid_ = 0;
+          if (ioctl(pfd, NS_GET_ID, &pid_) == 0) o.Set("parentId", Napi::BigInt::New(env, pid_));
+          close(pfd);
+        } else {
+          o.Set("parentErrno", Napi::Number::New(env, errno));
+        }
+      }
+      close(fd);
+      snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+      if (!ReadSmall(path, &uid_map)) continue;
+      snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+      if (!ReadSmall(path, &gid_map)) continue;
+      snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
+      if (!ReadSmall(path, &setgroups)) continue;
+      snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+      uint64_t again = 0;
+      if (!LinkIno(path, &again) || again != ino) continue;
+      o.Set("mapsPid", Napi::Number::New(env, pid));
+      o.Set("uidMap", Napi::String::New(env, uid_map));
+      o.Set("gidMap", Napi::String::New(env, gid_map));
+      o.Set("setgroups", Napi::String::New(env, setgroups));
+      break;
+    }
+    nss.Set(k++, o);
+  }
+  Napi::Array fa = Napi::Array::New(env, fds.size());
+  for (size_t i = 0; i < fds.size(); i++) {
+    Napi::Array r = Napi::Array::New(env, 4);
+    r.Set(0u, Napi::Number::New(env, fds[i].pid));
+    r.Set(1u, Napi::Number::New(env, fds[i].fd));
+    r.Set(2u, Napi::String::New(env, fds[i].type));
+    r.Set(3u, Napi::BigInt::New(env, fds[i].ino));
+    fa.Set(static_cast<uint32_t>(i), r);
+  }
+  Napi::Array ma = Napi::Array::New(env, mnts.size());
+  for (size_t i = 0; i < mnts.size(); i++) {
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::BigInt::New(env, mnts[i].first));
+    r.Set(1u, Napi::Number::New(env, mnts[i].second));
+    ma.Set(static_cast<uint32_t>(i), r);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("processes", Napi::Number::New(env, processes));
+  out.Set("hidden", Napi::Number::New(env, hidden));
+  out.Set("namespaces", nss);
+  out.Set("fds", fa);
+  out.Set("mntNamespaces", ma);
+  return out;
+}
+
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("scanProcUserns", Napi::Function::New(env, ScanProcUserns, "scanProcUserns"));
+}
+
+}  // namespace
+
+USERNS_REGISTER(Register);
+
+}  // namespace userns
