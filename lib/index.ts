@@ -4,7 +4,6 @@
  * @packageDocumentation
  */
 
-export { type Align, formatTable, type TableOptions } from "./cli/table.js";
 export * from "./crosscheck/index.js";
 export {
   type ErrnoCode,
@@ -68,7 +67,6 @@ export {
 } from "./namespaces/user-namespace.js";
 export * from "./shift/index.js";
 export {
-  type ChildStep,
   type ChildStreams,
   DEFAULT_MAX_BUFFER,
   type ExitStatus,

@@ -12,19 +12,9 @@ import { FORMATS, getFormat } from "../formats/registry.js";
 import type { KindSelection, MapSet, ParseOptions } from "../formats/types.js";
 import type { IdMap } from "../model/idmap.js";
 import { parseSubid } from "../subid/parse.js";
-import { findFreeRange } from "../subid/ranges.js";
-import { parsePasswd, resolveUser, subidReport } from "../subid/read.js";
-import { doctorChecks, realDoctorEnv, type Verdict } from "./doctor.js";
+import { parsePasswd } from "../subid/read.js";
+import { type CliIo, parseDecimalId, readOptional } from "./io.js";
 import { formatTable } from "./table.js";
-
-/** Where output goes; tests capture it. `readStdin` defaults to reading fd 0. */
-export interface CliIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  readStdin?: () => string;
-}
-
-const EXIT_REFUSED = 1;
 
 function readInput(io: CliIo, file: string | undefined): { text: string; path: string | undefined } {
   if (file === undefined || file === "-") {
@@ -37,14 +27,6 @@ function readInput(io: CliIo, file: string | undefined): { text: string; path: s
     return { text: readFileSync(file, "utf8"), path: file };
   } catch (e) {
     throw usageError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-}
-
-function readOptional(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
   }
 }
 
@@ -92,13 +74,6 @@ interface ConvertOpts {
   containerUidMap?: string;
   containerGidMap?: string;
   table?: boolean;
-}
-
-function num(v: string | undefined, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^[0-9]+$/.test(v) || Number(v) > 0xffff_ffff)
-    throw usageError(`${what} must be a decimal id, got ${JSON.stringify(v)}`);
-  return Number(v);
 }
 
 function runConvert(io: CliIo, file: string | undefined, o: ConvertOpts): void {
@@ -165,9 +140,9 @@ function runConvert(io: CliIo, file: string | undefined, o: ConvertOpts): void {
     subgid: parseSubid(readOptional(o.subgid)).entries,
     users: passwd,
     groups,
-    uid: num(o.uid, "--uid") ?? process.getuid?.(),
-    gid: num(o.gid, "--gid") ?? process.getgid?.(),
-    rootOwner: num(o.rootOwner, "--root-owner"),
+    uid: parseDecimalId(o.uid, "--uid") ?? process.getuid?.(),
+    gid: parseDecimalId(o.gid, "--gid") ?? process.getgid?.(),
+    rootOwner: parseDecimalId(o.rootOwner, "--root-owner"),
     parentMaps: parentUid || parentGid ? { uid: parentUid, gid: parentGid } : undefined,
     containerMaps: contUid || contGid ? { uid: contUid, gid: contGid } : undefined,
   };
@@ -198,110 +173,11 @@ function runConvert(io: CliIo, file: string | undefined, o: ConvertOpts): void {
   io.out(out);
 }
 
-function runSubid(
-  io: CliIo,
-  user: string | undefined,
-  o: {
-    json?: boolean;
-    all?: boolean;
-    free?: string;
-    min?: string;
-    align?: string;
-    subuid: string;
-    subgid: string;
-    passwd: string;
-  },
-): void {
-  const passwd = parsePasswd(readOptional(o.passwd));
-  const subuid = parseSubid(readOptional(o.subuid));
-  const subgid = parseSubid(readOptional(o.subgid));
-  const who = o.all
-    ? undefined
-    : resolveUser(user ?? process.env.SUDO_USER ?? process.env.USER ?? process.getuid?.(), passwd);
-  const report = subidReport(who, { subuid, subgid, passwd });
-  let free: { start: number; count: number } | undefined | null = null;
-  if (o.free !== undefined) {
-    const size = num(o.free, "--free");
-    if (!size) throw usageError("--free needs a size of at least 1");
-    free = findFreeRange(size, {
-      taken: [...subuid.entries, ...subgid.entries],
-      min: num(o.min, "--min") ?? 100000,
-      align: num(o.align, "--align") ?? 1,
-    });
-  }
-  const missing = !o.all && report.subuid.length === 0 && report.subgid.length === 0;
-  const failed = report.overlaps.length > 0 || missing || free === undefined;
-  if (o.json) {
-    io.out(`${JSON.stringify({ ...report, free: free === null ? undefined : (free ?? null) }, null, 2)}\n`);
-  } else {
-    const rows = [
-      ...report.subuid.map((e) => ["subuid", e.owner, e.start, e.start + e.count - 1, e.count, e.line]),
-      ...report.subgid.map((e) => ["subgid", e.owner, e.start, e.start + e.count - 1, e.count, e.line]),
-    ];
-    const name = o.all ? "all owners" : (report.user.name ?? String(report.user.uid));
-    if (rows.length) {
-      io.out(
-        formatTable(rows, {
-          header: ["FILE", "OWNER", "START", "END", "COUNT", "LINE"],
-          align: ["left", "left", "right", "right", "right", "right"],
-        }),
-      );
-    } else io.out(`no subordinate ids for ${name}\n`);
-    if (report.overlaps.length) {
-      io.out("\nOVERLAPS\n");
-      io.out(
-        formatTable(
-          report.overlaps.map(({ file, overlap: ov }) => [
-            file,
-            ov.type,
-            `${ov.start}-${ov.start + ov.count - 1}`,
-            ov.message,
-          ]),
-          { header: ["FILE", "TYPE", "IDS", "WHAT"] },
-        ),
-      );
-    }
-    const warnings = report.warnings;
-    if (warnings.length) {
-      io.out("\nWARNINGS\n");
-      for (const w of warnings) io.out(`  ${w}\n`);
-    }
-    if (free !== null) {
-      io.out(
-        free
-          ? `\nfree range: ${free.start}-${free.start + free.count - 1} (${free.count} ids, overlaps no delegation in either file)\n`
-          : "\nno free range of that size\n",
-      );
-    }
-  }
-  if (failed) process.exitCode = EXIT_REFUSED;
-}
-
-function runDoctor(io: CliIo, o: { json?: boolean; user?: string }): void {
-  const checks = doctorChecks(realDoctorEnv(), { user: o.user });
-  const failed = checks.some((c) => c.verdict === "fail");
-  if (o.json) io.out(`${JSON.stringify({ ok: !failed, checks }, null, 2)}\n`);
-  else {
-    const mark: Record<Verdict, string> = { ok: "ok", warn: "WARN", fail: "FAIL", info: "info" };
-    io.out(
-      formatTable(
-        checks.map((c) => [c.title, mark[c.verdict], c.detail]),
-        { header: ["CHECK", "VERDICT", "DETAIL"] },
-      ),
-    );
-    const n = (v: Verdict) => checks.filter((c) => c.verdict === v).length;
-    io.out(
-      `\n${n("ok")} ok, ${n("warn")} warning(s), ${n("fail")} failed; "by kernel version" means judged from the version table, not probed\n`,
-    );
-  }
-  if (failed) process.exitCode = EXIT_REFUSED;
-}
-
 const kindOption = () =>
   new Option("--kind <kind>", "which maps: uid, gid or both").choices(["uid", "gid", "both"]).default("both");
 
-/** Adds `convert`, `subid` and `doctor` to the program. */
-export function registerFormatCommands(program: Command, io: CliIo): void {
+/** Adds `convert` to the program. */
+export function registerConvertCommand(program: Command, io: CliIo): void {
   program
     .command("convert")
     .description("convert an id map between container ecosystems' formats (see --list for names and directions)")
@@ -338,48 +214,4 @@ Examples:
 Exit codes: 0 converted, 1 input refused (ERR_USERNS_FORMAT, with line/column), 2 usage.`,
     )
     .action((file: string | undefined, opts: ConvertOpts) => runConvert(io, file, opts));
-
-  program
-    .command("subid")
-    .description("show a user's /etc/subuid and /etc/subgid ranges, with overlaps flagged")
-    .argument("[user]", "login name or uid (default: you); matched by both forms, as shadow does")
-    .option("--all", "check every owner, not one user")
-    .option("--free <size>", "also find a free range of this size that overlaps no delegation")
-    .option("--min <id>", "lowest start for --free (default 100000)")
-    .option("--align <n>", "start --free on a multiple of n (e.g. 65536)")
-    .option("--json", "print JSON")
-    .option("--subuid <file>", "subuid file", "/etc/subuid")
-    .option("--subgid <file>", "subgid file", "/etc/subgid")
-    .option("--passwd <file>", "passwd file", "/etc/passwd")
-    .addHelpText(
-      "after",
-      `
-Examples:
-  $ userns subid alice
-  $ userns subid 1000 --json
-  $ userns subid --all
-  $ userns subid --all --free 65536 --align 65536
-
-Exit codes: 0 ranges found and no overlaps, 1 overlaps, no ranges or no free range, 2 usage.`,
-    )
-    .action((user: string | undefined, opts: Parameters<typeof runSubid>[2]) => runSubid(io, user, opts));
-
-  program
-    .command("doctor")
-    .description("check what this kernel and system allow for user namespaces and idmapped mounts")
-    .option("--json", "print JSON")
-    .option("--user <name>", "whose /etc/subuid entries to check (default: you)")
-    .addHelpText(
-      "after",
-      `
-Examples:
-  $ userns doctor
-  $ userns doctor --json | jq '.checks[] | select(.verdict == "fail")'
-  $ userns doctor --user alice
-
-Each check has a verdict: ok, info, WARN or FAIL. Features marked "by kernel version"
-are judged from the kernel version table, not probed.
-Exit codes: 0 no check failed, 1 some check failed, 2 usage.`,
-    )
-    .action((opts: { json?: boolean; user?: string }) => runDoctor(io, opts));
 }

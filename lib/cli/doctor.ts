@@ -10,11 +10,16 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join, sep } from "node:path";
+import type { Command } from "commander";
 import { native, nativeStatus } from "../kernel/native.js";
 import { INIT_USER_NS_INO } from "../kernel/nsfs.js";
+import { IDMAP_FS_NEVER, IDMAP_FS_SINCE } from "../model/idmappable.js";
+import { parseMountinfo } from "../mounts/mountinfo.js";
 import { probeIdmapSupport } from "../mounts/probe.js";
 import { parseSubid } from "../subid/parse.js";
 import { parsePasswd, resolveUser, subidReport } from "../subid/read.js";
+import { type CliIo, EXIT_REFUSED } from "./io.js";
+import { formatTable } from "./table.js";
 
 /** A check's outcome. `fail` makes `doctor` exit 1. */
 export type Verdict = "ok" | "warn" | "fail" | "info";
@@ -164,42 +169,8 @@ export function kernelVersion(rel: string): [number, number] | undefined {
 const atLeast = (v: [number, number] | undefined, major: number, minor: number) =>
   v !== undefined && (v[0] > major || (v[0] === major && v[1] >= minor));
 
-/**
- * FS_ALLOW_IDMAP by kernel version (spec §8.5). `until` is the last version
- * that had it (bcachefs left the tree after 6.17).
- */
-export const IDMAP_FS_SINCE: Readonly<
-  Record<string, { since: [number, number]; until?: [number, number]; note?: string }>
-> = {
-  ext4: { since: [5, 12] },
-  xfs: { since: [5, 12] },
-  vfat: { since: [5, 12] },
-  msdos: { since: [5, 12] },
-  fat: { since: [5, 12] },
-  btrfs: { since: [5, 15] },
-  f2fs: { since: [5, 18] },
-  erofs: { since: [5, 19] },
-  squashfs: { since: [6, 2] },
-  tmpfs: { since: [6, 3] },
-  ceph: { since: [6, 7], note: "approximate version" },
-  hugetlbfs: { since: [6, 9] },
-  fuse: { since: [6, 12], note: "only if the FUSE server negotiates FUSE_ALLOW_IDMAP (default_permissions)" },
-  virtiofs: { since: [6, 12], note: "only if the server negotiates FUSE_ALLOW_IDMAP" },
-  bcachefs: { since: [6, 7], until: [6, 17] },
-};
-
-/** Filesystems the kernel never idmaps (spec §8.5). */
-export const IDMAP_FS_NEVER: Readonly<Record<string, string>> = {
-  overlay: "not as an idmapped mount (EINVAL); its layers can be idmapped mounts since 5.19",
-  proc: "not supported",
-  sysfs: "not supported",
-  devpts: "not supported",
-  ramfs: "not supported",
-  mqueue: "not supported",
-  cgroup2: "not supported",
-  cgroup: "not supported",
-  bpf: "not supported",
-};
+// The filesystem table is the model's (one list, lib/model/idmappable.ts); doctor words it by version.
+export { IDMAP_FS_NEVER, IDMAP_FS_SINCE } from "../model/idmappable.js";
 
 /** The idmapped-mount verdict for one filesystem type by kernel version. */
 export function idmapSupportByVersion(
@@ -225,28 +196,15 @@ export function idmapSupportByVersion(
 /** The first mount point (field 5) of each filesystem type in mountinfo, to probe one mount per type. */
 export function firstMountPoints(mountinfo: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const l of mountinfo.split("\n")) {
-    const i = l.indexOf(" - ");
-    if (i < 0) continue;
-    const t = l.slice(i + 3).split(" ")[0];
-    // mountinfo escapes spaces and such as octal (\040); undo it for the path.
-    const point = l
-      .split(" ")[4]
-      ?.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-    if (t && point && !out.has(t)) out.set(t, point);
-  }
+  for (const m of parseMountinfo(mountinfo))
+    if (m.fsType && m.mountPoint && !out.has(m.fsType)) out.set(m.fsType, m.mountPoint);
   return out;
 }
 
 /** Filesystem types in mountinfo (the field after " - "), with a mount count each. */
 export function mountedFsTypes(mountinfo: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const l of mountinfo.split("\n")) {
-    const i = l.indexOf(" - ");
-    if (i < 0) continue;
-    const t = l.slice(i + 3).split(" ")[0];
-    if (t) out.set(t, (out.get(t) ?? 0) + 1);
-  }
+  for (const m of parseMountinfo(mountinfo)) if (m.fsType) out.set(m.fsType, (out.get(m.fsType) ?? 0) + 1);
   return out;
 }
 
@@ -460,4 +418,46 @@ export function doctorChecks(env: DoctorEnv, options: { user?: string } = {}): D
     basis: "probe",
   });
   return checks;
+}
+
+function runDoctor(io: CliIo, o: { json?: boolean; user?: string }): void {
+  const checks = doctorChecks(realDoctorEnv(), { user: o.user });
+  const failed = checks.some((c) => c.verdict === "fail");
+  if (o.json) io.out(`${JSON.stringify({ ok: !failed, checks }, null, 2)}\n`);
+  else {
+    const mark: Record<Verdict, string> = { ok: "ok", warn: "WARN", fail: "FAIL", info: "info" };
+    io.out(
+      formatTable(
+        checks.map((c) => [c.title, mark[c.verdict], c.detail]),
+        { header: ["CHECK", "VERDICT", "DETAIL"] },
+      ),
+    );
+    const n = (v: Verdict) => checks.filter((c) => c.verdict === v).length;
+    io.out(
+      `\n${n("ok")} ok, ${n("warn")} warning(s), ${n("fail")} failed; "by kernel version" means judged from the version table, not probed\n`,
+    );
+  }
+  if (failed) process.exitCode = EXIT_REFUSED;
+}
+
+/** Adds `doctor` to the program. */
+export function registerDoctorCommand(program: Command, io: CliIo): void {
+  program
+    .command("doctor")
+    .description("check what this kernel and system allow for user namespaces and idmapped mounts")
+    .option("--json", "print JSON")
+    .option("--user <name>", "whose /etc/subuid entries to check (default: you)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ userns doctor
+  $ userns doctor --json | jq '.checks[] | select(.verdict == "fail")'
+  $ userns doctor --user alice
+
+Each check has a verdict: ok, info, WARN or FAIL. Features marked "by kernel version"
+are judged from the kernel version table, not probed.
+Exit codes: 0 no check failed, 1 some check failed, 2 usage.`,
+    )
+    .action((opts: { json?: boolean; user?: string }) => runDoctor(io, opts));
 }

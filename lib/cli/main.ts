@@ -5,13 +5,16 @@ import { Command, CommanderError } from "commander";
 import { UsernsError } from "../errors.js";
 import { registerAllocCommands } from "./alloc.js";
 import { registerCheckCommands } from "./check.js";
-import { registerFormatCommands } from "./convert.js";
+import { registerConvertCommand } from "./convert.js";
 import { runDemo } from "./demo.js";
+import { registerDoctorCommand } from "./doctor.js";
 import { registerIdsCommand } from "./ids.js";
 import { registerLsCommand } from "./ls.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
-import { registerRunCommands } from "./run.js";
+import { registerRunCommand } from "./run.js";
 import { registerShiftCommands } from "./shift.js";
+import { registerShowCommand } from "./show.js";
+import { registerSubidCommand } from "./subid.js";
 import { registerVerifyCommands } from "./verify.js";
 
 /** `--help` examples for the commands that do not bring their own. */
@@ -69,9 +72,13 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
 
   registerCheckCommands(program, io);
   registerMountCommands(program, io);
-  registerFormatCommands(program, io);
+  registerConvertCommand(program, io);
+  registerSubidCommand(program, io);
+  registerDoctorCommand(program, io);
   registerVerifyCommands(program, io, [mountCasesVerifyExtension()]);
-  registerRunCommands(program, io);
+  // `run` turns on positional options for the whole program (options after COMMAND belong to it).
+  registerRunCommand(program, io);
+  registerShowCommand(program, io);
   registerLsCommand(program, io);
   registerIdsCommand(program, io);
   registerAllocCommands(program, io);

@@ -7,10 +7,11 @@ import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import type { Command } from "commander";
 import { usageError } from "../errors.js";
+import { readIdTriple } from "../formats/text.js";
 import { IdMap } from "../model/idmap.js";
 import { signalNumber } from "../spawn/child-process.js";
 import { type NamespaceKind, type SpawnOptions, spawn } from "../spawn/index.js";
-import { registerShowCommand } from "./show.js";
+import { parseSubid } from "../subid/parse.js";
 
 interface Io {
   out: (s: string) => void;
@@ -58,12 +59,12 @@ function subidRange(file: string, name: string, id: number): { start: number; co
   } catch {
     throw usageError(`auto: cannot read ${file}`);
   }
-  for (const line of text.split("\n")) {
-    const [owner, start, count] = line.split(":");
-    if ((owner === name || owner === String(id)) && start !== undefined && count !== undefined)
-      return { start: u32(start, file), count: u32(count, file) };
-  }
-  throw usageError(`auto: no entry for ${name} in ${file}`);
+  // The one subid parser: a malformed line is reported, not skipped silently.
+  const { entries, issues } = parseSubid(text);
+  const e = entries.find((x) => x.owner === name || x.owner === String(id));
+  if (e !== undefined) return { start: e.start, count: e.count };
+  const bad = issues.map((i) => `${file}:${i.line}:${i.column}: ${i.message}`);
+  throw usageError(`auto: no entry for ${name} in ${file}${bad.length > 0 ? ` (malformed: ${bad.join("; ")})` : ""}`);
 }
 
 /** Parses util-linux 2.39+ `inner:outer:count` (or `auto`) into one map line. */
@@ -73,13 +74,12 @@ export function parseMapFlag(value: string, kind: "uid" | "gid"): [number, numbe
     const r = subidRange(kind === "uid" ? "/etc/subuid" : "/etc/subgid", me.username, kind === "uid" ? me.uid : me.gid);
     return [0, r.start, r.count];
   }
-  const parts = value.split(":");
-  if (parts.length !== 3)
-    throw usageError(
-      `--map-${kind === "uid" ? "users" : "groups"} ${value}: expected inner:outer:count (util-linux 2.39+ order)`,
-    );
   const flag = `--map-${kind === "uid" ? "users" : "groups"}`;
-  return [u32(parts[0]!, flag), u32(parts[1]!, flag), u32(parts[2]!, flag)];
+  const t = readIdTriple(value);
+  if (t.ok) return t.values;
+  if (t.problem === "shape") throw usageError(`${flag} ${value}: expected inner:outer:count (util-linux 2.39+ order)`);
+  if (t.problem === "number") throw usageError(`${flag}: ${JSON.stringify(t.text)} is not a number`);
+  throw usageError(`${flag}: ${t.text} is larger than 4294967295`);
 }
 
 /** Turns `run` flags into spawn options. */
@@ -123,8 +123,8 @@ export function runOptions(flags: RunFlags): SpawnOptions {
   return options;
 }
 
-/** Adds `run` and `show` to the program. */
-export function registerRunCommands(program: Command, io: Io): void {
+/** Adds `run` to the program. */
+export function registerRunCommand(program: Command, io: Io): void {
   // So that `userns run id -u` passes -u to id: options after COMMAND belong to it.
   program.enablePositionalOptions();
   program
@@ -177,5 +177,4 @@ export function registerRunCommands(program: Command, io: Io): void {
         for (const s of sigs) process.off(s, forward);
       }
     });
-  registerShowCommand(program, io);
 }

@@ -16,4 +16,12 @@ export * from "./podman.js";
 export * from "./registry.js";
 export * from "./subid.js";
 export type * from "./types.js";
-export * from "./unshare.js";
+// Not the X-mount.idmap MapSet pair: the package's parseXMountIdmap/formatXMountIdmap are lib/mounts/mapformats'.
+export {
+  formatUnshare,
+  formatUnshareLegacy,
+  type MountIdmapEntry,
+  parseUnshare,
+  parseUnshareLegacy,
+  parseXMountIdmapEntries,
+} from "./unshare.js";

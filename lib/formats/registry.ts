@@ -28,10 +28,10 @@ import type { FormatName, FormatOptions, FormatSpec, MapSet, ParseOptions } from
 import {
   formatUnshare,
   formatUnshareLegacy,
-  formatXMountIdmap,
+  formatXMountIdmapMapSet,
   parseUnshare,
   parseUnshareLegacy,
-  parseXMountIdmap,
+  parseXMountIdmapMapSet,
 } from "./unshare.js";
 
 const count = (name: string) => ({ name, is: "count" }) as const;
@@ -196,8 +196,8 @@ export const FORMATS: readonly FormatSpec[] = Object.freeze([
     roundTrip: "exact",
     notes:
       "MOUNT direction: first = on-disk id, second = id seen through the mount (util-linux PR #4613; the man page said the opposite until 2026). No prefix = both.",
-    parse: parseXMountIdmap,
-    format: formatXMountIdmap,
+    parse: parseXMountIdmapMapSet,
+    format: formatXMountIdmapMapSet,
   },
   {
     name: "docker",

@@ -63,19 +63,23 @@ export function parseU32(
   what: string,
   where: { line?: number; column?: number; pointer?: string; token?: number },
 ): number {
-  if (!/^[0-9]+$/.test(text)) {
-    throw new FormatError(format, "parse", `${what}: expected a decimal number, got ${JSON.stringify(text)}`, where);
-  }
+  if (!/^[0-9]+$/.test(text)) throw u32Error(format, "number", text, what, where);
   const n = Number(text);
-  if (text.length > 10 || n >= U32_RANGE) {
-    throw new FormatError(
-      format,
-      "parse",
-      `${what}: ${text} does not fit in 32 bits (largest id is 4294967295)`,
-      where,
-    );
-  }
+  if (text.length > 10 || n >= U32_RANGE) throw u32Error(format, "range", text, what, where);
   return n;
+}
+
+/** The error for a field that is not a strict decimal u32 (`number`: not digits; `range`: wider than 32 bits). */
+export function u32Error(
+  format: string,
+  problem: "number" | "range",
+  text: string,
+  what: string,
+  where: { line?: number; column?: number; pointer?: string; token?: number },
+): FormatError {
+  return problem === "number"
+    ? new FormatError(format, "parse", `${what}: expected a decimal number, got ${JSON.stringify(text)}`, where)
+    : new FormatError(format, "parse", `${what}: ${text} does not fit in 32 bits (largest id is 4294967295)`, where);
 }
 
 /**
@@ -95,4 +99,38 @@ export function makeExtent(
     throw new FormatError(format, "parse", `range ${first}/${lowerFirst} + ${count} runs past id 4294967295`, where);
   }
   return extent(first, lowerFirst, count);
+}
+
+/** What {@link readIdTriple} found: three u32 fields with their offsets, or the first problem. */
+export type IdTriple =
+  | { readonly ok: true; readonly values: [number, number, number]; readonly offsets: [number, number, number] }
+  | { readonly ok: false; readonly problem: "shape"; readonly fields: number }
+  | {
+      readonly ok: false;
+      readonly problem: "number" | "range";
+      /** Which field (0, 1, 2), its text and its offset in the input. */
+      readonly field: 0 | 1 | 2;
+      readonly text: string;
+      readonly offset: number;
+    };
+
+/**
+ * The one reader of `a:b:c` id triples (util-linux `--map-users`, `X-mount.idmap` items, `userns mount
+ * --map-users`, the pre-2.39 `a,b,c` with `sep` ","): exactly three fields, each a strict decimal u32 (digits
+ * only, at most 4294967295, as {@link parseU32}). It returns what it found instead of throwing, so each front end
+ * words the error its own way (a positioned FormatError, a CLI usage error).
+ */
+export function readIdTriple(text: string, sep = ":"): IdTriple {
+  const parts = text.split(sep);
+  if (parts.length !== 3) return { ok: false, problem: "shape", fields: parts.length };
+  const offsets: [number, number, number] = [0, parts[0]!.length + 1, parts[0]!.length + parts[1]!.length + 2];
+  const values: number[] = [];
+  for (const i of [0, 1, 2] as const) {
+    const p = parts[i]!;
+    if (!/^[0-9]+$/.test(p)) return { ok: false, problem: "number", field: i, text: p, offset: offsets[i] };
+    if (p.length > 10 || Number(p) >= U32_RANGE)
+      return { ok: false, problem: "range", field: i, text: p, offset: offsets[i] };
+    values.push(Number(p));
+  }
+  return { ok: true, values: values as [number, number, number], offsets };
 }

@@ -15,7 +15,7 @@
 import { extent } from "../model/extent.js";
 import { FormatError } from "./errors.js";
 import { fromTagged, toTagged } from "./kinds.js";
-import { at, makeExtent, parseU32, type Token, tokenizeAll } from "./text.js";
+import { at, makeExtent, readIdTriple, type Token, tokenizeAll, u32Error } from "./text.js";
 import type { FormatOptions, KindSelection, MapSet, ParseOptions } from "./types.js";
 
 type Entry = { kind: KindSelection; extent: ReturnType<typeof makeExtent> };
@@ -53,9 +53,9 @@ function parseUnshareLike(name: "unshare" | "unshare-legacy", text: string, opti
         at(tok, off),
       );
     }
-    const parts = value.split(sep);
+    const t = readIdTriple(value, sep);
     const shape = name === "unshare" ? "inner:outer:count" : "outer,inner,count";
-    if (parts.length !== 3) {
+    if (!t.ok && t.problem === "shape") {
       const hint =
         name === "unshare" && value.split(",").length === 3
           ? " (this looks like the pre-2.39 outer,inner,count form: use --from unshare-legacy)"
@@ -64,9 +64,10 @@ function parseUnshareLike(name: "unshare" | "unshare-legacy", text: string, opti
             : "";
       throw new FormatError(name, "parse", `expected ${shape}, got ${JSON.stringify(value)}${hint}`, at(tok, off));
     }
-    const cols = [off, off + parts[0]!.length + 1, off + parts[0]!.length + parts[1]!.length + 2];
     const names = name === "unshare" ? ["inner", "outer", "count"] : ["outer", "inner", "count"];
-    const v = parts.map((p, j) => parseU32(name, p, names[j]!, at(tok, cols[j]))) as [number, number, number];
+    if (!t.ok) throw u32Error(name, t.problem, t.text, names[t.field]!, at(tok, off + t.offset));
+    const cols = t.offsets.map((o) => off + o);
+    const v = t.values;
     const [inner, outer] = name === "unshare" ? [v[0], v[1]] : [v[1], v[0]];
     entries.push({ kind, extent: makeExtent(name, inner, outer, v[2], at(tok, cols[2])) });
   }
@@ -113,8 +114,11 @@ export interface MountIdmapEntry {
   readonly count: number;
 }
 
-/** Parses an `X-mount.idmap=` value into maps: on-disk → IdMap.first, seen → IdMap.lowerFirst. */
-export function parseXMountIdmap(text: string, options: ParseOptions = {}): MapSet {
+/**
+ * Parses an `X-mount.idmap=` value into a format MapSet: on-disk → IdMap.first, seen → IdMap.lowerFirst. (The
+ * mount-facing `parseXMountIdmap` of lib/mounts/mapformats.ts builds on the same entries.)
+ */
+export function parseXMountIdmapMapSet(text: string, options: ParseOptions = {}): MapSet {
   return fromTagged(
     parseXMountIdmapEntries(text).map((e) => ({ kind: e.kind, extent: extent(e.onDisk, e.seen, e.count) })),
     options.kind,
@@ -157,8 +161,8 @@ export function parseXMountIdmapEntries(text: string): MountIdmapEntry[] {
       rest = rest.slice(2);
       off = 2;
     }
-    const parts = rest.split(":");
-    if (parts.length !== 3) {
+    const t = readIdTriple(rest);
+    if (!t.ok && t.problem === "shape") {
       throw new FormatError(
         XNAME,
         "parse",
@@ -166,11 +170,10 @@ export function parseXMountIdmapEntries(text: string): MountIdmapEntry[] {
         at(tok),
       );
     }
-    const c1 = off + parts[0]!.length + 1;
-    const c2 = c1 + parts[1]!.length + 1;
-    const onDisk = parseU32(XNAME, parts[0]!, "first (on-disk id)", at(tok, off));
-    const seen = parseU32(XNAME, parts[1]!, "second (id seen through the mount)", at(tok, c1));
-    const count = parseU32(XNAME, parts[2]!, "count", at(tok, c2));
+    const fields = ["first (on-disk id)", "second (id seen through the mount)", "count"];
+    if (!t.ok) throw u32Error(XNAME, t.problem, t.text, fields[t.field]!, at(tok, off + t.offset));
+    const [onDisk, seen, count] = t.values;
+    const c2 = off + t.offsets[2];
     makeExtent(XNAME, onDisk, seen, count, at(tok, c2));
     entries.push({ kind, onDisk, seen, count });
   }
@@ -178,7 +181,7 @@ export function parseXMountIdmapEntries(text: string): MountIdmapEntry[] {
 }
 
 /** Writes `X-mount.idmap=…` with `b:` entries when the maps are equal, else `u:` and `g:` entries. */
-export function formatXMountIdmap(maps: MapSet, options: FormatOptions = {}): string {
+export function formatXMountIdmapMapSet(maps: MapSet, options: FormatOptions = {}): string {
   const entries = toTagged(XNAME, maps, options.kind).map(
     ({ kind, extent: e }) =>
       `${kind === "both" ? "b" : kind === "uid" ? "u" : "g"}:${e.first}:${e.lowerFirst}:${e.count}`,

@@ -28,7 +28,13 @@ import { fileURLToPath } from "node:url";
 import { FS_OP } from "../child/protocol.js";
 import { errnoName, UsernsError } from "../errors.js";
 import { native, nativePath } from "../kernel/native.js";
-import type { MountCaseResult as ModelMountCaseResult, OpLine, StatLine } from "../model/mountcases.js";
+import {
+  type MountCaseResult as ModelMountCaseResult,
+  mountCaseInputError,
+  type OpLine,
+  parseCaseMode,
+  type StatLine,
+} from "../model/mountcases.js";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -87,12 +93,9 @@ export interface MountCaseResult extends Mutable<Omit<ModelMountCaseResult, "id"
   setup_error?: string;
 }
 
-/** Parses a mode given as an octal string ("0644") or a number. */
+/** Parses a mode given as an octal string ("0644") or a number, by the case format's one rule (the model's). */
 export function parseMode(m: string | number | undefined, dflt: number): number {
-  if (m === undefined) return dflt;
-  if (typeof m === "number") return m;
-  if (!/^[0-7]{1,6}$/.test(m)) throw new Error(`mode ${JSON.stringify(m)} is not octal`);
-  return Number.parseInt(m, 8);
+  return parseCaseMode(m, "case") ?? dflt;
 }
 
 /** Formats permission bits as a 4-digit octal string ("0644", "1777"). */
@@ -418,6 +421,9 @@ export function runMountCaseHere(c: MountCase, workspace: string): MountCaseResu
 
 /** Validates a parsed case enough to run it; returns an error message or undefined. */
 export function checkMountCase(c: MountCase): string | undefined {
+  // The case format's schema is the model's: a case it refuses is refused here too, field by field.
+  const bad = mountCaseInputError(c);
+  if (bad !== undefined) return bad;
   const userns = c.userns ?? "new";
   if (!["new", "init", "netns", "file", "none"].includes(userns)) return `unknown userns ${JSON.stringify(userns)}`;
   if (c.fs !== undefined && !["tmpfs", "ramfs"].includes(c.fs)) return `unknown fs ${JSON.stringify(c.fs)}`;

@@ -4,13 +4,14 @@
  * what this library set, and the ownership a path shows through it.
  */
 import { lstatSync, readFileSync, realpathSync } from "node:fs";
+import { parseMapText } from "../child/maps.js";
 import { native, type StatmountRaw } from "../kernel/native.js";
-import { extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
 import { statmountMntIdmap, statThroughMount } from "../model/idmapped.js";
 import { AT_EMPTY_PATH, AT_FDCWD, MOUNT_ATTR, STATMOUNT } from "./constants.js";
 import { setMaps } from "./idmap-mount.js";
 import type { MountIdmap } from "./mapformats.js";
+import { parseMountinfo } from "./mountinfo.js";
 
 /** What {@link inspectMount} found. */
 export interface MountInspection {
@@ -37,13 +38,9 @@ export interface MountInspection {
 }
 
 function parseStatmountMap(lines: string[] | undefined): IdMap {
-  if (lines === undefined) return IdMap.EMPTY;
-  return IdMap.of(
-    ...lines.map((l) => {
-      const [a, b, c] = l.trim().split(/\s+/).map(Number);
-      return extent(a!, b!, c!);
-    }),
-  );
+  if (lines === undefined || lines.length === 0) return IdMap.EMPTY;
+  // statmount lists a map's extents as uid_map lines: the one map-text parser (the model's) reads them.
+  return parseMapText(lines.map((l) => `${l.trim()}\n`).join(""), "uid");
 }
 
 /**
@@ -139,9 +136,6 @@ export function onDiskOwner(path: string): { uid: number; gid: number } {
 
 /** Whether /proc/self/mountinfo lists `idmapped` for the mount at `mountPoint` (older kernels' only signal). */
 export function mountinfoSaysIdmapped(mountPoint: string): boolean | undefined {
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const f = line.split(" ");
-    if (f[4] === mountPoint) return (f[5] ?? "").split(",").includes("idmapped");
-  }
-  return undefined;
+  const m = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")).find((e) => e.mountPoint === mountPoint);
+  return m === undefined ? undefined : m.options.includes("idmapped");
 }

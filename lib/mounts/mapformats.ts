@@ -22,7 +22,8 @@
 import { usageError } from "../errors.js";
 import { FormatError } from "../formats/errors.js";
 import { parseOciMappingArray } from "../formats/json.js";
-import { formatXMountIdmap as formatXMountIdmapText, parseXMountIdmapEntries } from "../formats/unshare.js";
+import { readIdTriple } from "../formats/text.js";
+import { formatXMountIdmapMapSet, parseXMountIdmapEntries } from "../formats/unshare.js";
 import { extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
 
@@ -99,7 +100,7 @@ export function formatXMountIdmap(map: MountIdmap): string {
     const m = map[kind];
     if (m.isEmpty) return [];
     // lib/formats' writer, one kind at a time, so each item carries its u:/g: tag; without its prefix.
-    return formatXMountIdmapText({ [kind]: m }, { kind })
+    return formatXMountIdmapMapSet({ [kind]: m }, { kind })
       .replace(/^X-mount\.idmap=/, "")
       .trim()
       .split(" ");
@@ -112,10 +113,10 @@ export function formatXMountIdmap(map: MountIdmap): string {
  * the same order as X-mount.idmap.
  */
 export function parseMapTriple(s: string): ReturnType<typeof extent> {
-  const m = /^(\d+):(\d+):(\d+)$/.exec(s.trim());
-  if (!m) throw usageError(`"${s}" is not ondisk:seen:count`);
+  const t = readIdTriple(s.trim());
+  if (!t.ok) throw usageError(`"${s}" is not ondisk:seen:count`);
   try {
-    return extent(Number(m[1]), Number(m[2]), Number(m[3]));
+    return extent(...t.values);
   } catch (e) {
     throw usageError(`"${s}": ${(e as Error).message}`);
   }

@@ -30,20 +30,9 @@ try {
     if (line.trim() === "") continue;
     const c = JSON.parse(line) as MountCase;
     const bad = checkMountCase(c);
+    // A malformed case gets the model's input result, field for field (checkMountCase uses the model's schema).
     const r = bad
-      ? {
-          id: c.id,
-          ok: null,
-          step: null,
-          errno: null,
-          mount_setattr: null,
-          root_stat: null,
-          stat: [],
-          creates: [],
-          chowns: [],
-          stage: "input",
-          error: bad,
-        }
+      ? { id: c.id ?? null, ok: null, step: null, errno: null, stage: "input", error: bad }
       : runMountCaseHere(c, ws);
     process.stdout.write(`${JSON.stringify(r)}\n`);
   }

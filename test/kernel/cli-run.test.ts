@@ -2,14 +2,19 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, expect, it } from "vitest";
-import { parseMapFlag, registerRunCommands, runOptions } from "../../lib/cli/run.js";
+import { parseMapFlag, registerRunCommand, runOptions } from "../../lib/cli/run.js";
+import { registerShowCommand } from "../../lib/cli/show.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
 import { spawn } from "../../lib/spawn/index.js";
 import { runCommands } from "../helpers/cli.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { procLine } from "../helpers/spawn.js";
 
-const cli = (args: string[]) => runCommands(registerRunCommands, args);
+const cli = (args: string[]) =>
+  runCommands((program, io) => {
+    registerRunCommand(program, io);
+    registerShowCommand(program, io);
+  }, args);
 
 const dir = mkdtempSync(join(tmpdir(), "userns-cli-"));
 // uid 0 inside a namespace is uid 100000 outside: let it write here.

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { compareMountResults } from "../../lib/cli/mount.js";
 import { IdMap } from "../../lib/model/idmap.js";
 import { mapIdDown } from "../../lib/model/lookup.js";
-import { formatMode, parseMode, parseMountCases } from "../../lib/mounts/cases.js";
+import { checkMountCase, formatMode, parseMode, parseMountCases } from "../../lib/mounts/cases.js";
 import { classifyIdmapRefusal, REFUSAL_TEXT } from "../../lib/mounts/explain.js";
 import {
   formatXMountIdmap,
@@ -106,6 +106,16 @@ describe("§2 case plumbing", () => {
   ] as const)("mode %j", (m, v) => {
     expect(parseMode(m, 0)).toBe(v);
     expect(formatMode(v)).toBe(typeof m === "string" ? m : "0644");
+  });
+
+  it("the kernel runner refuses malformed cases by the model's schema, with the field named", () => {
+    const base = { id: "x", files: [{ name: "d", type: "dir" }] };
+    // A submount of the wrong shape used to reach the setup code and fail there with a TypeError.
+    expect(checkMountCase({ ...base, submount: { name: 7 } } as never)).toBe("submount.name must be a string");
+    expect(checkMountCase({ ...base, submount: "d" } as never)).toBe("submount must be an object");
+    expect(checkMountCase({ ...base, files: [{ name: "f", mode: "01777" }] } as never)).toMatch(/files\[0\]\.mode/);
+    expect(() => parseMode("01777", 0)).toThrow(/octal string/);
+    expect(checkMountCase(base as never)).toBeUndefined();
   });
 
   it("compares results field by field, null and absent alike, diagnostics excluded", () => {
