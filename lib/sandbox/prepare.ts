@@ -197,7 +197,7 @@ export function validateSandboxOptions(o: SandboxOptions, ctx: Pick<SandboxConte
   if (o.filesystem !== undefined) {
     if (!Array.isArray(o.filesystem)) throw usageError("filesystem must be an array of operations");
     if (!ns.has("mount")) throw usageError('filesystem needs namespaces to include "mount"');
-    o.filesystem.forEach((op, i) => validateFsOp(op, i));
+    for (const [i, op] of o.filesystem.entries()) validateFsOp(op, i);
   }
   if (o.hostname !== undefined) {
     if (typeof o.hostname !== "string" || o.hostname.includes("\0") || enc.encode(o.hostname).length > 64)
@@ -690,13 +690,12 @@ export function prepareSandbox(o: SandboxOptions, ctx: SandboxContext): Prepared
     if (o.noNewPrivileges)
       afterIds.push(simple(SANDBOX_OP.noNewPrivileges, "setting no_new_privs", "prctl", "noNewPrivileges"));
     const last: SandboxStep[] = [];
-    (o.seccomp ?? []).forEach((p, i) =>
+    for (const [i, p] of (o.seccomp ?? []).entries())
       last.push(
         simple(SANDBOX_OP.seccomp, `installing seccomp program ${i}`, "seccomp", "seccomp", {
           data: new Uint8Array(p),
         }),
-      ),
-    );
+      );
     const newRoot = o.filesystem !== undefined;
     let execPath: string | undefined;
     if (newRoot) {
