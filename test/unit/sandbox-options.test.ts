@@ -51,6 +51,7 @@ describe("sandbox option validation (before any syscall): names the operation's 
     { options: fs({ op: "overlay", dest: "/o", lower: ["/a:b", "/c"] }), message: /lower\[0\] must not contain/ },
     { options: fs({ op: "idmappedBind", source: "/s", dest: "/d" }), message: /give uidMap\/gidMap or userns/ },
     { options: fs({ op: "nope", dest: "/d" }), message: /^filesystem\[0\]: unknown operation "nope"/ },
+    { options: { ...fs(), mountPropagation: "unchanged" }, message: /must not propagate to the host/ },
     { options: { namespaces: ["user"], hostname: "h" }, message: /hostname needs namespaces to include "uts"/ },
     { options: { namespaces: ns, hostname: "x".repeat(65) }, message: /at most 64 bytes/ },
     { options: { capabilities: ["CAP_NOPE"] }, message: /unknown capability "CAP_NOPE"/ },
