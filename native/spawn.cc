@@ -152,7 +152,7 @@ enum Op : int32_t {
   kSbPivot = 18,          // the new root becomes "/", the old one is detached
   kSbHostname = 19,       // s: the name
   kSbKeepCaps = 20,       // PR_SET_KEEPCAPS before a uid change
-  kSbCaps = 21,           // a: capabilities kept (bit mask), b: cap_last_cap
+  kSbCaps = 21,           // a: capabilities kept (bit mask), b: cap_last_cap | 1 << 16 to cut a to the permitted set
   kSbNoNewPrivs = 22,     //
   kSbSeccomp = 23,        // s2: struct sock_filter[]
   kSbLoopback = 24,       //
@@ -442,7 +442,7 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
         r = child::SandboxKeepCaps();
         break;
       case kSbCaps:
-        r = child::SandboxCapabilities(static_cast<uint64_t>(s.a), static_cast<int>(s.b));
+        r = child::SandboxCapabilities(static_cast<uint64_t>(s.a), static_cast<int>(s.b & 0xffff), (s.b >> 16) & 1);
         break;
       case kSbNoNewPrivs:
         r = child::SandboxNoNewPrivs();

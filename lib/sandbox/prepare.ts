@@ -153,6 +153,10 @@ function oldroot(p: string): string {
   return `/oldroot${posix.normalize(p).replace(/\/+$/, "")}`;
 }
 
+function ovlEscape(p: string): string {
+  return p.replace(/[\\,:]/g, (c) => `\\${c}`);
+}
+
 function nulJoin(parts: readonly string[]): Uint8Array {
   return enc.encode(`${parts.join("\0")}\0`);
 }
@@ -295,8 +299,6 @@ function validateFsOp(op: FsOperation, i: number): void {
         throw usageError(`filesystem[${i}] (overlay): lower must list at least one directory`);
       op.lower.forEach((l, k) => {
         checkPath(i, op.op, `lower[${k}]`, l);
-        if (l.includes(":") || l.includes(","))
-          throw usageError(`filesystem[${i}] (overlay): lower[${k}] must not contain ":" or ","`);
       });
       if (op.upper === undefined) {
         if (op.lower.length < 2)
@@ -557,7 +559,8 @@ function prepareFs(b: Builder, ops: readonly FsOperation[]): void {
         } else if (op.upper !== undefined) {
           const up = checkSource(label, op.upper, false) as string;
           const work = checkSource(label, op.work as string, false) as string;
-          spec.push("upperdir", oldroot(up), "workdir", oldroot(work));
+          // upperdir and workdir are unescaped by overlayfs (a backslash quotes the next character); lowerdir+ is not.
+          spec.push("upperdir", ovlEscape(oldroot(up)), "workdir", ovlEscape(oldroot(work)));
         }
         // Overlay in a user namespace keeps its own metadata in user.* xattrs (as bwrap always asks).
         spec.push("userxattr", "");
@@ -694,7 +697,8 @@ export function prepareSandbox(o: SandboxOptions, ctx: SandboxContext): Prepared
       afterIds.push(
         simple(SANDBOX_OP.capabilities, `setting capabilities (${capsText(keep)})`, "capset", "capabilities", {
           a: Number(keep),
-          b: lastCap(),
+          // "all" keeps what the child can hold (its permitted set), as bwrap: not an error where one is missing.
+          b: lastCap() | (o.capabilities === "all" ? 1 << 16 : 0),
         }),
       );
     }

@@ -192,8 +192,8 @@ export interface SandboxOptions {
   readonly hostname?: string;
   /**
    * The capabilities the program keeps, in its permitted, effective, inheritable and bounding sets (and
-   * ambient, so that a program with a non-zero uid keeps them across exec): `"all"` every capability,
-   * `[]` none. Default: the kernel's execve rules (a program running as uid 0 keeps all, others none).
+   * ambient, so that a program with a non-zero uid keeps them across exec): `"all"` every capability the child
+   * holds (its permitted set), `[]` none; a named one the child does not hold fails with EPERM. Default: the kernel's execve rules (a program running as uid 0 keeps all, others none).
    */
   readonly capabilities?: "all" | readonly CapabilityName[];
   /** prctl(PR_SET_NO_NEW_PRIVS). */

@@ -544,13 +544,15 @@ USERNS_CHILD_FN long SandboxHostname(const char *name, size_t len) {
 
 USERNS_CHILD_FN long SandboxKeepCaps() { return Sys(__NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0); }
 
-USERNS_CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap) {
+USERNS_CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap, bool clamp) {
   struct __user_cap_header_struct hdr;
   struct __user_cap_data_struct data[2];
   hdr.version = _LINUX_CAPABILITY_VERSION_3;
   hdr.pid = 0;
   long r = Sys(__NR_capget, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(data));
   if (r < 0) return r;
+  // "all" is every capability this process can hold: what it has permitted.
+  if (clamp) keep &= (static_cast<uint64_t>(data[1].permitted) << 32) | data[0].permitted;
   // Dropping from the bounding set needs CAP_SETPCAP in the effective set,
   // which a uid change may have cleared: raise every permitted one first.
   data[0].effective = data[0].permitted;

@@ -357,6 +357,31 @@ describeKernel("sandbox: filesystem plan, process and privileges", () => {
       }
     });
 
+    it('capabilities "all" keeps what the child holds (here: this process\'s own set, no new user namespace)', async () => {
+      const own = /CapEff:\t(\S+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+      const r = await run("/bin/sh", ["-c", "grep CapEff /proc/self/status"], { capabilities: "all" });
+      expect(r.stdout).toBe(`CapEff:\t${own}\n`);
+    });
+
+    it("overlay paths may contain ':', ',' and a backslash (upperdir/workdir escaped, lowerdir+ taken as is)", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "userns-sandbox-ovl-"));
+      try {
+        const lower = join(dir, "lo:w,e\\x");
+        const upper = join(dir, "up:p,e\\r");
+        const work = join(dir, "wo:r,k\\");
+        for (const d of [lower, upper, work]) mkdirSync(d);
+        writeFileSync(join(lower, "f"), "low\n");
+        const r = await run("sh", ["-c", "busybox cat /ov/f; echo new > /ov/g"], {
+          ...opts,
+          filesystem: [...bb, { op: "overlay", dest: "/ov", lower: [lower], upper, work }],
+        });
+        expect(r.stdout).toBe("low\n");
+        expect(readFileSync(join(upper, "g"), "utf8")).toBe("new\n");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("idmappedBind: an idmapped bind of a host directory, owners seen through the mount's map", async () => {
       const dir = mkdtempSync(join(tmpdir(), "userns-sandbox-idmap-"));
       try {
