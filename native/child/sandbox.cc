@@ -42,13 +42,6 @@
 namespace userns {
 namespace child {
 
-#if !defined(__x86_64__)
-long Sys(long n, long a, long b, long c, long d, long e, long f) {
-  long r = syscall(n, a, b, c, d, e, f);
-  return r < 0 ? -errno : r;
-}
-#endif
-
 namespace {
 
 constexpr unsigned long kMsNosuid = 2, kMsNodev = 4, kMsRec = 0x4000;
@@ -58,20 +51,20 @@ constexpr int kPathMax = 4096;
 const char kNewRoot[] = "/newroot";
 const char kOldRoot[] = "/oldroot";
 
-USERNS_CHILD_FN size_t Len(const char *s) {
+CHILD_FN size_t Len(const char *s) {
   size_t n = 0;
   while (s[n] != 0) n++;
   return n;
 }
 
-USERNS_CHILD_FN bool Eq(const char *a, const char *b, size_t n) {
+CHILD_FN bool Eq(const char *a, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (a[i] != b[i]) return false;
   return true;
 }
 
 // Writes the decimal form of v (non-negative) at p; returns the length.
-USERNS_CHILD_FN size_t Itoa(char *p, long v) {
+CHILD_FN size_t Itoa(char *p, long v) {
   char tmp[24];
   size_t n = 0;
   do {
@@ -82,14 +75,14 @@ USERNS_CHILD_FN size_t Itoa(char *p, long v) {
   return n;
 }
 
-USERNS_CHILD_FN void Close(long fd) {
+CHILD_FN void Close(long fd) {
   if (fd >= 0) Sys(__NR_close, fd);
 }
 
 // openat2 with resolution confined to `root`: ".." stops at it, absolute
 // symlinks start from it, and magic links (/proc/PID/fd/...) are refused, so a
 // symlink planted inside the new root can never lead a mount outside it.
-USERNS_CHILD_FN long OpenIn(long root, const char *rel, long flags, long mode = 0) {
+CHILD_FN long OpenIn(long root, const char *rel, long flags, long mode = 0) {
   struct open_how how;
   how.flags = static_cast<unsigned long long>(flags) | O_CLOEXEC;
   how.mode = (flags & (O_CREAT | O_TMPFILE)) ? static_cast<unsigned long long>(mode) : 0;
@@ -98,7 +91,7 @@ USERNS_CHILD_FN long OpenIn(long root, const char *rel, long flags, long mode = 
              sizeof how);
 }
 
-USERNS_CHILD_FN long OpenRoot(int flags) {
+CHILD_FN long OpenRoot(int flags) {
   return Sys(__NR_openat, AT_FDCWD, reinterpret_cast<long>((flags & kFsInBase) ? "/" : kNewRoot),
              O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
@@ -112,7 +105,7 @@ struct Dest {
   bool isRoot = false;
 };
 
-USERNS_CHILD_FN void DestClose(Dest *d) {
+CHILD_FN void DestClose(Dest *d) {
   if (d->parent != d->root) Close(d->parent);
   Close(d->root);
   d->parent = d->root = -1;
@@ -121,7 +114,7 @@ USERNS_CHILD_FN void DestClose(Dest *d) {
 // Resolves the parents of `rel` inside the root, creating missing ones with
 // `parentMode` (bwrap: 0755), each through the previous one, so that every
 // step of the walk stays inside the root.
-USERNS_CHILD_FN long ResolveParents(Dest *d, int flags, const char *rel, long parentMode) {
+CHILD_FN long ResolveParents(Dest *d, int flags, const char *rel, long parentMode) {
   d->rel = rel;
   d->root = OpenRoot(flags);
   if (d->root < 0) return d->root;
@@ -162,10 +155,10 @@ USERNS_CHILD_FN long ResolveParents(Dest *d, int flags, const char *rel, long pa
 }
 
 // The destination itself, opened O_PATH (following a symlink inside the root).
-USERNS_CHILD_FN long OpenDest(Dest *d, long extra = 0) { return OpenIn(d->root, d->rel, O_PATH | extra); }
+CHILD_FN long OpenDest(Dest *d, long extra = 0) { return OpenIn(d->root, d->rel, O_PATH | extra); }
 
 // Makes sure the mountpoint exists: a directory (0755) or a file (0444), as bwrap.
-USERNS_CHILD_FN long EnsureMountpoint(Dest *d, bool dir) {
+CHILD_FN long EnsureMountpoint(Dest *d, bool dir) {
   if (d->isRoot) return dir ? 0 : -EISDIR;
   long r;
   if (dir) {
@@ -176,7 +169,7 @@ USERNS_CHILD_FN long EnsureMountpoint(Dest *d, bool dir) {
   return r == -EEXIST ? 0 : r;
 }
 
-USERNS_CHILD_FN long SetAttr(long mfd, unsigned long long set, bool recursive) {
+CHILD_FN long SetAttr(long mfd, unsigned long long set, bool recursive) {
   if (set == 0) return 0;
   struct mount_attr attr;
   attr.attr_set = set;
@@ -187,12 +180,12 @@ USERNS_CHILD_FN long SetAttr(long mfd, unsigned long long set, bool recursive) {
              reinterpret_cast<long>(&attr), sizeof attr);
 }
 
-USERNS_CHILD_FN long MoveTo(long mfd, long tfd) {
+CHILD_FN long MoveTo(long mfd, long tfd) {
   return Sys(__NR_move_mount, mfd, reinterpret_cast<long>(""), tfd, reinterpret_cast<long>(""),
              MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 }
 
-USERNS_CHILD_FN bool IsDirFd(long fd, long *err) {
+CHILD_FN bool IsDirFd(long fd, long *err) {
   struct stat st;
   long r = Sys(__NR_newfstatat, fd, reinterpret_cast<long>(""), reinterpret_cast<long>(&st), AT_EMPTY_PATH);
   if (r < 0) {
@@ -205,7 +198,7 @@ USERNS_CHILD_FN bool IsDirFd(long fd, long *err) {
 
 // Attaches the detached mount `mfd` at the destination, creating the
 // mountpoint to match its type. Takes ownership of mfd.
-USERNS_CHILD_FN long AttachAt(Dest *d, long mfd) {
+CHILD_FN long AttachAt(Dest *d, long mfd) {
   long err;
   bool dir = IsDirFd(mfd, &err);
   if (err < 0) {
@@ -230,7 +223,7 @@ USERNS_CHILD_FN long AttachAt(Dest *d, long mfd) {
 
 // A recursive bind of `src` (nosuid; nodev unless devices; read-only
 // recursively when asked), attached at the destination.
-USERNS_CHILD_FN long Bind(Dest *d, long dirfd, const char *src, int flags) {
+CHILD_FN long Bind(Dest *d, long dirfd, const char *src, int flags) {
   long mfd = Sys(__NR_open_tree, dirfd, reinterpret_cast<long>(src),
                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (src[0] == 0 ? AT_EMPTY_PATH : 0));
   if (mfd == -ENOENT && (flags & kFsOptional)) return 0;
@@ -248,7 +241,7 @@ USERNS_CHILD_FN long Bind(Dest *d, long dirfd, const char *src, int flags) {
 
 // fsopen(type) with "key\0value\0" pairs (an empty value sets a flag), then
 // fsmount with `attrs`. Returns the detached mount's fd.
-USERNS_CHILD_FN long NewMount(const char *spec, size_t specLen, long attrs) {
+CHILD_FN long NewMount(const char *spec, size_t specLen, long attrs) {
   const char *end = spec + specLen;
   const char *type = spec;
   const char *p = type + Len(type) + 1;
@@ -277,7 +270,7 @@ USERNS_CHILD_FN long NewMount(const char *spec, size_t specLen, long attrs) {
   return mfd;
 }
 
-USERNS_CHILD_FN long Symlink(long dirfd, const char *leaf, const char *target) {
+CHILD_FN long Symlink(long dirfd, const char *leaf, const char *target) {
   long r = Sys(__NR_symlinkat, reinterpret_cast<long>(target), dirfd, reinterpret_cast<long>(leaf));
   if (r != -EEXIST) return r;
   // An existing link with the same content is fine (bwrap).
@@ -291,7 +284,7 @@ USERNS_CHILD_FN long Symlink(long dirfd, const char *leaf, const char *target) {
 // A minimal /dev, as bwrap's --dev: a tmpfs with the host's null, zero, full,
 // random, urandom and tty bound in, a private devpts (ptmx through pts/ptmx),
 // shm, and the fd/stdin/stdout/stderr/core links.
-USERNS_CHILD_FN long Dev(Dest *d) {
+CHILD_FN long Dev(Dest *d) {
   long r = EnsureMountpoint(d, true);
   if (r < 0) return StageError(r, kStageMountpoint);
   static const char kTmpfs[] = "tmpfs\0source\0tmpfs\0mode\0" "0755\0";
@@ -357,7 +350,7 @@ USERNS_CHILD_FN long Dev(Dest *d) {
 }
 
 // Writes everything readable from `from` (a memfd the parent filled) into `to`.
-USERNS_CHILD_FN long CopyData(long from, long to) {
+CHILD_FN long CopyData(long from, long to) {
   long off = 0;
   for (;;) {
     long n = Sys(__NR_sendfile, to, from, reinterpret_cast<long>(&off), 1 << 20);
@@ -366,7 +359,7 @@ USERNS_CHILD_FN long CopyData(long from, long to) {
   }
 }
 
-USERNS_CHILD_FN long File(Dest *d, int flags, long mode, long dataFd, const char *scratch) {
+CHILD_FN long File(Dest *d, int flags, long mode, long dataFd, const char *scratch) {
   if (!(flags & kFsBindFile)) {
     if (d->isRoot) return StageError(-EISDIR, kStageMountpoint);
     long fd = OpenIn(d->root, d->rel, O_CREAT | O_WRONLY | O_TRUNC | O_NOCTTY, mode);
@@ -389,7 +382,7 @@ USERNS_CHILD_FN long File(Dest *d, int flags, long mode, long dataFd, const char
 
 }  // namespace
 
-USERNS_CHILD_FN long SandboxBase(SandboxState *st) {
+CHILD_FN long SandboxBase(SandboxState *st) {
   st->oldUmask = Sys(__NR_umask, 0);
   // The base: a tmpfs over /tmp in this (private) mount namespace; it becomes
   // "/" and the host's root goes to /oldroot, from where sources are bound.
@@ -411,7 +404,7 @@ USERNS_CHILD_FN long SandboxBase(SandboxState *st) {
   return 0;
 }
 
-USERNS_CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest, const char *s2,
+CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest, const char *s2,
                                size_t s2len) {
   int subop = static_cast<int>(a & 0xff);
   int flags = static_cast<int>((a >> 8) & 0xff);
@@ -522,7 +515,7 @@ USERNS_CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const cha
   return r;
 }
 
-USERNS_CHILD_FN long SandboxPivot(SandboxState *st) {
+CHILD_FN long SandboxPivot(SandboxState *st) {
   // The old root goes first, while "/" is still the base: after this it is
   // reachable from nowhere (MNT_DETACH: busy mounts go when last used).
   long r = Sys(__NR_umount2, reinterpret_cast<long>(kOldRoot), MNT_DETACH);
@@ -538,13 +531,13 @@ USERNS_CHILD_FN long SandboxPivot(SandboxState *st) {
   return 0;
 }
 
-USERNS_CHILD_FN long SandboxHostname(const char *name, size_t len) {
+CHILD_FN long SandboxHostname(const char *name, size_t len) {
   return Sys(__NR_sethostname, reinterpret_cast<long>(name), static_cast<long>(len));
 }
 
-USERNS_CHILD_FN long SandboxKeepCaps() { return Sys(__NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0); }
+CHILD_FN long SandboxKeepCaps() { return Sys(__NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0); }
 
-USERNS_CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap, bool clamp) {
+CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap, bool clamp) {
   struct __user_cap_header_struct hdr;
   struct __user_cap_data_struct data[2];
   hdr.version = _LINUX_CAPABILITY_VERSION_3;
@@ -578,16 +571,16 @@ USERNS_CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap, bool clamp)
   return 0;
 }
 
-USERNS_CHILD_FN long SandboxNoNewPrivs() { return Sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+CHILD_FN long SandboxNoNewPrivs() { return Sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 
-USERNS_CHILD_FN long SandboxSeccomp(const char *prog, size_t len) {
+CHILD_FN long SandboxSeccomp(const char *prog, size_t len) {
   struct sock_fprog fp;
   fp.len = static_cast<unsigned short>(len / sizeof(struct sock_filter));
   fp.filter = reinterpret_cast<struct sock_filter *>(const_cast<char *>(prog));
   return Sys(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, reinterpret_cast<long>(&fp));
 }
 
-USERNS_CHILD_FN long SandboxLoopback() {
+CHILD_FN long SandboxLoopback() {
   long s = Sys(__NR_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return s;
   struct ifreq ifr;
@@ -605,7 +598,7 @@ USERNS_CHILD_FN long SandboxLoopback() {
 }
 
 namespace {
-USERNS_CHILD_FN long WriteAt(long dirfd, const char *path, const char *data, size_t len) {
+CHILD_FN long WriteAt(long dirfd, const char *path, const char *data, size_t len) {
   long fd = Sys(__NR_openat, dirfd, reinterpret_cast<long>(path), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return fd;
   long r = Sys(__NR_write, fd, reinterpret_cast<long>(data), static_cast<long>(len));
@@ -615,7 +608,7 @@ USERNS_CHILD_FN long WriteAt(long dirfd, const char *path, const char *data, siz
 }
 }  // namespace
 
-USERNS_CHILD_FN long SandboxDisableUserns(SandboxState *st, int64_t insideUid, int64_t insideGid) {
+CHILD_FN long SandboxDisableUserns(SandboxState *st, int64_t insideUid, int64_t insideGid) {
   long proc = st->procFd;
   bool own = false;
   if (proc < 0) {
@@ -657,7 +650,7 @@ USERNS_CHILD_FN long SandboxDisableUserns(SandboxState *st, int64_t insideUid, i
   return r;
 }
 
-USERNS_CHILD_FN long SandboxReaper(int errFd) {
+CHILD_FN long SandboxReaper(int errFd) {
   long pid = Sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) return pid;
   if (pid == 0) return 0;  // the program's process: the next steps, then execve
@@ -700,3 +693,9 @@ USERNS_CHILD_FN long SandboxReaper(int errFd) {
 
 }  // namespace child
 }  // namespace userns
+
+// The child side never touches N-API: fail the build if this translation unit
+// pulled it in, however indirectly.
+#if defined(SRC_NAPI_H_) || defined(SRC_NODE_API_H_) || defined(NAPI_VERSION_EXPERIMENTAL)
+#error "native/child/ is N-API free: do not include napi.h, node_api.h or addon.h here"
+#endif

@@ -3,8 +3,10 @@
 // errno, which lives in the parent thread's TLS when the child shares memory
 // with it. No N-API here: this header is for the child only.
 #pragma once
-#include <cerrno>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 namespace userns {
 namespace child {
@@ -24,12 +26,18 @@ __attribute__((always_inline)) inline long Sys(long n, long a = 0, long b = 0, l
 }
 #else
 // The fork-like path: the child has its own copy of memory and of errno.
-long Sys(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0);
+inline long Sys(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
+  long r = syscall(n, a, b, c, d, e, f);
+  return r < 0 ? -errno : r;
+}
 #endif
 
 // Child functions: never inlined into parent code, never instrumented (the
 // sanitizers' runtime is not async-signal-safe, and the child shares memory).
-#define USERNS_CHILD_FN __attribute__((noinline, no_sanitize_address, no_sanitize_undefined))
+// (Same name and meaning as branch struct's native/child/sys.h, which replaces this header.)
+#ifndef CHILD_FN
+#define CHILD_FN __attribute__((noinline, no_sanitize_address, no_sanitize_undefined))
+#endif
 
 }  // namespace child
 }  // namespace userns

@@ -23,7 +23,8 @@ describeKernel("native binding", () => {
     expect(gyp).toContain("native/sources.txt");
     expect(cmake).toContain("native/sources.txt");
     const listed = readFileSync(join(packageRoot, "native/sources.txt"), "utf8").split("\n").filter(Boolean);
-    const onDisk = readdirSync(join(packageRoot, "native"))
+    // native/child/ holds the child side's sources: the list covers subfolders too.
+    const onDisk = (readdirSync(join(packageRoot, "native"), { recursive: true }) as string[])
       .filter((f) => f.endsWith(".cc"))
       .map((f) => `native/${f}`);
     expect([...listed].sort()).toEqual(onDisk.sort());
