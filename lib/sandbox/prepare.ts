@@ -10,7 +10,7 @@
  *
  * @packageDocumentation
  */
-import { existsSync, fstatSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
+import { existsSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 import { errnoNumber, UsernsError, usageError } from "../errors.js";
 import { native, nativePath } from "../kernel/native.js";
@@ -839,14 +839,4 @@ export function sandboxStepError(step: SandboxStep, raw: number): UsernsError {
     path: step.path,
     reason: reasonFor(step, stage, probe.code),
   });
-}
-
-/** fstat-based check that an fd is open (for `{ fd }` options), used by spawn's validation. */
-export function isOpenFd(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
 }
