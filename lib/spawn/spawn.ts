@@ -443,7 +443,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
             viaErrorPipe: forkProgram || (newNs.has("pid") && !childSide),
           } as const);
     // With a reaping pid 1 the parent-death signal is pid 1's (this process is its parent); its death ends the rest.
-    if (sandbox && sandbox.reaper.length > 0) {
+    if (sandbox?.reaper.length) {
       if (pdeath) steps.push(pdeath);
       steps.push(...sandbox.reaper);
     }
@@ -464,7 +464,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       const cwd = typeof options.cwd === "string" ? options.cwd : fileURLToPath(options.cwd);
       steps.push({ op: "chdir", path: cwd });
     }
-    if (pdeath && !(sandbox && sandbox.reaper.length > 0)) steps.push(pdeath);
+    if (pdeath && !(sandbox?.reaper.length ?? 0)) steps.push(pdeath);
     steps.push({ op: "stdio" });
     if (sandbox) steps.push(...sandbox.last);
 
@@ -580,7 +580,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
 }
 
 function mapsInclude0(m: PreparedMap | undefined): boolean {
-  return m !== undefined && m.map.extents.some((e) => e.first === 0);
+  return m?.map.extents.some((e) => e.first === 0) === true;
 }
 
 function dropGroupsAllowed(
