@@ -7,7 +7,7 @@
 import { readSubidFile } from "../subid/read.js";
 import type { UserNamespaceInventory } from "./inventory.js";
 import { readKubeletState } from "./kubelet.js";
-import type { Lease } from "./leases.js";
+import type { Lease } from "./lease.js";
 import { SYSTEMD_RANGES } from "./systemd.js";
 
 /** Where a claim comes from. */

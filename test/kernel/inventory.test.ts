@@ -108,7 +108,8 @@ describeKernel("inventory of user namespaces", () => {
   });
 
   it("a namespace made by util-linux unshare, with its process and maps", async () => {
-    const c = await startIn(["unshare", "--user", "--map-root-user", "--setgroups", "deny", "sleep", "60"]);
+    // --map-root-user writes setgroups "deny" itself (a second --setgroups deny after gid_map is EPERM).
+    const c = await startIn(["unshare", "--user", "--map-root-user", "sleep", "60"]);
     const ino = inoOf(`/proc/${c.pid}/ns/user`);
     const e = find(ino);
     expect(e.pids).toContain(c.pid);
@@ -163,6 +164,7 @@ describeKernel("inventory of user namespaces", () => {
   });
 
   it("held only by an fd of another process", async () => {
+    // --map-root-user writes setgroups "deny" itself (a second --setgroups deny after gid_map is EPERM).
     const c = await startIn(["unshare", "--user", "--map-root-user", "sleep", "60"]);
     const ino = inoOf(`/proc/${c.pid}/ns/user`);
     // A second process opens the namespace file on fd 3; then the namespace's own process goes.
