@@ -65,6 +65,12 @@ export {
   readMapsOfFd,
   UserNamespace,
 } from "./namespaces/user-namespace.js";
+export {
+  capabilityNumber,
+  describeFsOp,
+  validateSandboxOptions,
+} from "./sandbox/prepare.js";
+export type * from "./sandbox/types.js";
 export * from "./shift/index.js";
 export {
   type ChildStreams,

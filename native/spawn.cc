@@ -61,9 +61,12 @@ std::vector<std::string> ArgStrings(const Napi::CallbackInfo &info, size_t i, co
   return out;
 }
 
-// spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode)
+// spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode[, blobs, noVm])
 //   steps: flat [op, a, b, sIndex, s2Index] per step; sIndex/s2Index index
-//   `strings` or are -1.
+//   `strings` or are -1; an s2Index of -2 - k names blobs[k] (binary data,
+//   NUL bytes allowed: the sandbox's fs specs and BPF programs).
+//   noVm: a fork-like child with its own memory even where CLONE_VM is used,
+//   for a child that outlives exec (the sandbox's fork-like reaping pid 1).
 // Returns [pid, handle]. The child is running its steps and, if the list
 // starts with a wait, is blocked there.
 Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
@@ -102,19 +105,35 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     c->gids.push_back(static_cast<gid_t>(g));
   }
   c->exitMode = info.Length() > 8 && info[8].ToBoolean().Value();
+  std::vector<std::string> blobs;
+  if (info.Length() > 9 && !info[9].IsUndefined()) {
+    if (!info[9].IsArray()) ThrowUsage(env, "blobs must be an array of Uint8Arrays");
+    Napi::Array a = info[9].As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length(); k++) {
+      Napi::Value v = a.Get(k);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+        ThrowUsage(env, "blobs must be an array of Uint8Arrays");
+      Napi::Uint8Array u = v.As<Napi::Uint8Array>();
+      blobs.emplace_back(reinterpret_cast<const char *>(u.Data()), u.ByteLength());
+    }
+  }
+  c->noVm = info.Length() > 10 && info[10].ToBoolean().Value();
 
   // Storage first, pointers after: the vector must not move once pointed into.
-  size_t nArgv = argv.size(), nEnv = envp.size();
-  c->storage.reserve(nArgv + nEnv + strings.size());
+  size_t nArgv = argv.size(), nEnv = envp.size(), nStrings = strings.size();
+  c->storage.reserve(nArgv + nEnv + nStrings + blobs.size());
   for (auto &s : argv) c->storage.push_back(std::move(s));
   for (auto &s : envp) c->storage.push_back(std::move(s));
   for (auto &s : strings) c->storage.push_back(std::move(s));
+  for (auto &s : blobs) c->storage.push_back(std::move(s));
   for (size_t k = 0; k < nArgv; k++) c->argv.push_back(c->storage[k].data());
   c->argv.push_back(nullptr);
   for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
   c->envp.push_back(nullptr);
   const std::string *str = c->storage.data() + nArgv + nEnv;
-  size_t nStr = c->storage.size() - nArgv - nEnv;
+  size_t nStr = nStrings;
+  const std::string *blob = str + nStrings;
+  int64_t nBlob = static_cast<int64_t>(c->storage.size() - nArgv - nEnv - nStrings);
   for (uint32_t k = 0; k < steps.Length(); k += 5) {
     Step s{};
     s.op = static_cast<int32_t>(ArgInt(info, steps.Get(k), "step op"));
@@ -122,21 +141,33 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     s.b = ArgInt(info, steps.Get(k + 2), "step b");
     int64_t si = ArgInt(info, steps.Get(k + 3), "step s");
     int64_t s2 = ArgInt(info, steps.Get(k + 4), "step s2");
-    if (si >= static_cast<int64_t>(nStr) || s2 >= static_cast<int64_t>(nStr)) ThrowUsage(env, "step string index out of range");
+    if (si < -1 || si >= static_cast<int64_t>(nStr) || s2 >= static_cast<int64_t>(nStr) || -2 - s2 >= nBlob)
+      ThrowUsage(env, "step string index out of range");
     s.s = si >= 0 ? str[si].c_str() : nullptr;
     if (s2 >= 0) {
       s.s2 = str[s2].data();
       s.s2len = str[s2].size();
+    } else if (s2 <= -2) {
+      s.s2 = blob[-2 - s2].data();
+      s.s2len = blob[-2 - s2].size();
     }
     // Which slots an op reads comes from the protocol table (lib/child/protocol.ts).
     uint8_t slots = SpawnOpSlots(s.op);
     if (!SpawnOpKnown(s.op)) ThrowUsage(env, "unknown step op " + std::to_string(s.op));
-    if (((slots & kSlotS) && s.s == nullptr) || ((slots & kSlotS2) && s2 < 0)) ThrowUsage(env, "step needs a path");
+    if ((slots & kSlotS) && s.s == nullptr) ThrowUsage(env, "step needs a path");
+    if ((slots & kSlotS2) && s.s2 == nullptr) ThrowUsage(env, "step needs data");
     if ((slots & kSlotGids) && (s.a < 0 || s.b < 0 || static_cast<size_t>(s.a + s.b) > c->gids.size()))
       ThrowUsage(env, "setgroups step out of range");
     if (s.op == kWait) c->waitsLeft++;
+    if (s.op == kSbReaper) {
+      if (c->exitMode || c->reaperStep >= 0) ThrowUsage(env, "at most one reaper step, not in exit mode");
+      // Without noVm, pid 1 execs the init binary whose fd is in b (the CLONE_VM path only).
+      if (!c->noVm && (!USERNS_CLONE_VM || s.b < 0)) ThrowUsage(env, "a reaper step needs noVm or an init fd");
+      if (!c->noVm) c->reaperStep = static_cast<int>(c->steps.size());
+    }
     if (s.op == kFork) {
       if (c->forkStep >= 0) ThrowUsage(env, "only one fork step");
+      if (c->noVm) ThrowUsage(env, "a fork step cannot run in a noVm child");
       if (c->exitMode) ThrowUsage(env, "a fork step cannot run in exit mode");
       if (!USERNS_CLONE_VM) ThrowUsage(env, "a fork step needs the CLONE_VM spawn path (x86_64)");
       c->forkStep = static_cast<int>(c->steps.size());

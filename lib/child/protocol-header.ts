@@ -66,12 +66,14 @@ export function renderProtocolHeader(): string {
   for (const [name, o] of spawn) L.push(`  ${cppOpName(name)} = ${o.op},  // ${o.doc}`);
   L.push("};");
   L.push(`constexpr int32_t kSpawnOpMax = ${Math.max(...spawn.map(([, o]) => o.op))};`);
-  L.push("// Slots an op reads: 1 a, 2 b, 4 s (required), 8 s2 (required), 16 gids (a offset, b count).");
+  L.push(
+    "// Slots an op reads: 1 a, 2 b, 4 s (required), 8 s2 (required: a string or a blob), 16 gids (a offset, b count).",
+  );
   L.push("constexpr uint8_t SpawnOpSlots(int32_t op) {");
   L.push("  switch (op) {");
   for (const [name, o] of spawn) {
     const a = o.args as Partial<Record<string, string>>;
-    const bits = (a.a ? 1 : 0) | (a.b ? 2 : 0) | (a.s ? 4 : 0) | (a.s2 ? 8 : 0) | (a.gids ? 16 : 0);
+    const bits = (a.a ? 1 : 0) | (a.b ? 2 : 0) | (a.s ? 4 : 0) | (a.s2 || a.blob ? 8 : 0) | (a.gids ? 16 : 0);
     L.push(`    case ${cppOpName(name)}: return ${bits};`);
   }
   L.push("    default: return 0;", "  }", "}");

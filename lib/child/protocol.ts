@@ -25,8 +25,12 @@
  * @packageDocumentation
  */
 
-/** A slot of a spawn step record: the numbers `a` and `b`, the strings `s` and `s2`, or a gid list (`a` offset, `b` count). */
-export type SpawnSlot = "a" | "b" | "s" | "s2" | "gids";
+/**
+ * A slot of a spawn step record: the numbers `a` and `b`, the strings `s` and `s2`, a gid list (`a` offset, `b`
+ * count), or `blob`: bytes (a Uint8Array, NULs allowed: fs specs, BPF programs) that the C++ side reads as s2 with
+ * its length; they travel in spawnStart's blobs array, named by an s2 index of -2 - k.
+ */
+export type SpawnSlot = "a" | "b" | "s" | "s2" | "gids" | "blob";
 
 /** One spawn op: its number, the syscall errors report, and which step field fills which slot. */
 export interface SpawnOpSpec {
@@ -71,6 +75,45 @@ export const SPAWN_OPS = {
     syscall: "clone3",
     args: {},
     doc: "the later steps run in a new process (CLONE_VM|CLONE_PARENT); this one exits 0",
+  },
+  // The sandbox's steps (built by lib/sandbox/prepare.ts, carried out by native/child/sandbox.cc). Their errors
+  // are -(errno | stage << 12): the step's `error` hook decodes them. `syscall` here is the default name only.
+  sbBase: { op: 16, syscall: "mount", args: {}, doc: "the base tmpfs, pivot into it, the new root at /newroot" },
+  sbFs: {
+    op: 17,
+    syscall: "mount",
+    args: { a: "a", b: "b", s: "s", blob: "data" },
+    doc: "a: subop | flags << 8 | mode << 16, b: fd/attrs, s: dest, s2: source/spec/data",
+  },
+  sbPivot: { op: 18, syscall: "pivot_root", args: {}, doc: "the new root becomes /, the old one is detached" },
+  sbHostname: { op: 19, syscall: "sethostname", args: { blob: "data" }, doc: "sethostname(s2)" },
+  sbKeepCaps: { op: 20, syscall: "prctl", args: {}, doc: "PR_SET_KEEPCAPS before a uid change" },
+  sbCaps: {
+    op: 21,
+    syscall: "capset",
+    args: { a: "a", b: "b" },
+    doc: "a: capabilities kept (bit mask), b: cap_last_cap | 1 << 16 to cut a to the permitted set",
+  },
+  sbNoNewPrivs: { op: 22, syscall: "prctl", args: {}, doc: "PR_SET_NO_NEW_PRIVS" },
+  sbSeccomp: { op: 23, syscall: "seccomp", args: { blob: "data" }, doc: "s2: struct sock_filter[]" },
+  sbLoopback: { op: 24, syscall: "ioctl", args: {}, doc: "bring up lo" },
+  sbDisableUserns: {
+    op: 25,
+    syscall: "unshare",
+    args: { a: "a", b: "b" },
+    doc: "max_user_namespaces 1, then a nested user namespace mapping a/b (-1: same) to the current ids",
+  },
+  sbReaper: {
+    op: 26,
+    syscall: "clone",
+    args: { b: "b" },
+    doc: "this process stays as the reaping pid 1 (b: init binary fd, or -1), the rest runs in its child",
+  },
+  execSearch: {
+    op: 27,
+    syscall: "execve",
+    args: { blob: "data" },
+    doc: "s2: candidate paths, NUL-separated: execve each until one is not ENOENT",
   },
 } as const satisfies Record<string, SpawnOpSpec>;
 

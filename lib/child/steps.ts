@@ -41,14 +41,65 @@ export type ChildStep =
    * (not of the first child, which exits here). After unshare(CLONE_NEWPID) that process is pid 1 of the new pid
    * namespace. At most one per plan; the handle's pid and pidfd are then the new process's.
    */
-  | { readonly op: "fork" };
+  | { readonly op: "fork" }
+  /** A sandbox step, built by lib/sandbox/prepare.ts. */
+  | SandboxStep;
+
+/** The sandbox's ops in {@link SPAWN_OPS} (native/child/sandbox.cc carries them out). */
+export type SandboxOpName =
+  | "sbBase"
+  | "sbFs"
+  | "sbPivot"
+  | "sbHostname"
+  | "sbKeepCaps"
+  | "sbCaps"
+  | "sbNoNewPrivs"
+  | "sbSeccomp"
+  | "sbLoopback"
+  | "sbDisableUserns"
+  | "sbReaper"
+  | "execSearch";
+
+/**
+ * One sandbox step: raw slots (their meaning is the op's, see {@link SPAWN_OPS} and native/child/sandbox.h) and how
+ * to name it in errors. lib/sandbox builds them; this layer only encodes and runs them.
+ */
+export interface SandboxStep {
+  readonly op: SandboxOpName;
+  readonly a: number;
+  readonly b: number;
+  /** A NUL-free string (a destination path relative to the new root). */
+  readonly s?: string;
+  /** Bytes (a source path, a NUL-separated spec, file data, a BPF program). */
+  readonly data?: Uint8Array;
+  /** What the step does, in the caller's terms: `filesystem step 4 (bind /srv/data → /data)`. */
+  readonly label: string;
+  /** The syscall to report when the child gives no stage. */
+  readonly syscall: string;
+  /** The host or sandbox paths involved, for the error's `path`. */
+  readonly path?: string;
+  /** The operation kind ("bind", "tmpfs", "hostname", ...), to explain errnos. */
+  readonly kind: string;
+  /**
+   * The error for a failure of this step, from the child's raw code (the sandbox's codes pack a stage above the
+   * errno, which only lib/sandbox can read). Without it the failure is reported as a plain errno.
+   */
+  readonly error?: (raw: number) => UsernsError;
+}
 
 /**
  * Compile-time agreement of ChildStep and {@link SPAWN_OPS}: every table row has a ChildStep variant and every slot
  * names a field of it (a ChildStep op without a row fails in encode()).
  */
 type SlotField<K extends SpawnOpName> = (typeof SPAWN_OPS)[K]["args"][keyof (typeof SPAWN_OPS)[K]["args"]];
-type StepOf<K extends SpawnOpName> = Extract<ChildStep, { readonly op: K }>;
+// Distributes over ChildStep: a variant whose `op` is a union of names (SandboxStep) counts for each of them.
+type StepOf<K extends SpawnOpName> = ChildStep extends infer T
+  ? T extends { readonly op: infer O }
+    ? K extends O
+      ? T
+      : never
+    : never
+  : never;
 type TableAgrees = {
   [K in SpawnOpName]: [StepOf<K>] extends [never] ? K : SlotField<K> extends keyof StepOf<K> ? true : K;
 };
@@ -72,6 +123,8 @@ export interface ChildPlan {
   readonly steps: readonly ChildStep[];
   /** Helper mode: exit 0 after the steps instead of execve. */
   readonly exitMode?: boolean;
+  /** A fork-like child with its own memory (no CLONE_VM), for a child that outlives exec (a reaping pid 1). */
+  readonly noVm?: boolean;
 }
 
 /** An fdSrc entry: the child opens /dev/null itself for this slot. */
@@ -94,14 +147,15 @@ export type ResumeResult =
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
 
 /**
- * Flattens the plan for the native side: five numbers per step (op, a, b, s, s2), the strings they index and one
- * gid list. Which field goes in which slot is read from {@link SPAWN_OPS}, the table native/child/protocol.h is
- * generated from.
+ * Flattens the plan for the native side: five numbers per step (op, a, b, s, s2), the strings they index, one
+ * gid list and the blobs (binary s2 data, named by an s2 index of -2 - k). Which field goes in which slot is read
+ * from {@link SPAWN_OPS}, the table native/child/protocol.h is generated from.
  */
-function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[] } {
+function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[]; blobs: Uint8Array[] } {
   const steps: number[] = [];
   const strings: string[] = [];
   const gids: number[] = [];
+  const blobs: Uint8Array[] = [];
   for (const s of plan.steps) {
     const spec = SPAWN_OPS[s.op];
     const args: Partial<Record<SpawnSlot, string>> = spec.args;
@@ -125,15 +179,18 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
       b = list.length;
       gids.push(...(list as number[]));
     }
-    steps.push(spec.op, a, b, str("s"), str("s2"));
+    const blob = field("blob");
+    const s2 = blob instanceof Uint8Array ? -2 - (blobs.push(blob) - 1) : str("s2");
+    steps.push(spec.op, a, b, str("s"), s2);
   }
-  return { steps, strings, gids };
+  return { steps, strings, gids, blobs };
 }
 
 /** The name of step `index` of a plan, as errors report it (`execve` past the list). */
 export function stepName(plan: ChildPlan, index: number): { step: string; syscall: string } {
   const s = plan.steps[index];
   if (s === undefined) return { step: "execve", syscall: "execve" };
+  if ("label" in s && "kind" in s) return { step: s.label, syscall: s.syscall };
   if (s.op === "writeFile") return { step: s.label ?? "writeFile", syscall: SPAWN_OPS[s.op].syscall };
   if (s.op === "join") return { step: s.label ?? "join", syscall: SPAWN_OPS[s.op].syscall };
   return { step: s.op, syscall: SPAWN_OPS[s.op].syscall };
@@ -165,7 +222,7 @@ function explain(s: ChildStep | undefined, errno: string): string | undefined {
 
 /** Creates the child with clone3 (CLONE_PIDFD, plus the plan's namespaces); it starts running its steps. */
 export function startChild(plan: ChildPlan): HeldChild {
-  const { steps, strings, gids } = encode(plan);
+  const { steps, strings, gids, blobs } = encode(plan);
   const [pid, handle] = native().spawnStart(
     plan.cloneFlags,
     plan.path,
@@ -176,6 +233,8 @@ export function startChild(plan: ChildPlan): HeldChild {
     strings,
     gids,
     plan.exitMode === true,
+    blobs,
+    plan.noVm === true,
   );
   return { pid, plan, handle, done: false };
 }
@@ -191,6 +250,7 @@ export function resumeChild(child: HeldChild, what: string, release = true): Res
     child.done = true;
     const { step, syscall } = stepName(child.plan, r.step);
     const s = child.plan.steps[r.step];
+    if (s !== undefined && "error" in s && s.error !== undefined) throw s.error(r.errno);
     const err = new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step });
     const reason = explain(s, err.code);
     throw reason === undefined

@@ -141,6 +141,8 @@ export interface NativeBinding {
     strings: string[],
     gids: number[],
     exitMode: boolean,
+    blobs?: Uint8Array[],
+    noVm?: boolean,
   ): [number, unknown];
   /** Releases the child from its current wait and blocks until the next event. */
   spawnResume(
@@ -187,6 +189,8 @@ export interface NativeBinding {
   // native/listns.cc
   /** listns(2) (6.19+): namespace ids of a CLONE_NEW* type (0: all) owned by a user namespace id (0n: any). ENOSYS before 6.19. */
   listns(nsType: number, userNsId: bigint): bigint[];
+  /** An O_CLOEXEC memfd holding `bytes` (a sandbox file's content, copied by the child). */
+  memfdFromBytes(bytes: Uint8Array): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -26,6 +26,12 @@
 // * Every failure writes one fixed-size Record {kind, step, errno} to the
 //   O_CLOEXEC error pipe and exits 127. EOF without a record means execve
 //   succeeded (or, for exit-mode helpers, that the steps all ran).
+// * A kSbReaper step (the sandbox's reaping pid 1) splits the work too: on
+//   the CLONE_VM path pid 1 clones the program with CLONE_VM on `reaperStack`
+//   (its own child, which goes on with the later steps), then execs the
+//   static init binary (native/init/init.c) and so leaves our memory. Without
+//   an init binary the child is created fork-like (noVm: its own copy of
+//   memory) and pid 1 stays in SandboxReaper (native/child/sandbox.cc).
 // * Other architectures take the fork-like path (no CLONE_VM, stack 0): the
 //   same child code then runs on a private copy of memory.
 // * A fork step (kFork: a pid namespace created after joining) splits the
@@ -110,7 +116,17 @@ struct Child {
   // (CLONE_PARENT_SETTID): the grandchild's pid in our pid namespace, 0 if
   // it was never created. Read only after the first child was reaped.
   int grandPid = 0;
+  // The index of a kSbReaper step on the CLONE_VM path, or -1: pid 1 clones
+  // the program (its own child, CLONE_VM, on `reaperStack`) with these
+  // arguments, prepared before the first clone3 like forkArgs, then execs the
+  // init binary.
+  int reaperStep = -1;
+  struct clone_args reaperArgs = {};
+  void *reaperStack = nullptr;
   // Parent-only state below: the child never reads it.
+  // A fork-like child with its own memory even where CLONE_VM is used, for a
+  // child that outlives exec (the sandbox's fork-like reaping pid 1).
+  bool noVm = false;
   int syncR = -1, syncW = -1, errR = -1, errW = -1;
   void *stack = nullptr;
   void *forkStack = nullptr;

@@ -106,8 +106,10 @@ void Release(Child *c, bool leak) {
   CloseFd(c->errW);
   if (c->stack != nullptr && !leak) GiveStack(c->stack, c->mapSize);
   if (c->forkStack != nullptr && !leak) GiveStack(c->forkStack, c->mapSize);
+  if (c->reaperStack != nullptr && !leak) GiveStack(c->reaperStack, c->mapSize);
   c->stack = nullptr;
   c->forkStack = nullptr;
+  c->reaperStack = nullptr;
   c->leaked = leak;
   RestoreDumpable(c);
   c->state = State::kDone;
@@ -152,6 +154,7 @@ int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **
   ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   ca.exit_signal = SIGCHLD;
 #if USERNS_CLONE_VM
+  if (!c->noVm) {
   c->mapSize = kStackSize + kGuardSize;
   void *map = TakeStack(c->mapSize);
   if (map == nullptr) {
@@ -181,10 +184,27 @@ int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **
     c->forkArgs.stack = reinterpret_cast<uint64_t>(static_cast<char *>(fmap) + kGuardSize);
     c->forkArgs.stack_size = kStackSize;
   }
+  if (c->reaperStep >= 0) {
+    void *rmap = TakeStack(c->mapSize);
+    if (rmap == nullptr) {
+      int e = errno;
+      Release(c);
+      *syscallName = "mmap";
+      *what = "allocating the program's stack";
+      return e;
+    }
+    c->reaperStack = rmap;
+    // The program: pid 1's own child (reaped by it), sharing memory until its execve.
+    c->reaperArgs.flags = CLONE_VM;
+    c->reaperArgs.exit_signal = SIGCHLD;
+    c->reaperArgs.stack = reinterpret_cast<uint64_t>(static_cast<char *>(rmap) + kGuardSize);
+    c->reaperArgs.stack_size = kStackSize;
+  }
   ca.flags |= CLONE_VM;
   ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
   ca.stack_size = kStackSize;
   c->dumpable = prctl(PR_GET_DUMPABLE);
+  }
 #endif
 
   sigset_t all;
@@ -192,7 +212,13 @@ int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **
   pthread_sigmask(SIG_SETMASK, &all, &c->oldmask);
   long pid;
 #if USERNS_CLONE_VM
-  pid = Clone3Vm(&ca, ChildMain, c);
+  if (!c->noVm) {
+    pid = Clone3Vm(&ca, ChildMain, c);
+  } else {
+    pid = Sys(__NR_clone3, reinterpret_cast<long>(&ca), sizeof ca);
+    // A copy of this process's memory: ChildMain never returns.
+    if (pid == 0) ExitGroup(ChildMain(c));
+  }
 #else
   pid = syscall(SYS_clone3, &ca, sizeof ca);
   if (pid == 0) _exit(ChildMain(c));

@@ -27,9 +27,21 @@ enum SpawnOp : int32_t {
   kPropagation = 13,  // mount(none, /, 0, a): propagation of the tree
   kDumpable = 14,  // PR_SET_DUMPABLE a
   kFork = 15,  // the later steps run in a new process (CLONE_VM|CLONE_PARENT); this one exits 0
+  kSbBase = 16,  // the base tmpfs, pivot into it, the new root at /newroot
+  kSbFs = 17,  // a: subop | flags << 8 | mode << 16, b: fd/attrs, s: dest, s2: source/spec/data
+  kSbPivot = 18,  // the new root becomes /, the old one is detached
+  kSbHostname = 19,  // sethostname(s2)
+  kSbKeepCaps = 20,  // PR_SET_KEEPCAPS before a uid change
+  kSbCaps = 21,  // a: capabilities kept (bit mask), b: cap_last_cap | 1 << 16 to cut a to the permitted set
+  kSbNoNewPrivs = 22,  // PR_SET_NO_NEW_PRIVS
+  kSbSeccomp = 23,  // s2: struct sock_filter[]
+  kSbLoopback = 24,  // bring up lo
+  kSbDisableUserns = 25,  // max_user_namespaces 1, then a nested user namespace mapping a/b (-1: same) to the current ids
+  kSbReaper = 26,  // this process stays as the reaping pid 1 (b: init binary fd, or -1), the rest runs in its child
+  kExecSearch = 27,  // s2: candidate paths, NUL-separated: execve each until one is not ENOENT
 };
-constexpr int32_t kSpawnOpMax = 15;
-// Slots an op reads: 1 a, 2 b, 4 s (required), 8 s2 (required), 16 gids (a offset, b count).
+constexpr int32_t kSpawnOpMax = 27;
+// Slots an op reads: 1 a, 2 b, 4 s (required), 8 s2 (required: a string or a blob), 16 gids (a offset, b count).
 constexpr uint8_t SpawnOpSlots(int32_t op) {
   switch (op) {
     case kWait: return 1;
@@ -47,6 +59,18 @@ constexpr uint8_t SpawnOpSlots(int32_t op) {
     case kPropagation: return 1;
     case kDumpable: return 1;
     case kFork: return 0;
+    case kSbBase: return 0;
+    case kSbFs: return 15;
+    case kSbPivot: return 0;
+    case kSbHostname: return 8;
+    case kSbKeepCaps: return 0;
+    case kSbCaps: return 3;
+    case kSbNoNewPrivs: return 0;
+    case kSbSeccomp: return 8;
+    case kSbLoopback: return 0;
+    case kSbDisableUserns: return 3;
+    case kSbReaper: return 2;
+    case kExecSearch: return 8;
     default: return 0;
   }
 }
@@ -67,6 +91,18 @@ constexpr bool SpawnOpKnown(int32_t op) {
     case kPropagation:
     case kDumpable:
     case kFork:
+    case kSbBase:
+    case kSbFs:
+    case kSbPivot:
+    case kSbHostname:
+    case kSbKeepCaps:
+    case kSbCaps:
+    case kSbNoNewPrivs:
+    case kSbSeccomp:
+    case kSbLoopback:
+    case kSbDisableUserns:
+    case kSbReaper:
+    case kExecSearch:
       return true;
     default:
       return false;

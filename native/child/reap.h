@@ -35,5 +35,10 @@ inline int ReapPid(long pid, int options = 0) {
   return Reap(P_PID, pid, &si, options);
 }
 
+// Any child (P_ALL): the sandbox's reaping pid 1 collects the program and
+// the orphans reparented to it. With WNOHANG, si->si_pid 0 means none has
+// exited yet.
+inline int ReapAny(siginfo_t *si, int options = 0) { return Reap(P_ALL, 0, si, options); }
+
 }  // namespace child
 }  // namespace userns

@@ -11,6 +11,7 @@
 
 #include "child.h"
 #include "ops.h"
+#include "sandbox.h"
 #include "sys.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -102,11 +103,13 @@ CHILD_FN long ChildStdio(const Child *c) {
 
 #if USERNS_CLONE_VM
 CHILD_FN int GrandchildMain(void *arg);
+CHILD_FN int ReaperProgramMain(void *arg);
 #endif
 
 // Runs steps [from, end) and then execve (or exit, in exit mode). Never returns.
 CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
   int nsteps = static_cast<int>(c->steps.size());
+  SandboxState sb;
   for (int i = from; i < nsteps; i++) {
     const Step &s = c->steps[i];
     long r = 0;
@@ -214,6 +217,86 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
         r = -ENOSYS;
 #endif
         break;
+      // The sandbox's steps (native/child/sandbox.h; prepared by lib/sandbox/prepare.ts).
+      case kSbBase:
+        r = SandboxBase(&sb);
+        break;
+      case kSbFs:
+        r = SandboxFs(&sb, s.a, s.b, s.s, s.s2, s.s2len);
+        break;
+      case kSbPivot:
+        r = SandboxPivot(&sb);
+        break;
+      case kSbHostname:
+        r = SandboxHostname(s.s2, s.s2len);
+        break;
+      case kSbKeepCaps:
+        r = SandboxKeepCaps();
+        break;
+      case kSbCaps:
+        r = SandboxCapabilities(static_cast<uint64_t>(s.a), static_cast<int>(s.b & 0xffff), (s.b >> 16) & 1);
+        break;
+      case kSbNoNewPrivs:
+        r = SandboxNoNewPrivs();
+        break;
+      case kSbSeccomp:
+        r = SandboxSeccomp(s.s2, s.s2len);
+        break;
+      case kSbLoopback:
+        r = SandboxLoopback();
+        break;
+      case kSbDisableUserns:
+        r = SandboxDisableUserns(&sb, s.a, s.b);
+        break;
+      case kSbReaper:
+#if USERNS_CLONE_VM
+        if (i == c->reaperStep && c->reaperStack != nullptr) {
+          // pid 1 shares the parent's memory: it starts the program (which
+          // goes on with the next steps on its own stack), then becomes the
+          // init binary, leaving that memory for good.
+          long pid = Clone3Vm(const_cast<struct clone_args *>(&c->reaperArgs), ReaperProgramMain, const_cast<Child *>(c));
+          if (pid < 0) {
+            r = pid;
+            break;
+          }
+          char num[24];
+          long v = pid, n = 0;
+          char tmp[24];
+          do {
+            tmp[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+          } while (v > 0);
+          for (long k = 0; k < n; k++) num[k] = tmp[n - 1 - k];
+          num[n] = 0;
+          const char *iargv[] = {"userns-init", num, nullptr};
+          const char *ienvp[] = {nullptr};
+          // Nothing of the parent's may stay open in pid 1 (its stdio would keep pipes alive).
+          Sys(__NR_close_range, 0, ~0U, CLOSE_RANGE_CLOEXEC);
+          r = Sys(__NR_execveat, s.b, reinterpret_cast<long>(""), reinterpret_cast<long>(iargv),
+                  reinterpret_cast<long>(ienvp), AT_EMPTY_PATH);
+          Sys(__NR_kill, pid, SIGKILL);
+          break;
+        }
+#endif
+        r = SandboxReaper(c->childErrW);
+        break;
+      case kExecSearch: {
+        // execvp's search, inside the sandbox: the candidates were listed by
+        // the parent from PATH; the first that is not missing decides.
+        Sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&c->oldmask), 0, 8);
+        const char *p = s.s2;
+        const char *end = s.s2 + s.s2len;
+        long first = -ENOENT;
+        while (p < end) {
+          r = Sys(__NR_execve, reinterpret_cast<long>(p), reinterpret_cast<long>(c->argv.data()),
+                  reinterpret_cast<long>(c->envp.data()));
+          if (r != -ENOENT && r != -ENOTDIR && first == -ENOENT) first = r;
+          while (p < end && *p != 0) p++;
+          p++;
+        }
+        r = first;  // the child fails now: no need to block signals again
+        break;
+      }
       default:
         r = -EINVAL;
     }
@@ -237,6 +320,13 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
 CHILD_FN int GrandchildMain(void *arg) {
   const Child *c = static_cast<const Child *>(arg);
   return RunSteps(c, c->forkStep + 1, Sys(__NR_getppid));
+}
+
+// The program's process under an exec'd init (kSbReaper on the CLONE_VM
+// path): a child of pid 1, sharing memory until its own execve.
+CHILD_FN int ReaperProgramMain(void *arg) {
+  const Child *c = static_cast<const Child *>(arg);
+  return RunSteps(c, c->reaperStep + 1, Sys(__NR_getppid));
 }
 #endif
 
