@@ -40,6 +40,11 @@ export interface BwrapContext {
   readonly cgroupNamespaces?: boolean;
   /** Fd access; default reads the real fds of this process. */
   readonly io?: BwrapIo;
+  /**
+   * The capability bounding set the sandbox inherits (CapBnd of this process); the final set is cut to it, as
+   * bwrap keeps only what can be held. Default: every capability.
+   */
+  readonly bounding?: ReadonlySet<CapabilityName>;
 }
 
 /** Options for `spawn()` as the sandbox core takes them: the process options plus the sandbox's world. */
@@ -122,7 +127,18 @@ export const processFdIo: BwrapIo = {
 
 /** The caller's context from this process (uid, gid, cwd, env). */
 export function processBwrapContext(): BwrapContext {
+  let bounding: Set<CapabilityName> | undefined;
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) {
+      const bits = BigInt(`0x${m[1]}`);
+      bounding = new Set(CAPABILITIES.filter((_, i) => (bits >> BigInt(i)) & 1n) as CapabilityName[]);
+    }
+  } catch {
+    bounding = undefined;
+  }
   return {
+    ...(bounding ? { bounding } : {}),
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     cwd: process.cwd(),
@@ -687,13 +703,8 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
   if (pidnsFd !== undefined) join.push(pidnsFd);
 
   // Without --cap-add/--cap-drop bwrap keeps capabilities only for a root caller running as uid 0 in the sandbox.
-  const capabilities: "all" | CapabilityName[] = capsUsed
-    ? caps.size === CAPABILITIES.length
-      ? "all"
-      : [...caps]
-    : context.uid === 0 && sandboxUid === 0
-      ? "all"
-      : [];
+  const kept = capsUsed || (context.uid === 0 && sandboxUid === 0) ? [...caps] : [];
+  const capabilities = context.bounding ? kept.filter((c) => context.bounding?.has(c)) : kept;
 
   const cwd = chdir ?? context.cwd;
   env.PWD = cwd;
