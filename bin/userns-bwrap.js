@@ -4,6 +4,7 @@
 import { closeSync, openSync, readlinkSync, readSync, writeSync } from "node:fs";
 import { constants } from "node:os";
 import { BwrapArgsError, fromBwrapArgs } from "../dist/formats/bwrap.js";
+import { native } from "../dist/kernel/native.js";
 import { spawn } from "../dist/spawn/spawn.js";
 
 const self = process.argv[1] ?? "userns-bwrap";
@@ -148,6 +149,7 @@ function errnoText(code) {
     ENOSPC: "No space left on device",
     EROFS: "Read-only file system",
     ENOEXEC: "Exec format error",
+    EAGAIN: "Resource temporarily unavailable",
   };
   return texts[code];
 }
@@ -160,7 +162,7 @@ async function main(argv) {
     if (err instanceof BwrapArgsError) {
       levelPrefix = err.levelPrefix;
       if (err.usage) usage(process.stderr);
-      else process.stderr.write(`${levelPrefix ? "<3>" : ""}${err.message}\n`);
+      else process.stderr.write(`${levelPrefix ? "<3>" : ""}${err.bwrapText}\n`);
       return err.exitStatus;
     }
     throw err;
@@ -199,17 +201,50 @@ async function main(argv) {
       return 1;
     }
   }
+  // bwrap holds a read lock on each --lock-file for the sandbox's life; an OFD lock held here (released when this
+  // process exits, which is when the sandbox is gone) conflicts with the POSIX locks other processes test with.
+  for (const path of frontEnd.lockFiles) {
+    let fd;
+    try {
+      fd = openSync(path, "r");
+    } catch (err) {
+      say(3, `Unable to open lock file ${path}: ${errnoText(err.code) ?? err.message}`);
+      return 1;
+    }
+    lockFds.push(fd);
+    try {
+      native().ofdReadLock(fd);
+    } catch (err) {
+      say(3, `Unable to lock file ${path}: ${errnoText(err.code) ?? err.message}`);
+      return 1;
+    }
+  }
   if (frontEnd.blockFd !== undefined) blockOn(frontEnd.blockFd);
 
   let child;
-  try {
-    child = spawn(file, args, { ...options, stdio: "inherit" });
-  } catch (err) {
-    say(3, bwrapMessage(err, file));
-    return 1;
+  let ids = [];
+  // Without --chdir bwrap tries the caller's cwd inside the sandbox, then $HOME, then /; spawn checks one cwd, so a
+  // chdir failure (before anything was exec'd) is retried with the next one, PWD following.
+  const cwds = [options.cwd, ...frontEnd.cwdFallbacks];
+  for (let i = 0; ; i++) {
+    const cwd = cwds[i];
+    try {
+      child = spawn(file, args, { ...options, cwd, env: { ...options.env, PWD: cwd }, stdio: "inherit" });
+      // Read at once: a short-lived program (and its namespaces) may be gone by the next tick.
+      ids = child.pid !== undefined ? namespaceIds(child.pid) : [];
+      // 'spawn' comes once execve succeeded; a failure before it (here: chdir) rejects the handle instead.
+      await new Promise((resolve, reject) => {
+        child.once("spawn", resolve);
+        child.exited.catch(reject);
+      });
+      break;
+    } catch (err) {
+      if (err?.step === "chdir" && i + 1 < cwds.length) continue;
+      say(3, bwrapMessage(err, file));
+      return 1;
+    }
   }
   const pid = child.pid;
-  const ids = pid !== undefined ? namespaceIds(pid) : [];
   if (frontEnd.infoFd !== undefined) {
     const lines = [[`child-pid`, pid], ...ids].map(([k, v]) => `    "${k}": ${v}`).join(",\n");
     writeAll(frontEnd.infoFd, `{\n${lines}\n}\n`);
@@ -250,6 +285,5 @@ async function main(argv) {
 }
 
 const lockFds = [];
-void openSync;
 process.exitCode = await main(process.argv.slice(2));
 for (const fd of lockFds) closeSync(fd);

@@ -11,6 +11,7 @@
  * @packageDocumentation
  */
 import { fstatSync, readFileSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
 import { UsernsError } from "../errors.js";
 import { CAPABILITIES } from "../model/caps.js";
 import type { CapabilityName, FsOperation, SandboxOptions } from "../sandbox/types.js";
@@ -72,6 +73,11 @@ export interface BwrapFrontEnd {
   readonly assertUserNamespacesDisabled: boolean;
   /** `--die-with-parent`: also stop when the caller of the front end dies. */
   readonly dieWithParent: boolean;
+  /**
+   * Where to go when the cwd does not exist inside the sandbox, in order (bwrap: the caller's cwd, then `$HOME`,
+   * then `/`); empty when `--chdir` was given (then a missing directory is an error). `options.cwd` is the first.
+   */
+  readonly cwdFallbacks: readonly string[];
   /** Warnings bwrap prints (without the `bwrap: ` prefix), in order. */
   readonly warnings: readonly string[];
 }
@@ -101,11 +107,13 @@ export class BwrapArgsError extends UsernsError {
   readonly usage: boolean;
   /** True when `--level-prefix` came before the refusal (bwrap then prints `<3>`). */
   readonly levelPrefix: boolean;
+  /** The exact line bwrap prints, `bwrap: …` (the message also carries the code, as every UsernsError). */
+  readonly bwrapText: string;
 
   constructor(text: string, usage = false, levelPrefix = false, cause?: unknown) {
     super(`bwrap: ${text}`, { code: "ERR_USERNS_BWRAP_ARGS", step: "bwrap arguments", cause });
-    this.name = "BwrapArgsError";
     this.usage = usage;
+    this.bwrapText = `bwrap: ${text}`;
     this.levelPrefix = levelPrefix;
   }
 }
@@ -598,12 +606,14 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
         const need = arg === "--ro-overlay" ? 2 : 1;
         if (overlaySrc.length < need) fail(`${arg} requires at least ${need === 2 ? "two" : "one"} --overlay-src`);
         const dest = arg === "--overlay" ? (v[2] as string) : a0;
+        // Overlay layers are host paths; bwrap takes relative ones from the caller's cwd.
+        const host = (p: string): string => resolvePath(context.cwd, p);
         fs.push({
           op: "overlay",
           dest,
-          lower: overlaySrc,
+          lower: overlaySrc.map(host),
           ...(arg === "--overlay"
-            ? { upper: a0, work: a1 }
+            ? { upper: host(a0), work: host(a1) }
             : arg === "--tmp-overlay"
               ? { upper: "tmpfs" as const }
               : {}),
@@ -698,15 +708,25 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
   if (unshare.uts) namespaces.push("uts");
   if (unshare.cgroup || (unshare.cgroupTry && context.cgroupNamespaces !== false)) namespaces.push("cgroup");
 
+  // Without a pid namespace of its own bwrap binds the caller's /proc ("we share the pid namespace anyway"):
+  // a new procfs would belong to a pid namespace owned by another user namespace, which the kernel refuses.
+  const ownPidns = unshare.pid || pidnsFd !== undefined;
+  const plan: FsOperation[] = ownPidns
+    ? fs
+    : fs.map((op) => (op.op === "proc" ? { op: "bind", source: "/proc", dest: op.dest } : op));
   const join: number[] = [];
   if (usernsFd !== undefined) join.push(usernsFd);
   if (pidnsFd !== undefined) join.push(pidnsFd);
 
   // Without --cap-add/--cap-drop bwrap keeps capabilities only for a root caller running as uid 0 in the sandbox.
-  const kept = capsUsed || (context.uid === 0 && sandboxUid === 0) ? [...caps] : [];
-  const capabilities = context.bounding ? kept.filter((c) => context.bounding?.has(c)) : kept;
+  // Without --cap-add/--cap-drop a root caller running as uid 0 keeps its sets untouched (no ambient, as bwrap):
+  // the kernel's execve rules give that. Every other default is "none", even uid 0 in a user namespace.
+  const kept = capsUsed ? [...caps] : context.uid === 0 && sandboxUid === 0 ? undefined : [];
+  const capabilities = kept && context.bounding ? kept.filter((c) => context.bounding?.has(c)) : kept;
 
   const cwd = chdir ?? context.cwd;
+  // bwrap reads HOME after --setenv/--unsetenv ("--setenv can override the value used here").
+  const home = env.HOME;
   env.PWD = cwd;
   const file = queue[0] as string;
   const seccompPrograms = seccomp !== undefined ? [seccomp] : addSeccomp;
@@ -724,9 +744,9 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
     ...(join.length > 0 ? { join } : {}),
     // bwrap makes its mount namespace a slave of the caller's: host mounts still propagate in, none out.
     mountPropagation: "slave",
-    filesystem: fs,
+    filesystem: plan,
     ...(hostname !== undefined ? { hostname } : {}),
-    capabilities,
+    ...(capabilities !== undefined ? { capabilities } : {}),
     noNewPrivileges: true,
     ...(seccompPrograms.length > 0 ? { seccomp: seccompPrograms } : {}),
     ...(unshare.pid ? { init: asPid1 ? ("program" as const) : ("reaper" as const) } : {}),
@@ -748,6 +768,7 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
     levelPrefix,
     assertUserNamespacesDisabled: assertUsernsDisabled,
     dieWithParent,
+    cwdFallbacks: chdir !== undefined ? [] : [home, "/"].filter((d): d is string => d !== undefined && d !== cwd),
     warnings,
   };
   return { kind: "run", file, args: queue.slice(1), options, frontEnd };
