@@ -7,8 +7,8 @@
 export { type Align, formatTable, type TableOptions } from "./cli/table.js";
 export * from "./crosscheck/index.js";
 export { errnoName, errnoNumber, UsernsError, type UsernsErrorOptions } from "./errors.js";
-export * from "./formats/index.js";
 export * from "./formats/bwrap.js";
+export * from "./formats/index.js";
 export {
   CLONE_NEW,
   INIT_USER_NS_INO,

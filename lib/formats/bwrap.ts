@@ -721,7 +721,9 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
   // Without --cap-add/--cap-drop bwrap keeps capabilities only for a root caller running as uid 0 in the sandbox.
   // Without --cap-add/--cap-drop a root caller running as uid 0 keeps its sets untouched (no ambient, as bwrap):
   // the kernel's execve rules give that. Every other default is "none", even uid 0 in a user namespace.
-  const kept = capsUsed ? [...caps] : context.uid === 0 && sandboxUid === 0 ? undefined : [];
+  // In a new user namespace the kernel hands out the full set again, so there the root caller's set is given
+  // explicitly (cut to its bounding set below), as bwrap applies the caller's permitted set.
+  const kept = capsUsed ? [...caps] : context.uid === 0 && sandboxUid === 0 ? (makeUser ? [...caps] : undefined) : [];
   const capabilities = kept && context.bounding ? kept.filter((c) => context.bounding?.has(c)) : kept;
 
   const cwd = chdir ?? context.cwd;
