@@ -58,7 +58,8 @@ export interface FsProc {
 
 /**
  * A minimal /dev at `dest` (`--dev`): a tmpfs with null, zero, full, random, urandom and tty
- * bound from the host, a private devpts with ptmx, shm, and the fd, stdin, stdout, stderr and core links.
+ * bound from the host, a private devpts (newinstance) at pts with ptmx a link to pts/ptmx, shm (a directory on
+ * that tmpfs, as bwrap makes it), and the fd, stdin, stdout, stderr and core links.
  */
 export interface FsDev {
   readonly op: "dev";
@@ -191,8 +192,8 @@ export interface SandboxOptions {
   readonly hostname?: string;
   /**
    * The capabilities the program keeps, in its permitted, effective, inheritable and bounding sets (and
-   * ambient, so that a program with a non-zero uid keeps them across exec): `"all"` every capability,
-   * `[]` none. Default: the kernel's execve rules (a program running as uid 0 keeps all, others none).
+   * ambient, so that a program with a non-zero uid keeps them across exec): `"all"` every capability the child
+   * holds (its permitted set), `[]` none; a named one the child does not hold fails with EPERM. Default: the kernel's execve rules (a program running as uid 0 keeps all, others none).
    */
   readonly capabilities?: "all" | readonly CapabilityName[];
   /** prctl(PR_SET_NO_NEW_PRIVS). */
@@ -202,7 +203,9 @@ export interface SandboxOptions {
   /**
    * With a new pid namespace: `"program"` (default) runs the program itself as pid 1; `"reaper"` runs a small
    * pid 1 in the child that reaps orphans and forwards signals, with the program as its child (pid 2), and
-   * exits with the program's status (bwrap's default; `--as-pid-1` is `"program"`).
+   * exits with the program's status (bwrap's default; `--as-pid-1` is `"program"`): its exit code, or 128 + the
+   * signal that killed it (a pid 1 cannot die of its own signal). The handle's pid is pid 1's. pid 1 is a tiny static
+   * init the child execs (build/Release/userns-init), or, where that binary is missing, a copy of this process.
    */
   readonly init?: "program" | "reaper";
   /** Bring the loopback interface up in a new network namespace. Default true when "net" is created (as bwrap). */

@@ -544,13 +544,15 @@ USERNS_CHILD_FN long SandboxHostname(const char *name, size_t len) {
 
 USERNS_CHILD_FN long SandboxKeepCaps() { return Sys(__NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0); }
 
-USERNS_CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap) {
+USERNS_CHILD_FN long SandboxCapabilities(uint64_t keep, int lastCap, bool clamp) {
   struct __user_cap_header_struct hdr;
   struct __user_cap_data_struct data[2];
   hdr.version = _LINUX_CAPABILITY_VERSION_3;
   hdr.pid = 0;
   long r = Sys(__NR_capget, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(data));
   if (r < 0) return r;
+  // "all" is every capability this process can hold: what it has permitted.
+  if (clamp) keep &= (static_cast<uint64_t>(data[1].permitted) << 32) | data[0].permitted;
   // Dropping from the bounding set needs CAP_SETPCAP in the effective set,
   // which a uid change may have cleared: raise every permitted one first.
   data[0].effective = data[0].permitted;
@@ -663,6 +665,11 @@ USERNS_CHILD_FN long SandboxReaper(int errFd) {
   // alive); the error pipe is the program's to close at exec.
   (void)errFd;
   Sys(__NR_close_range, 0, ~0U, 0);
+  // This process holds a copy of the parent's memory (the fork-like child):
+  // non-dumpable, so that the sandboxed program, though it runs with the same
+  // credentials, can neither ptrace it nor read /proc/1/mem. The flag belongs
+  // to this copy of the mm only.
+  Sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   sigset_t all;
   char *m = reinterpret_cast<char *>(&all);
   for (size_t i = 0; i < sizeof all; i++) m[i] = static_cast<char>(0xff);

@@ -74,7 +74,8 @@ long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest, const c
 long SandboxPivot(SandboxState *st);
 long SandboxHostname(const char *name, size_t len);
 // Keep `keep` (a bit per capability) in every set up to lastCap, bounding and ambient included.
-long SandboxCapabilities(uint64_t keep, int lastCap);
+// With `clamp`, `keep` is cut to the permitted set first ("all": what can be held).
+long SandboxCapabilities(uint64_t keep, int lastCap, bool clamp);
 long SandboxKeepCaps();
 long SandboxNoNewPrivs();
 long SandboxSeccomp(const char *prog, size_t len);
