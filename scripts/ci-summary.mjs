@@ -74,7 +74,14 @@ for (const t of taps) {
       else ok += 1;
     }
   }
-  const status = /^exit-status (\d+)/m.exec(lines.join("\n"));
+  // The file's own exit status: the runner's summary line says `(exit N)`; .ci/run appends the runner's as `exit-status N`.
+  const text = lines.join("\n");
+  const status = /^exit-status (\d+)/m.exec(text);
+  const fileExit = /^bubblewrap .*\(exit (\d+)\)$/m.exec(text);
+  if (fileExit && fileExit[1] !== "0" && bad + knownHere === 0) {
+    console.error(`ci-summary: ${m[1]}: the suite file exited ${fileExit[1]} without a failing point`);
+    bad += 1;
+  }
   // The runner exits non-zero on any `not ok`; non-zero without one means the file itself broke off.
   if (!lines.some((l) => l.startsWith("bubblewrap ")) || (status && status[1] !== "0" && bad + knownHere === 0)) {
     console.error(`ci-summary: ${m[1]}: the suite did not finish (exit ${status?.[1] ?? "?"})`);
