@@ -153,6 +153,7 @@ export type UsernsOwnCode =
   | "ERR_USERNS_SHIFT_INTERRUPTED"
   | "ERR_USERNS_SHIFT_NO_JOURNAL"
   | "ERR_USERNS_SHIFT_JOURNAL"
+  | "ERR_USERNS_BWRAP_ARGS"
   | "ERR_USERNS";
 
 /** Every `code` a {@link UsernsError} can have: an errno name or one of userns's own codes. */
@@ -179,6 +180,7 @@ const ownCodes: ReadonlySet<string> = new Set<UsernsOwnCode>([
   "ERR_USERNS_SHIFT_INTERRUPTED",
   "ERR_USERNS_SHIFT_NO_JOURNAL",
   "ERR_USERNS_SHIFT_JOURNAL",
+  "ERR_USERNS_BWRAP_ARGS",
   "ERR_USERNS",
 ]);
 

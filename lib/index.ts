@@ -15,6 +15,7 @@ export {
   type UsernsErrorOptions,
   type UsernsOwnCode,
 } from "./errors.js";
+export * from "./formats/bwrap.js";
 export * from "./formats/index.js";
 export * from "./inventory/index.js";
 export {

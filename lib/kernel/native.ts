@@ -191,6 +191,8 @@ export interface NativeBinding {
   listns(nsType: number, userNsId: bigint): bigint[];
   /** An O_CLOEXEC memfd holding `bytes` (a sandbox file's content, copied by the child). */
   memfdFromBytes(bytes: Uint8Array): number;
+  /** fcntl(F_OFD_SETLK) whole-file read lock, not waiting (userns-bwrap's --lock-file). */
+  ofdReadLock(fd: number): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
