@@ -17,6 +17,7 @@ import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
 import { signalNumber, UsernsChildProcess } from "./child-process.js";
+import { diedError, diedWhileHeld } from "./held.js";
 import {
   type MapInput,
   type MappingResult,
@@ -223,7 +224,7 @@ function openJoins(join: SpawnOptions["join"]): OpenedJoin[] {
   try {
     for (const t of list) {
       if (typeof t === "string") {
-        const fd = native().openNs(t);
+        const fd = openNsFile(t);
         out.push({ target: t, fd, type: "user", owned: true });
         out[out.length - 1]!.type = typeOfFd(fd);
       } else {
@@ -377,7 +378,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       cloneFlags = flags;
       if (mapsNeeded) steps.push({ op: "wait", notify: false });
     } else {
-      for (const j of joins) steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}` });
+      for (const j of joins)
+        steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}`, path: nsFilePath(j) });
       if (creator) {
         steps.push({ op: "setgid", gid: creator.gid }, { op: "setuid", uid: creator.uid });
         // The uid change made us non-dumpable, which would make our /proc files root-owned and unwritable for the map writer.
@@ -431,8 +433,13 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       child.pid = r.pid;
       child._started(r.pidfd);
     };
+    // Settles the handle once: a cancel (kill before execve) and the map writer's own failure can both arrive.
+    let failed = false;
     const fail = (e: unknown): void => {
       abortChild(h);
+      child._cancel = undefined;
+      if (failed) return;
+      failed = true;
       child._failed(e);
     };
     const closeJoins = (): void => {
@@ -473,12 +480,18 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       writeMapsNewidmap(h.pid, mapReq)
         .then(() => {
           if (h.done) return;
+          const died = diedWhileHeld(h.pid);
+          if (died) throw diedError(what, died.signal);
           child._cancel = undefined;
           child.mapping = result;
           finish();
         })
+        // finish() itself throws for a step that failed after release (setgid, chdir, execve ...): the child is
+        // reaped by then (h.done), but the handle must still fail and its streams be closed.
         .catch((e) => {
-          if (!h.done) fail(e);
+          // newuidmap may fail because the child was killed: say that, not newuidmap's symptom of it.
+          const died = h.done ? undefined : diedWhileHeld(h.pid);
+          fail(died ? diedError(what, died.signal) : e);
         })
         .finally(closeJoins);
       return child;
@@ -502,6 +515,27 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     child._failed(e);
     return child;
   }
+}
+
+/** Opens a join target by path; a failure names the join step and the path. */
+function openNsFile(path: string): number {
+  try {
+    return native().openNs(path);
+  } catch (e) {
+    const ue = e as UsernsError;
+    throw new UsernsError(`join: opening ${path}`, {
+      errno: ue.errno,
+      syscall: ue.syscall ?? "open",
+      step: "join",
+      path,
+    });
+  }
+}
+
+/** The namespace file a join names in errors: the path given, or this process's fd of it. */
+function nsFilePath(j: OpenedJoin): string {
+  if (typeof j.target === "string") return j.target;
+  return `/proc/${process.pid}/fd/${j.fd}`;
 }
 
 function dropGroupsAllowed(

@@ -79,13 +79,28 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.stdout).toBe(`${procLine(0, 300000, 65536)}${procLine(0, 300000, 65536)}0\n0\n`);
   });
 
-  it("reports newuidmap's refusal with its stderr and leaves no child", () => {
+  it("refuses a range outside the user's /etc/subuid before any process, naming the ranges and what would work", () => {
     const r = scenario("refused");
     expect(r.ok).toBe(false);
-    expect(r.code).toBe("ERR_USERNS_NEWIDMAP");
+    expect(r.code).toBe("EPERM");
+    expect(r.rule).toBe("subid_range");
     expect(r.step).toBe("uid_map");
     expect(r.syscall).toBe("newuidmap");
-    expect(r.message).toMatch(/newuidmap .* exit status 1: .+/);
+    expect(r.path).toBe("/etc/subuid");
+    expect(r.pid).toBeUndefined();
+    expect(r.message).toContain(
+      "lower uids 100000-100009 are not all in usernstest's ranges in /etc/subuid: 300000-365535",
+    );
+    expect(r.message).toContain("--map-users auto (0:300000:65536)");
+    expect(r.message).toContain("usermod --add-subuids 100000-100009 usernstest");
+    expect(r.children).toBe("");
+  });
+
+  it("a failure after the maps (execve EACCES) on the newuidmap path rejects once and leaks no fd", () => {
+    const r = scenario("execFails");
+    expect(r).toMatchObject({ ok: false, code: "EACCES", step: "execve", syscall: "execve", path: "/etc/passwd" });
+    expect(r.errors).toBe(1);
+    expect(r.fdsAfter).toBe(r.fdsBefore);
     expect(r.children).toBe("");
   });
 
