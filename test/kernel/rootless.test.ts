@@ -1,19 +1,19 @@
 /**
  * Rootless spawns, as the unprivileged CI user (scripts/ci-user.sh creates
- * `usernstest` with subuid/subgid 300000:65536). The test process is root, so
- * each scenario runs in a separate Node process started with that uid/gid,
- * against a compiled copy of lib/.
+ * `usernstest` with subuid/subgid 300000:65536). Each scenario runs in a
+ * separate Node process against a compiled copy of lib/: started with that
+ * user's uid/gid when the suite runs as root, as the suite's own user when
+ * that user runs it (CI's second pass; see test/helpers/rootless.ts).
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { nativePath } from "../../lib/kernel/native.js";
-import { describeKernel } from "../helpers/kernel.js";
+import { compiledLib } from "../helpers/mountns.js";
+import { describeRootless, testUserIds } from "../helpers/rootless.js";
 import { procLine } from "../helpers/spawn.js";
 
-const user = process.env.USERNS_TEST_USER ?? "usernstest";
 const root = join(import.meta.dirname, "..", "..");
 let outDir = "";
 let uid = -1;
@@ -21,11 +21,12 @@ let gid = -1;
 
 function scenario(name: string, arg?: string): Record<string, unknown> {
   const extra = arg === undefined ? [] : [arg];
+  // As root: as the test user. Run by that user itself (CI's second pass): as we are.
+  const asUser = process.getuid?.() === 0 ? { uid, gid, env: { HOME: "/" } } : { env: {} };
   const r = spawnSync(process.execPath, [join(root, "test/fixtures/rootless-scenarios.mjs"), name, ...extra], {
-    uid,
-    gid,
+    ...(asUser.uid !== undefined ? { uid: asUser.uid, gid: asUser.gid } : {}),
     cwd: "/",
-    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), HOME: "/" },
+    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), ...asUser.env },
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -43,27 +44,12 @@ function isSleeping(pid: number): boolean {
   }
 }
 
-describeKernel("rootless spawn (as the unprivileged CI user)", () => {
+describeRootless("rootless spawn (as the unprivileged CI user)", () => {
   beforeAll(() => {
-    try {
-      uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
-      gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8" }).trim());
-    } catch {
-      throw new Error(`the CI user ${user} does not exist: run bash scripts/ci-user.sh`);
-    }
-    outDir = mkdtempSync(join(tmpdir(), "userns-rootless-"));
-    execFileSync(
-      process.execPath,
-      [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", outDir],
-      {
-        stdio: "inherit",
-      },
-    );
-    execFileSync("chmod", ["-R", "a+rX", outDir]);
+    ({ uid, gid } = testUserIds());
+    // The shared compiled copy of lib/ (readable by every uid).
+    outDir = compiledLib();
   }, 120_000);
-  afterAll(() => {
-    if (outDir) rmSync(outDir, { recursive: true, force: true });
-  });
 
   it("writes the single-line self-map itself (method self)", () => {
     const r = scenario("self");
