@@ -138,6 +138,12 @@ export function newidmapVerdict(
     if (e.count === 1 && e.lowerFirst === own) continue;
     const lo = e.lowerFirst;
     const hi = e.lowerFirst + e.count - 1;
+    // What to ask for: from the first id the ranges do not cover to the end of the line's range.
+    let from = lo;
+    while (from <= hi && coveredBy(ranges, from, 1)) {
+      const r = ranges.find((x) => from >= x.start && from <= x.start + x.count - 1)!;
+      from = r.start + r.count;
+    }
     const mine = ranges[0];
     const auto = mine ? `${flag} auto (0:${mine.start}:${mine.count})` : undefined;
     return {
@@ -145,7 +151,7 @@ export function newidmapVerdict(
       rule: "subid_range",
       line,
       reason: `lower ${kind}s ${lo}-${hi} are not all in ${pw.name}'s ranges in ${file}: ${fmtRanges(ranges)}; only those, or the single own ${kind} ${own} (count 1), may be mapped`,
-      suggestion: `${auto ? `use ${auto}, or ` : ""}ask an administrator for the range (usermod --add-sub${kind}s ${lo}-${hi} ${pw.name})`,
+      suggestion: `${auto ? `use ${auto}, or ` : ""}ask an administrator for the range (usermod --add-sub${kind}s ${from}-${hi} ${pw.name})`,
     };
   }
   return { ok: true, setgroupsDeny: kind === "gid" && !fromFile };

@@ -90,6 +90,22 @@ describeRootless("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.children).toBe("");
   });
 
+  it("the CLI prints every failure and exits 1; --map-users auto without --user says the program runs as nobody", () => {
+    const r = scenario("cli") as Record<string, { status: number; stdout: string; stderr: string }>;
+    expect(r.execve!.status).toBe(1);
+    expect(r.execve!.stderr).toMatch(/^userns: spawning \/etc\/passwd .*step execve \(execve\): EACCES/);
+    expect(r.noGidMap!.status).toBe(1);
+    expect(r.noGidMap!.stderr).toMatch(/step setgid \(setresgid\): EINVAL: that id is not mapped/);
+    expect(r.nobody).toMatchObject({ status: 0, stdout: "65534\n" });
+    expect(r.nobody!.stderr).toContain(
+      `note: your uid ${uid} is not in the uid map and your gid ${gid} is not in the gid map`,
+    );
+    expect(r.nobody!.stderr).toContain("--user 0 --group 0 for root inside");
+    expect(r.check!.status).toBe(1);
+    expect(r.check!.stdout).toMatch(/writer +newuidmap/);
+    expect(r.check!.stdout).toMatch(/rule +subid_range/);
+  });
+
   it("the model refuses a forced self gid map while setgroups is allow, before any process", () => {
     const r = scenario("selfForced");
     expect(r.ok).toBe(false);
