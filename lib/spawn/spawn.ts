@@ -6,7 +6,7 @@
  * a child that waits, write setgroups/uid_map/gid_map while it waits,
  * release it, and learn from the error pipe whether execve succeeded.
  */
-import { accessSync, closeSync, constants as fsConstants, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, statSync } from "node:fs";
 import { Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -75,7 +75,12 @@ export interface SpawnOptions {
   stdio?: "pipe" | "inherit" | "ignore" | readonly StdioEntry[];
   /** Run the program in a new session (setsid), as child_process's `detached`. */
   detached?: boolean;
-  /** prctl(PR_SET_PDEATHSIG): the signal the program gets when this thread's process dies. */
+  /**
+   * prctl(PR_SET_PDEATHSIG): the signal the program gets when the thread that spawned it exits. That is the
+   * kernel's rule (the parent is a thread): from the main thread it means "when this process dies"; from a worker
+   * thread it also fires when the worker ends (worker.terminate(), or its script finishing) while the process lives
+   * on. Spawn from the main thread for a program that must outlive a worker.
+   */
   parentDeathSignal?: NodeJS.Signals | number;
   /** Propagation of the new mount namespace's tree (`private` by default, as util-linux unshare). */
   mountPropagation?: "private" | "slave" | "shared" | "unchanged";
@@ -296,7 +301,9 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
 }
 
 function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
-  for (const fd of plan.childEnds) closeSync(fd);
+  // Closed through the addon that opened them: fs.closeSync on an fd fs did not open warns in a worker thread
+  // ("closed but not opened in unmanaged mode").
+  for (const fd of plan.childEnds) native().close(fd);
   plan.childEnds = [];
   if (destroyStreams) for (const s of plan.streams) s?.destroy();
 }

@@ -13,7 +13,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { nativePath } from "../../lib/kernel/native.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { compiledLib } from "../helpers/mountns.js";
@@ -139,6 +139,10 @@ function checkRow(m: Matrix): void {
 }
 
 describe("fault matrix", () => {
+  // The compiled copy of lib/ is built once per change of lib/: that can take a while on a loaded machine.
+  beforeAll(() => {
+    compiledLib();
+  }, 180_000);
   describeKernel("as root", () => {
     it.each(["direct", "parent-helper"])(
       "%s: every fault rejects once, names itself, leaks nothing",
