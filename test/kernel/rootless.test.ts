@@ -106,6 +106,27 @@ describeRootless("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.check!.stdout).toMatch(/rule +subid_range/);
   });
 
+  it("userns demo runs the nested namespace and cross-check through newuidmap, and says what each skipped section needs", () => {
+    const r = scenario("cli") as Record<string, { status: number; stdout: string; stderr: string }>;
+    expect(r.demo!.status).toBe(0);
+    const sections = JSON.parse(r.demo!.stdout) as {
+      title: string;
+      skipped?: string;
+      data: { mapping?: { method: string }; report?: { discrepancies: unknown[] } } | null;
+    }[];
+    const nested = sections.find((s) => s.title.startsWith("A nested namespace"))!;
+    expect(nested.skipped).toBeUndefined();
+    expect(nested.data?.mapping?.method).toBe("parent-helper");
+    expect(nested.data?.report?.discrepancies).toEqual([]);
+    expect(sections.find((s) => s.title.startsWith("A refused map"))!.skipped).toBeUndefined();
+    const skipped = sections.filter((s) => s.skipped !== undefined);
+    expect(skipped.map((s) => s.title.split(":")[0])).toEqual([
+      "An idmapped mount of a scratch tmpfs",
+      "A short differential campaign",
+    ]);
+    for (const s of skipped) expect(s.skipped).toMatch(/^needs root: .*(CAP_SYS_ADMIN|CAP_SETUID)/);
+  });
+
   it("the model refuses a forced self gid map while setgroups is allow, before any process", () => {
     const r = scenario("selfForced");
     expect(r.ok).toBe(false);
