@@ -447,7 +447,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       child._cancel = undefined;
       if (failed) return;
       failed = true;
-      child._failed(e);
+      child._failed(unmappedIdHint(e, newNs.has("user"), options));
     };
     const closeJoins = (): void => {
       for (const j of joins) if (j.owned) native().close(j.fd);
@@ -522,6 +522,20 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     child._failed(e);
     return child;
   }
+}
+
+/** setresgid/setresuid EINVAL in a new user namespace whose map of that kind was not given: say so, it is the usual cause. */
+function unmappedIdHint(e: unknown, newUser: boolean, options: SpawnOptions): unknown {
+  if (!newUser || !UsernsError.isUsernsError(e) || e.code !== "EINVAL") return e;
+  const kind = e.step === "setgid" ? "gid" : e.step === "setuid" ? "uid" : undefined;
+  if (kind === undefined || options[kind === "gid" ? "gidMap" : "uidMap"] !== undefined) return e;
+  return new UsernsError(e.attempted, {
+    errno: e.errno,
+    syscall: e.syscall,
+    step: e.step,
+    path: e.path,
+    reason: `no ${kind} map was given (${kind}Map; --map-${kind === "gid" ? "groups" : "users"} for userns run), so no ${kind} is mapped in the new user namespace`,
+  });
 }
 
 /** Opens a join target by path; a failure names the join step and the path. */

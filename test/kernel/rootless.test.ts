@@ -95,7 +95,9 @@ describeRootless("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.execve!.status).toBe(1);
     expect(r.execve!.stderr).toMatch(/^userns: spawning \/etc\/passwd .*step execve \(execve\): EACCES/);
     expect(r.noGidMap!.status).toBe(1);
-    expect(r.noGidMap!.stderr).toMatch(/step setgid \(setresgid\): EINVAL: that id is not mapped/);
+    expect(r.noGidMap!.stderr).toMatch(
+      /step setgid \(setresgid\): EINVAL: no gid map was given \(gidMap; --map-groups for userns run\)/,
+    );
     expect(r.nobody).toMatchObject({ status: 0, stdout: "65534\n" });
     expect(r.nobody!.stderr).toContain(
       `note: your uid ${uid} is not in the uid map and your gid ${gid} is not in the gid map`,
