@@ -8,6 +8,7 @@ import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceIdentity, nsInfoFromFd } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
+import { diedError, diedWhileHeld } from "../spawn/held.js";
 import {
   type MapInput,
   type MappingResult,
@@ -282,9 +283,20 @@ export class UserNamespace {
         resumeChild(held, what, false);
         writeMapsFromParent(held.pid, parent.fd, req);
       } else if (method === "newuidmap") {
+        // A holder killed meanwhile never created a usable namespace: say that, not the symptom.
+        const died = (): void => {
+          const d = held.done ? undefined : diedWhileHeld(held.pid);
+          if (d) throw diedError(what, d.signal);
+        };
         return writeMapsNewidmap(held.pid, req)
-          .then(finish)
-          .catch(cleanup)
+          .then(() => {
+            died();
+            return finish();
+          })
+          .catch((e) => {
+            died();
+            return cleanup(e);
+          })
           .finally(() => abortChild(held));
       } else {
         writeMapsDirect(held.pid, req);

@@ -78,6 +78,7 @@ const EXPECTED: Record<string, [string, string | undefined, string, string | und
   sigkillBeforeRelease: ["ECHILD", "read", "wait", undefined, undefined],
   createModelRefused: ["EINVAL", "write", "uid_map", undefined, "mappings_overlap"],
   createNewidmapRefused: ["EPERM", "newuidmap", "uid_map", "/etc/subuid", "subid_range"],
+  createSigkillBeforeRelease: ["ECHILD", "read", "wait", undefined, undefined],
 };
 
 /** The faults each writer's row must contain (a writer without newuidmap has no newuidmap rule to break ...). */
@@ -97,6 +98,7 @@ const ROWS: Record<string, string[]> = {
     "sigkillBeforeRelease",
     "createModelRefused",
     "createNewidmapRefused",
+    "createSigkillBeforeRelease",
   ],
 };
 
