@@ -198,6 +198,8 @@ export interface UsernsErrorOptions {
   step?: string;
   /** A path involved, where there is one. */
   path?: string;
+  /** The rule that refused, for a refused map: the model's kernel rule (`mappings_overlap`) or newuidmap's (`subid_range`). */
+  rule?: string;
   /** Why, in words, when the kernel's errno alone does not say (e.g. the model's explanation). */
   reason?: string;
   /** The underlying error. */
@@ -220,6 +222,8 @@ export class UsernsError extends Error {
   readonly step: string | undefined;
   /** A path involved. */
   readonly path: string | undefined;
+  /** The rule that refused, for a refused map (see {@link UsernsErrorOptions.rule}). */
+  readonly rule: string | undefined;
   /** What was being attempted, without the errno and reason. */
   readonly attempted: string;
   /** The reason in words, when known. */
@@ -239,6 +243,7 @@ export class UsernsError extends Error {
     this.syscall = options.syscall;
     this.step = options.step;
     this.path = options.path;
+    this.rule = options.rule;
     this.attempted = attempted;
     this.reason = options.reason;
   }

@@ -11,7 +11,7 @@
  * only we can wait for our child, so /proc/PID and the pid passed to
  * newuidmap name exactly that child until we release or reap it.
  */
-import { execFile } from "node:child_process";
+import { spawn as spawnProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { errnoName, errnoNumber, UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
@@ -73,7 +73,12 @@ export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
   if (text === "") return IdMap.EMPTY;
   const r = parseKernelMapText(text);
   if (!r.ok) {
-    throw new UsernsError(`parsing ${kind} map${r.line ? ` line ${r.line}` : ""}`, { code: r.errno, reason: r.reason });
+    throw new UsernsError(`parsing ${kind} map${r.line ? ` line ${r.line}` : ""}`, {
+      code: r.errno,
+      step: `${kind}_map`,
+      rule: r.rule,
+      reason: r.reason,
+    });
   }
   return r.map;
 }
@@ -167,11 +172,39 @@ export function writeMapsDirect(
   if (r !== null) throw mapWriteError(pid, files[r.index]![0], r.errno, r.syscall);
 }
 
+/**
+ * Runs a helper program with only stderr piped, as execFile would report it (an error with `code` the exit status
+ * or the spawn errno). Not execFile: it pipes stdin and stdout too, and when Node's own spawn fails (EMFILE) it
+ * leaves those pipes open.
+ */
+function execHelper(prog: string, args: string[], done: (err: Error | null, stderr: string) => void): void {
+  let stderr = "";
+  let settled = false;
+  const child = spawnProcess(prog, args, { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
+  const finish = (err: Error | null): void => {
+    if (settled) return;
+    settled = true;
+    child.stderr?.destroy();
+    done(err, stderr);
+  };
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (d: string) => {
+    stderr += d;
+  });
+  child.on("error", (e) => finish(e));
+  child.on("close", (code, signal) => {
+    if (code === 0) return finish(null);
+    const e = new Error(`${prog} exited with ${code ?? signal}`) as Error & { code?: number | string };
+    e.code = code ?? String(signal);
+    finish(e);
+  });
+}
+
 function runIdHelper(prog: "newuidmap" | "newgidmap", pid: number, map: IdMap): Promise<void> {
   const args = [String(pid), ...map.extents.flatMap((e) => [String(e.first), String(e.lowerFirst), String(e.count)])];
   return new Promise((resolve, reject) => {
     // No shell: the arguments go to execve as they are.
-    execFile(prog, args, { encoding: "utf8", timeout: 30_000 }, (err, _stdout, stderr) => {
+    execHelper(prog, args, (err, stderr) => {
       if (!err) return resolve();
       const ne = err as NodeJS.ErrnoException & { code?: string | number };
       const step = prog === "newuidmap" ? "uid_map" : "gid_map";

@@ -13,7 +13,14 @@ export type ChildStep =
   /** Block until the parent releases the child; `notify` first tells the parent this point was reached. */
   | { readonly op: "wait"; readonly notify: boolean }
   /** setns(fd, nstype): join an existing namespace. */
-  | { readonly op: "join"; readonly fd: number; readonly nstype: number; readonly label?: string }
+  /** `path`: the namespace file the fd came from, named in errors (not passed to the child). */
+  | {
+      readonly op: "join";
+      readonly fd: number;
+      readonly nstype: number;
+      readonly label?: string;
+      readonly path?: string;
+    }
   /** unshare(flags): create namespaces from inside the child. */
   | { readonly op: "unshare"; readonly flags: number }
   | { readonly op: "chdir"; readonly path: string }
@@ -196,6 +203,16 @@ export function stepName(plan: ChildPlan, index: number): { step: string; syscal
   return { step: s.op, syscall: SPAWN_OPS[s.op].syscall };
 }
 
+/** The path a failed step was about, for the error's `path`: the program, the directory, the mount target, the namespace file. */
+function stepPath(plan: ChildPlan, index: number): string | undefined {
+  const s = plan.steps[index];
+  if (s === undefined) return plan.exitMode === true ? undefined : plan.path;
+  if (s.op === "chdir" || s.op === "writeFile") return s.path;
+  if (s.op === "attachMount") return s.target;
+  if (s.op === "join") return s.path;
+  return undefined;
+}
+
 /** Why a step commonly fails, in words, where the errno alone does not say. */
 function explain(s: ChildStep | undefined, errno: string): string | undefined {
   if (s === undefined) {
@@ -251,11 +268,12 @@ export function resumeChild(child: HeldChild, what: string, release = true): Res
     const { step, syscall } = stepName(child.plan, r.step);
     const s = child.plan.steps[r.step];
     if (s !== undefined && "error" in s && s.error !== undefined) throw s.error(r.errno);
-    const err = new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step });
+    const path = stepPath(child.plan, r.step);
+    const err = new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step, path });
     const reason = explain(s, err.code);
     throw reason === undefined
       ? err
-      : new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step, reason });
+      : new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step, path, reason });
   }
   if (r.kind !== "ready") child.done = true;
   return r;

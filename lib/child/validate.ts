@@ -7,6 +7,7 @@
 import { UsernsError } from "../errors.js";
 import { IdMap } from "../model/idmap.js";
 import { validateMapRequest } from "../model/mapwrite.js";
+import { assertNewidmapAllows } from "../subid/newidmap.js";
 import {
   chooseMapWriter,
   isPrivilegedWriter,
@@ -70,7 +71,10 @@ export function prepareMap(
   if (!v.ok) {
     throw new UsernsError(`checking ${kind}_map${v.line !== undefined ? ` line ${v.line}` : ""}`, {
       code: v.errno,
+      // The write(2) the model predicts the kernel would refuse.
+      syscall: "write",
       step: `${kind}_map`,
+      rule: v.rule,
       reason: `${v.reason} (rule ${v.rule})`,
     });
   }
@@ -87,7 +91,14 @@ export interface PreparedMaps {
 
 function asMap(kind: "uid" | "gid", input: MapInput | undefined): IdMap | undefined {
   if (input === undefined) return undefined;
-  return typeof input === "string" ? parseMapText(input, kind) : input;
+  if (typeof input !== "string") return input;
+  try {
+    return parseMapText(input, kind);
+  } catch (e) {
+    // Refused while parsing: as the model's other refusals, the write(2) it predicts the kernel would refuse.
+    const ue = e as UsernsError;
+    throw new UsernsError(ue.attempted, { ...ue, code: ue.code, syscall: "write", reason: ue.reason });
+  }
 }
 
 /**
@@ -131,7 +142,7 @@ export function prepareMapRequest(req: {
         ])
       : undefined;
   const hit = key === undefined ? undefined : preparedCache.get(key);
-  if (hit !== undefined) return hit;
+  if (hit !== undefined) return checkedForNewidmap(hit);
   const method = chooseMapWriter(
     req.mapWriter ?? "auto",
     { uid: asMap("uid", req.uidMap), gid: asMap("gid", req.gidMap), setgroups: req.setgroups },
@@ -144,7 +155,16 @@ export function prepareMapRequest(req: {
     if (preparedCache.size >= PREPARED_CACHE_MAX) preparedCache.clear();
     preparedCache.set(key, prepared);
   }
-  return prepared;
+  return checkedForNewidmap(prepared);
+}
+
+/**
+ * newuidmap/newgidmap's own rules (the caller's /etc/subuid and /etc/subgid ranges ...), checked before any
+ * process exists. Not cached: the files can change between spawns.
+ */
+function checkedForNewidmap(p: PreparedMaps): PreparedMaps {
+  if (p.method === "newuidmap") assertNewidmapAllows({ uid: p.uid?.map, gid: p.gid?.map, setgroups: p.setgroups });
+  return p;
 }
 
 const PREPARED_CACHE_MAX = 64;

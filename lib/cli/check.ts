@@ -6,6 +6,8 @@
 import { createReadStream, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
+import { isPrivilegedWriter } from "../child/maps.js";
+import { ownMap } from "../child/validate.js";
 import { usageError } from "../errors.js";
 import { predictMapWriteCaseLine } from "../model/cases.js";
 import { IdMap, type MapKind } from "../model/idmap.js";
@@ -13,6 +15,7 @@ import { validateMapRequest } from "../model/mapwrite.js";
 import { type MountCaseResult, predictMountCaseLine } from "../model/mountcases.js";
 import { parseMapText } from "../model/parse.js";
 import { splitAgainstParent } from "../model/split.js";
+import { newidmapContext, newidmapVerdict } from "../subid/newidmap.js";
 
 /** Where the command's output goes; `in` is standard input for `--batch -`. */
 export interface CheckIo {
@@ -25,7 +28,7 @@ interface CheckOptions {
   file?: string;
   kind: string;
   parent?: string;
-  writer: string;
+  writer?: string;
   uid?: string;
   gid?: string;
   setgroups: string;
@@ -45,6 +48,8 @@ export interface CheckVerdict {
   map: string | null;
   /** When the only problem is straddling parent extents: the split map that the kernel accepts, 1:1 with the request. */
   split: string | null;
+  /** When judged as the caller (no --writer): the way its spawn would write the map (direct, self or newuidmap). */
+  writer?: "direct" | "self" | "newuidmap";
 }
 
 function u32Option(v: string | undefined, name: string): number | undefined {
@@ -62,13 +67,29 @@ function parseParent(text: string | undefined): IdMap {
   return r.map;
 }
 
-/** Runs the single-map check; pure apart from reading --file. */
-export function checkMap(mapText: string | Uint8Array, opts: CheckOptions): CheckVerdict {
+/**
+ * Runs the single-map check; pure apart from reading --file, and, when no writer, parent or ids are given, from
+ * asking who the caller is (`caller`, default {@link callerIdentity}): then the map is judged as this caller's spawn
+ * would write it: directly when privileged, as the self-map, else through newuidmap/newgidmap with the caller's
+ * subordinate ranges.
+ */
+export function checkMap(
+  mapText: string | Uint8Array,
+  opts: CheckOptions,
+  caller: () => CallerIdentity = callerIdentity,
+): CheckVerdict {
   const kind = opts.kind as MapKind;
   if (kind !== "uid" && kind !== "gid" && kind !== "projid") throw usageError("--kind must be uid, gid or projid");
-  if (!["privileged", "unprivileged", "inside"].includes(opts.writer)) {
-    throw usageError("--writer must be privileged, unprivileged or inside");
+  if (opts.writer === undefined) {
+    if (opts.parent !== undefined || opts.uid !== undefined || opts.gid !== undefined)
+      // A hypothetical writer (a parent map or ids given): as before, privileged unless --writer says otherwise.
+      return checkMap(mapText, { ...opts, writer: "privileged" }, caller);
+    return checkAsCaller(mapText, opts, kind, caller());
   }
+  if (!["privileged", "unprivileged", "inside", "newuidmap"].includes(opts.writer)) {
+    throw usageError("--writer must be privileged, unprivileged, inside or newuidmap");
+  }
+  if (opts.writer === "newuidmap") return checkAsCaller(mapText, opts, kind, { ...caller(), privileged: false }, true);
   if (opts.setgroups !== "allow" && opts.setgroups !== "deny") throw usageError("--setgroups must be allow or deny");
   const privileged = opts.writer !== "unprivileged";
   const euid = u32Option(opts.uid, "uid") ?? (privileged ? 0 : 1000);
@@ -97,6 +118,70 @@ export function checkMap(mapText: string | Uint8Array, opts: CheckOptions): Chec
   return { ok: false, errno: v.errno, rule: v.rule, line: v.line ?? null, reason: v.reason, map: null, split };
 }
 
+/** Who runs `userns check`, as its spawn would write maps. */
+export interface CallerIdentity {
+  /** CAP_SETUID and CAP_SETGID in its own namespace: writes maps directly. */
+  readonly privileged: boolean;
+  readonly euid: number;
+  readonly egid: number;
+  /** Its own namespace's uid and gid maps (the parent maps of namespaces it creates). */
+  readonly uidMap: IdMap;
+  readonly gidMap: IdMap;
+  /** newuidmap's view of the caller; undefined when libsubid (nsswitch) decides the ranges. */
+  readonly newidmap: ReturnType<typeof newidmapContext>;
+}
+
+/** This process's identity. */
+export function callerIdentity(): CallerIdentity {
+  return {
+    privileged: isPrivilegedWriter(),
+    euid: process.geteuid?.() ?? 0,
+    egid: process.getegid?.() ?? 0,
+    uidMap: ownMap("uid"),
+    gidMap: ownMap("gid"),
+    newidmap: newidmapContext(),
+  };
+}
+
+function checkAsCaller(
+  mapText: string | Uint8Array,
+  opts: CheckOptions,
+  kind: MapKind,
+  who: CallerIdentity,
+  forceNewidmap = false,
+): CheckVerdict {
+  if (kind === "projid") return checkMap(mapText, { ...opts, writer: "privileged" });
+  const parent = (kind === "uid" ? who.uidMap : who.gidMap).toString().replace(/\n/g, ",");
+  const ids = { uid: String(who.euid), gid: String(who.egid), parent: parent === "" ? "init" : parent };
+  if (who.privileged && !forceNewidmap)
+    return { ...checkMap(mapText, { ...opts, ...ids, writer: "privileged" }), writer: "direct" as const };
+  const parsed = parseMapText(mapText);
+  const own = kind === "uid" ? who.euid : who.egid;
+  const self =
+    parsed.ok &&
+    parsed.map.size === 1 &&
+    parsed.map.extents[0]!.count === 1 &&
+    parsed.map.extents[0]!.lowerFirst === own;
+  if (self && !forceNewidmap)
+    return { ...checkMap(mapText, { ...opts, ...ids, writer: "unprivileged" }), writer: "self" as const };
+  // newuidmap is setuid root: the kernel judges it privileged; its own rules come on top.
+  const v = { ...checkMap(mapText, { ...opts, ...ids, writer: "privileged" }), writer: "newuidmap" as const };
+  if (!v.ok || !parsed.ok || who.newidmap === undefined) return v;
+  const ctx = who.newidmap;
+  const n = newidmapVerdict(kind, parsed.map, ctx.caller, kind === "uid" ? ctx.subuid : ctx.subgid);
+  if (n.ok) return v;
+  return {
+    ok: false,
+    errno: "EPERM",
+    rule: n.rule,
+    line: n.line ?? null,
+    reason: `${n.reason}; ${n.suggestion}`,
+    map: null,
+    split: null,
+    writer: "newuidmap",
+  };
+}
+
 function indentLines(label: string, text: string): string {
   const lines = text.replace(/\n$/, "").split("\n");
   return lines.map((l, i) => `${i === 0 ? label.padEnd(9) : " ".repeat(9)}${l}\n`).join("");
@@ -104,8 +189,9 @@ function indentLines(label: string, text: string): string {
 
 function formatVerdict(v: CheckVerdict): string {
   let s = "";
+  if (v.writer !== undefined) s += `${"writer".padEnd(9)}${v.writer} (as you: uid ${process.geteuid?.()})\n`;
   if (v.ok) {
-    s += `${"verdict".padEnd(9)}ok: the kernel would accept this map\n`;
+    s += `${"verdict".padEnd(9)}ok: ${v.writer === "newuidmap" ? "newuidmap and the kernel" : "the kernel"} would accept this map\n`;
     s += indentLines("write", v.map!);
     return s;
   }
@@ -151,9 +237,15 @@ export function registerCheckCommands(program: Command, io: CheckIo): void {
       "--parent <maptext>",
       "the writer's namespace map (lines separated by newline, ',' or ';'); default: initial namespace",
     )
-    .option("--writer <who>", "privileged, unprivileged or inside (the child writes its own map)", "privileged")
-    .option("--uid <n>", "the writer's euid in its namespace (default 0, or 1000 when unprivileged)")
-    .option("--gid <n>", "the writer's egid in its namespace (default 0, or 1000 when unprivileged)")
+    .option(
+      "--writer <who>",
+      "privileged, unprivileged, inside (the child writes its own map) or newuidmap (with your /etc/subuid ranges); default: you, as spawn would write it (direct when privileged, the self-map, else newuidmap)",
+    )
+    .option(
+      "--uid <n>",
+      "a hypothetical writer's euid (default 0, or 1000 when unprivileged; without any of --writer, --parent, --uid, --gid: yours)",
+    )
+    .option("--gid <n>", "a hypothetical writer's egid (as --uid)")
     .option("--setgroups <state>", "the child's setgroups state: allow or deny", "allow")
     .option("--batch <file>", "predict map-write cases (JSON lines, case-formats §1) from a file or - for stdin")
     .option(

@@ -4,7 +4,7 @@
  * came back; nothing is canned. A section that cannot run here says why.
  */
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { chown } from "node:fs/promises";
 import { crossCheck } from "../crosscheck/index.js";
 import { native } from "../kernel/native.js";
@@ -16,6 +16,7 @@ import { splitAgainstParent } from "../model/split.js";
 import { idmapMount } from "../mounts/idmap-mount.js";
 import { UserNamespace } from "../namespaces/user-namespace.js";
 import { spawn } from "../spawn/index.js";
+import { subids } from "../subid/read.js";
 import { runCampaign } from "../verify/campaign.js";
 import { formatTable } from "./table.js";
 
@@ -31,11 +32,34 @@ export interface DemoSection {
   run: () => Promise<{ lines: string[]; data: unknown }>;
 }
 
-const needsRoot = (): string | undefined =>
-  process.getuid?.() === 0 ? undefined : "needs root in the initial user namespace (writes multi-range maps)";
-
 const MAP_A = "0 100000 65536\n";
 const MAP_B = "0 1000 1000\n";
+
+/**
+ * The map of the demo's outer namespace: as root, MAP_A; as an unprivileged user, the caller's first ranges in
+ * /etc/subuid and /etc/subgid (written through newuidmap/newgidmap), or why there is none.
+ */
+function outerMaps(): { uid: string; gid: string } | { why: string } {
+  if (process.getuid?.() === 0) return { uid: MAP_A, gid: MAP_A };
+  const report = subids();
+  const u = report.subuid[0];
+  const g = report.subgid[0];
+  const who = report.user.name ?? String(process.getuid?.());
+  const ask = `ask an administrator for ranges (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${who})`;
+  if (u === undefined || g === undefined)
+    return { why: `needs root, or ranges of your own in /etc/subuid and /etc/subgid (none for ${who}): ${ask}` };
+  if (u.count < 2000 || g.count < 2000)
+    return {
+      why: `needs subordinate ranges of at least 2000 ids (${who} has ${u.count} uids, ${g.count} gids): ${ask}`,
+    };
+  if (!newidmapInstalled()) return { why: "needs newuidmap and newgidmap (Debian/Ubuntu package uidmap)" };
+  return { uid: `0 ${u.start} ${u.count}\n`, gid: `0 ${g.start} ${g.count}\n` };
+}
+
+function newidmapInstalled(): boolean {
+  const path = (process.env.PATH ?? "/usr/bin:/bin").split(":");
+  return ["newuidmap", "newgidmap"].every((p) => path.some((d) => existsSync(`${d}/${p}`)));
+}
 
 function oneLine(text: string): string {
   return text.trim().split("\n").join(" / ");
@@ -62,12 +86,16 @@ const sections: DemoSection[] = [
   },
   {
     title: "A nested namespace with its own map, `id` run inside, and the kernel's read-back beside the model's",
-    unavailable: needsRoot,
+    unavailable: () => {
+      const o = outerMaps();
+      return "why" in o ? o.why : undefined;
+    },
     run: async () => {
-      // A: held by an fd, its helper process gone. B: created inside A by
-      // spawn; its maps are written by a helper living in A, as the kernel
-      // only takes them from the parent namespace.
-      const a = await UserNamespace.create({ uidMap: MAP_A, gidMap: MAP_A, cache: false });
+      // A: held by an fd, its helper process gone (its maps written directly as root, else through newuidmap with
+      // the caller's subordinate ranges). B: created inside A by spawn; its maps are written by a helper living in
+      // A, as the kernel only takes them from the parent namespace.
+      const outer = outerMaps() as { uid: string; gid: string };
+      const a = await UserNamespace.create({ uidMap: outer.uid, gidMap: outer.gid, cache: false });
       try {
         const child = spawn("/bin/sh", ["-c", "id; exec cat"], {
           join: [a],
@@ -87,7 +115,18 @@ const sections: DemoSection[] = [
           });
           child.once("exit", () => reject(new Error(`id exited early: ${idLine}`)));
         });
-        const report = await crossCheck(child);
+        let report: Awaited<ReturnType<typeof crossCheck>>;
+        try {
+          report = await crossCheck(child);
+        } catch (e) {
+          // `cat` would wait for its stdin for ever: end it (SIGKILL, the program is ours) before reporting.
+          child.kill("SIGKILL");
+          await child.then(
+            () => {},
+            () => {},
+          );
+          throw e;
+        }
         child.stdin!.end();
         await child;
         const rows = report.observations
@@ -100,7 +139,7 @@ const sections: DemoSection[] = [
             o.kernel === o.model ? "yes" : "NO",
           ]);
         const lines = [
-          `held namespace A: user:[${a.identity.ino}], uid_map ${MAP_A.trim()}`,
+          `held namespace A: user:[${a.identity.ino}], uid_map ${outer.uid.trim()} (written ${a.mapping?.method ?? "?"})`,
           `spawned B inside A: maps written via ${child.mapping?.method}: ${oneLine(child.mapping?.uidMap ?? "")}`,
           `id inside B: ${idLine.trim()}`,
           "",
@@ -118,7 +157,10 @@ const sections: DemoSection[] = [
   },
   {
     title: "An idmapped mount of a scratch tmpfs: on disk, predicted, and stat through the mount",
-    unavailable: needsRoot,
+    unavailable: () =>
+      process.getuid?.() === 0
+        ? undefined
+        : "needs root: this section makes the tmpfs with fsmount() and idmaps it with mount_setattr(MOUNT_ATTR_IDMAP) in the initial user namespace, both CAP_SYS_ADMIN there",
     run: async () => {
       // The tmpfs comes from fsmount(): a detached mount in an anonymous,
       // private mount namespace. It is never attached, so no mount table a
@@ -203,7 +245,10 @@ const sections: DemoSection[] = [
   },
   {
     title: "A short differential campaign: generated map-write cases, on this kernel and through the model",
-    unavailable: needsRoot,
+    unavailable: () =>
+      process.getuid?.() === 0
+        ? undefined
+        : "needs root: each generated case is built with privileged writers (CAP_SETUID/CAP_SETGID in the initial user namespace) beside unprivileged ones; a campaign restricted to the cases an unprivileged user can build is not written yet",
     run: async () => {
       const { summary, disagreements } = await runCampaign({ count: 500, seed: 1, jobs: 2, shrink: 1 });
       const pct = summary.cases === 0 ? 100 : (100 * summary.agree) / summary.cases;

@@ -123,6 +123,24 @@ export function runOptions(flags: RunFlags): SpawnOptions {
   return options;
 }
 
+/**
+ * What `run` says when the program will run unmapped: without --user (or --group) the program keeps the caller's
+ * uid (gid), and when the map does not map it (e.g. `--map-users auto`, whose ranges never include the caller's own
+ * id), the program sees the overflow id 65534 (nobody). That is util-linux unshare's behaviour too, so `run` keeps it
+ * and says so on stderr, with the flags that choose an identity inside.
+ */
+export function unmappedNote(options: SpawnOptions, euid: number, egid: number): string | undefined {
+  const unmapped = (map: SpawnOptions["uidMap"], id: number): boolean =>
+    map instanceof IdMap && !map.extents.some((e) => id >= e.lowerFirst && id - e.lowerFirst < e.count);
+  const parts: string[] = [];
+  if (options.uid === undefined && unmapped(options.uidMap, euid)) parts.push(`your uid ${euid} is not in the uid map`);
+  if (options.gid === undefined && unmapped(options.gidMap, egid)) parts.push(`your gid ${egid} is not in the gid map`);
+  if (parts.length === 0) return undefined;
+  const map = options.uidMap instanceof IdMap ? options.uidMap : undefined;
+  const root = map?.extents.some((e) => e.first === 0) ? " (e.g. --user 0 --group 0 for root inside)" : "";
+  return `userns: note: ${parts.join(" and ")}: the program runs as nobody (65534) inside; choose an identity with --user/--group${root}\n`;
+}
+
 /** Adds `run` to the program. */
 export function registerRunCommand(program: Command, io: Io): void {
   // So that `userns run id -u` passes -u to id: options after COMMAND belong to it.
@@ -157,6 +175,8 @@ export function registerRunCommand(program: Command, io: Io): void {
     .argument("[args...]", "its arguments (put -- before COMMAND)")
     .action(async (command: string, args: string[], flags: RunFlags) => {
       const options = runOptions(flags);
+      const note = unmappedNote(options, process.geteuid?.() ?? 0, process.getegid?.() ?? 0);
+      if (note !== undefined) io.err(note);
       const child = spawn(command, args, options);
       // Signals meant for the command reach it through the terminal; here they must not kill us first.
       const forward = (sig: NodeJS.Signals): void => {

@@ -170,7 +170,9 @@ export async function crossCheck(
     // The program: agent 1 joins the target, agent 2 its parent (unless that is ours).
     const pb = new ProgramBuilder();
     const nsPath = (fd: number) => Buffer.from(`/proc/${process.pid}/fd/${fd}\0`, "latin1");
-    const inside = pb.spawn("inside");
+    // An unprivileged caller may not setgroups; it has no need either (its readers only join and read).
+    const privileged = process.geteuid?.() === 0;
+    const inside = pb.spawn("inside", privileged);
     pb.add(inside, Op.setnsPath, "joining the target namespace", { data: nsPath(nsFd), flags: REQUIRED });
     const reads: { vantage: Vantage; file: CheckedFile; step: number }[] = [];
     for (const f of FILES)
@@ -195,7 +197,7 @@ export async function crossCheck(
     let parentSelfView: number | undefined;
     let parentSetgroups: number;
     if (parentFd !== undefined && !parentIsSelf) {
-      const up = pb.spawn("parent");
+      const up = pb.spawn("parent", privileged);
       pb.add(up, Op.setnsPath, "joining the parent namespace", { data: nsPath(parentFd), flags: REQUIRED });
       for (const f of FILES)
         reads.push({

@@ -4,6 +4,7 @@
  * use these.
  */
 import { readFileSync } from "node:fs";
+import { diedError, diedWhileHeld } from "../child/held.js";
 import { startJoinedHolder, startUserNsHolder } from "../child/holder.js";
 import { type MapInput, type MappingResult, type MapWriter, readKernelMap, writeMaps } from "../child/maps.js";
 import { abortChild, type HeldChild, resumeChild } from "../child/steps.js";
@@ -240,9 +241,20 @@ export class UserNamespace {
     };
     try {
       if (method === "newuidmap") {
+        // A holder killed meanwhile never created a usable namespace: say that, not the symptom.
+        const died = (): void => {
+          const d = held.done ? undefined : diedWhileHeld(held.pid);
+          if (d) throw diedError(what, d.signal);
+        };
         return writeMaps(held.pid, method, req)
-          .then(finish)
-          .catch(cleanup)
+          .then(() => {
+            died();
+            return finish();
+          })
+          .catch((e) => {
+            died();
+            return cleanup(e);
+          })
           .finally(() => abortChild(held));
       }
       // With a parent the holder announced the new namespace: it exists once this returns.

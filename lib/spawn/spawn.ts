@@ -6,11 +6,12 @@
  * a child that waits, write setgroups/uid_map/gid_map while it waits,
  * release it, and learn from the error pipe whether execve succeeded.
  */
-import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, openSync, statSync } from "node:fs";
 import { Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
+import { diedError, diedWhileHeld } from "../child/held.js";
 import { becomeCreatorSteps } from "../child/holder.js";
 import { type MapInput, type MappingResult, type MapWriter, type PreparedMap, writeMaps } from "../child/maps.js";
 import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "../child/steps.js";
@@ -87,7 +88,12 @@ export interface SpawnOptions extends SandboxOptions {
   stdio?: StdioOption;
   /** Run the program in a new session (setsid), as child_process's `detached`. */
   detached?: boolean;
-  /** prctl(PR_SET_PDEATHSIG): the signal the program gets when this thread's process dies. */
+  /**
+   * prctl(PR_SET_PDEATHSIG): the signal the program gets when the thread that spawned it exits. That is the
+   * kernel's rule (the parent is a thread): from the main thread it means "when this process dies"; from a worker
+   * thread it also fires when the worker ends (worker.terminate(), or its script finishing) while the process lives
+   * on. Spawn from the main thread for a program that must outlive a worker.
+   */
   parentDeathSignal?: NodeJS.Signals | number;
   /** Propagation of the new mount namespace's tree (`private` by default, as util-linux unshare). */
   mountPropagation?: "private" | "slave" | "shared" | "unchanged";
@@ -320,7 +326,7 @@ function openJoins(join: SpawnOptions["join"]): OpenedJoin[] {
   try {
     for (const t of list) {
       if (typeof t === "string") {
-        const fd = native().openNs(t);
+        const fd = openNsFile(t);
         out.push({ target: t, fd, type: "user", owned: true });
         out[out.length - 1]!.type = typeOfFd(fd);
       } else {
@@ -392,7 +398,9 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
 }
 
 function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
-  for (const fd of plan.childEnds) closeSync(fd);
+  // Closed through the addon that opened them: fs.closeSync on an fd fs did not open warns in a worker thread
+  // ("closed but not opened in unmanaged mode").
+  for (const fd of plan.childEnds) native().close(fd);
   plan.childEnds = [];
   if (destroyStreams) for (const s of plan.streams) s?.destroy();
 }
@@ -493,7 +501,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       cloneFlags = flags;
       if (mapsNeeded) steps.push({ op: "wait", notify: false });
     } else {
-      for (const j of joins) steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}` });
+      for (const j of joins)
+        steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}`, path: nsFilePath(j) });
       if (creator) steps.push(...becomeCreatorSteps(creator));
       if (flags !== 0) steps.push({ op: "unshare", flags });
       if (mapsNeeded) steps.push({ op: "wait", notify: true });
@@ -585,9 +594,14 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       child.pid = r.pid;
       child._started(r.pidfd);
     };
+    // Settles the handle once: a cancel (kill before execve) and the map writer's own failure can both arrive.
+    let failed = false;
     const fail = (e: unknown): void => {
       abortChild(h);
-      child._failed(e);
+      child._cancel = undefined;
+      if (failed) return;
+      failed = true;
+      child._failed(unmappedIdHint(e, newNs.has("user"), options));
     };
     const sb = sandbox;
     const closeJoins = (): void => {
@@ -630,12 +644,18 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       writeMaps(h.pid, method, mapReq)
         .then(() => {
           if (h.done) return;
+          const died = diedWhileHeld(h.pid);
+          if (died) throw diedError(what, died.signal);
           child._cancel = undefined;
           child.mapping = result;
           finish();
         })
+        // finish() itself throws for a step that failed after release (setgid, chdir, execve ...): the child is
+        // reaped by then (h.done), but the handle must still fail and its streams be closed.
         .catch((e) => {
-          if (!h.done) fail(e);
+          // newuidmap may fail because the child was killed: say that, not newuidmap's symptom of it.
+          const died = h.done ? undefined : diedWhileHeld(h.pid);
+          fail(died ? diedError(what, died.signal) : e);
         })
         .finally(closeJoins);
       return child;
@@ -663,6 +683,41 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
 
 function mapsInclude0(m: PreparedMap | undefined): boolean {
   return m?.map.extents.some((e) => e.first === 0) === true;
+}
+
+/** setresgid/setresuid EINVAL in a new user namespace whose map of that kind was not given: say so, it is the usual cause. */
+function unmappedIdHint(e: unknown, newUser: boolean, options: SpawnOptions): unknown {
+  if (!newUser || !UsernsError.isUsernsError(e) || e.code !== "EINVAL") return e;
+  const kind = e.step === "setgid" ? "gid" : e.step === "setuid" ? "uid" : undefined;
+  if (kind === undefined || options[kind === "gid" ? "gidMap" : "uidMap"] !== undefined) return e;
+  return new UsernsError(e.attempted, {
+    errno: e.errno,
+    syscall: e.syscall,
+    step: e.step,
+    path: e.path,
+    reason: `no ${kind} map was given (${kind}Map; --map-${kind === "gid" ? "groups" : "users"} for userns run), so no ${kind} is mapped in the new user namespace`,
+  });
+}
+
+/** Opens a join target by path; a failure names the join step and the path. */
+function openNsFile(path: string): number {
+  try {
+    return native().openNs(path);
+  } catch (e) {
+    const ue = e as UsernsError;
+    throw new UsernsError(`join: opening ${path}`, {
+      errno: ue.errno,
+      syscall: ue.syscall ?? "open",
+      step: "join",
+      path,
+    });
+  }
+}
+
+/** The namespace file a join names in errors: the path given, or this process's fd of it. */
+function nsFilePath(j: OpenedJoin): string {
+  if (typeof j.target === "string") return j.target;
+  return `/proc/${process.pid}/fd/${j.fd}`;
 }
 
 function dropGroupsAllowed(

@@ -3,6 +3,7 @@
  *
  * @packageDocumentation
  */
+export * from "./newidmap.js";
 export * from "./parse.js";
 export * from "./ranges.js";
 export * from "./read.js";

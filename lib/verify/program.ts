@@ -136,12 +136,15 @@ export class ProgramBuilder {
     return encodeSteps(this.steps, timeoutMs);
   }
 
-  /** Forks a fresh agent: root of the initial namespace, no supplementary groups. */
-  spawn(role: string): number {
+  /**
+   * Forks a fresh agent: as root, root of the initial namespace with no supplementary groups. `dropGroups` false
+   * (an unprivileged runner, which may not call setgroups) keeps the caller's groups.
+   */
+  spawn(role: string, dropGroups = true): number {
     const a = this.nextAgent++;
     if (a >= MAX_AGENTS) throw new RangeError(`a case needs more than ${MAX_AGENTS - 1} processes`);
     this.add(0, Op.spawn, `forking the ${role} process`, { target: a, flags: REQUIRED });
-    this.add(a, Op.setgroupsEmpty, `setgroups([]) in the ${role} process`, { flags: REQUIRED });
+    if (dropGroups) this.add(a, Op.setgroupsEmpty, `setgroups([]) in the ${role} process`, { flags: REQUIRED });
     return a;
   }
 

@@ -1,7 +1,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { parseMapFlag, registerRunCommand, runOptions } from "../../lib/cli/run.js";
 import { registerShowCommand } from "../../lib/cli/show.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
@@ -16,13 +16,17 @@ const cli = (args: string[]) =>
     registerShowCommand(program, io);
   }, args);
 
-const dir = mkdtempSync(join(tmpdir(), "userns-cli-"));
-// uid 0 inside a namespace is uid 100000 outside: let it write here.
-chmodSync(dir, 0o777);
-// At the top level, not in the describe block: that one is skipped without root.
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let dir = "";
 
 describeKernel("userns run and userns show", () => {
+  // Made here, not at module level: when the block is skipped (no root) its hooks do not run, and a directory made
+  // at module level would be left behind.
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "userns-cli-"));
+    // uid 0 inside a namespace is uid 100000 outside: let it write here.
+    chmodSync(dir, 0o777);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   afterEach(() => {
     process.exitCode = undefined;
   });

@@ -1,19 +1,19 @@
 /**
  * Rootless spawns, as the unprivileged CI user (scripts/ci-user.sh creates
- * `usernstest` with subuid/subgid 300000:65536). The test process is root, so
- * each scenario runs in a separate Node process started with that uid/gid,
- * against a compiled copy of lib/.
+ * `usernstest` with subuid/subgid 300000:65536). Each scenario runs in a
+ * separate Node process against a compiled copy of lib/: started with that
+ * user's uid/gid when the suite runs as root, as the suite's own user when
+ * that user runs it (CI's second pass; see test/helpers/rootless.ts).
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { nativePath } from "../../lib/kernel/native.js";
-import { describeKernel } from "../helpers/kernel.js";
+import { compiledLib } from "../helpers/mountns.js";
+import { describeRootless, testUserIds } from "../helpers/rootless.js";
 import { procLine } from "../helpers/spawn.js";
 
-const user = process.env.USERNS_TEST_USER ?? "usernstest";
 const root = join(import.meta.dirname, "..", "..");
 let outDir = "";
 let uid = -1;
@@ -21,11 +21,12 @@ let gid = -1;
 
 function scenario(name: string, arg?: string): Record<string, unknown> {
   const extra = arg === undefined ? [] : [arg];
+  // As root: as the test user. Run by that user itself (CI's second pass): as we are.
+  const asUser = process.getuid?.() === 0 ? { uid, gid, env: { HOME: "/" } } : { env: {} };
   const r = spawnSync(process.execPath, [join(root, "test/fixtures/rootless-scenarios.mjs"), name, ...extra], {
-    uid,
-    gid,
+    ...(asUser.uid !== undefined ? { uid: asUser.uid, gid: asUser.gid } : {}),
     cwd: "/",
-    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), HOME: "/" },
+    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), ...asUser.env },
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -43,27 +44,12 @@ function isSleeping(pid: number): boolean {
   }
 }
 
-describeKernel("rootless spawn (as the unprivileged CI user)", () => {
+describeRootless("rootless spawn (as the unprivileged CI user)", () => {
   beforeAll(() => {
-    try {
-      uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
-      gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8" }).trim());
-    } catch {
-      throw new Error(`the CI user ${user} does not exist: run bash scripts/ci-user.sh`);
-    }
-    outDir = mkdtempSync(join(tmpdir(), "userns-rootless-"));
-    execFileSync(
-      process.execPath,
-      [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", outDir],
-      {
-        stdio: "inherit",
-      },
-    );
-    execFileSync("chmod", ["-R", "a+rX", outDir]);
+    ({ uid, gid } = testUserIds());
+    // The shared compiled copy of lib/ (readable by every uid).
+    outDir = compiledLib();
   }, 120_000);
-  afterAll(() => {
-    if (outDir) rmSync(outDir, { recursive: true, force: true });
-  });
 
   it("writes the single-line self-map itself (method self)", () => {
     const r = scenario("self");
@@ -79,14 +65,68 @@ describeKernel("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.stdout).toBe(`${procLine(0, 300000, 65536)}${procLine(0, 300000, 65536)}0\n0\n`);
   });
 
-  it("reports newuidmap's refusal with its stderr and leaves no child", () => {
+  it("refuses a range outside the user's /etc/subuid before any process, naming the ranges and what would work", () => {
     const r = scenario("refused");
     expect(r.ok).toBe(false);
-    expect(r.code).toBe("ERR_USERNS_NEWIDMAP");
+    expect(r.code).toBe("EPERM");
+    expect(r.rule).toBe("subid_range");
     expect(r.step).toBe("uid_map");
     expect(r.syscall).toBe("newuidmap");
-    expect(r.message).toMatch(/newuidmap .* exit status 1: .+/);
+    expect(r.path).toBe("/etc/subuid");
+    expect(r.pid).toBeUndefined();
+    expect(r.message).toContain(
+      "lower uids 100000-100009 are not all in usernstest's ranges in /etc/subuid: 300000-365535",
+    );
+    expect(r.message).toContain("--map-users auto (0:300000:65536)");
+    expect(r.message).toContain("usermod --add-subuids 100000-100009 usernstest");
     expect(r.children).toBe("");
+  });
+
+  it("a failure after the maps (execve EACCES) on the newuidmap path rejects once and leaks no fd", () => {
+    const r = scenario("execFails");
+    expect(r).toMatchObject({ ok: false, code: "EACCES", step: "execve", syscall: "execve", path: "/etc/passwd" });
+    expect(r.errors).toBe(1);
+    expect(r.fdsAfter).toBe(r.fdsBefore);
+    expect(r.children).toBe("");
+  });
+
+  it("the CLI prints every failure and exits 1; --map-users auto without --user says the program runs as nobody", () => {
+    const r = scenario("cli") as Record<string, { status: number; stdout: string; stderr: string }>;
+    expect(r.execve!.status).toBe(1);
+    expect(r.execve!.stderr).toMatch(/^userns: spawning \/etc\/passwd .*step execve \(execve\): EACCES/);
+    expect(r.noGidMap!.status).toBe(1);
+    expect(r.noGidMap!.stderr).toMatch(
+      /step setgid \(setresgid\): EINVAL: no gid map was given \(gidMap; --map-groups for userns run\)/,
+    );
+    expect(r.nobody).toMatchObject({ status: 0, stdout: "65534\n" });
+    expect(r.nobody!.stderr).toContain(
+      `note: your uid ${uid} is not in the uid map and your gid ${gid} is not in the gid map`,
+    );
+    expect(r.nobody!.stderr).toContain("--user 0 --group 0 for root inside");
+    expect(r.check!.status).toBe(1);
+    expect(r.check!.stdout).toMatch(/writer +newuidmap/);
+    expect(r.check!.stdout).toMatch(/rule +subid_range/);
+  });
+
+  it("userns demo runs the nested namespace and cross-check through newuidmap, and says what each skipped section needs", () => {
+    const r = scenario("cli") as Record<string, { status: number; stdout: string; stderr: string }>;
+    expect(r.demo!.status).toBe(0);
+    const sections = JSON.parse(r.demo!.stdout) as {
+      title: string;
+      skipped?: string;
+      data: { mapping?: { method: string }; report?: { discrepancies: unknown[] } } | null;
+    }[];
+    const nested = sections.find((s) => s.title.startsWith("A nested namespace"))!;
+    expect(nested.skipped).toBeUndefined();
+    expect(nested.data?.mapping?.method).toBe("parent-helper");
+    expect(nested.data?.report?.discrepancies).toEqual([]);
+    expect(sections.find((s) => s.title.startsWith("A refused map"))!.skipped).toBeUndefined();
+    const skipped = sections.filter((s) => s.skipped !== undefined);
+    expect(skipped.map((s) => s.title.split(":")[0])).toEqual([
+      "An idmapped mount of a scratch tmpfs",
+      "A short differential campaign",
+    ]);
+    for (const s of skipped) expect(s.skipped).toMatch(/^needs root: .*(CAP_SYS_ADMIN|CAP_SETUID)/);
   });
 
   it("the model refuses a forced self gid map while setgroups is allow, before any process", () => {

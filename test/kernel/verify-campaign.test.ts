@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
-import { afterAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { buildProgram } from "../../lib/cli/main.js";
 import { registerVerifyCommands, type VerifyExtension } from "../../lib/cli/verify.js";
 import { modelPredictor, type Predictor, runCampaign } from "../../lib/verify/campaign.js";
@@ -17,10 +17,15 @@ import { describeKernel } from "../helpers/kernel.js";
 // sanitizer job runs the same checks on fewer cases.
 const SAN = process.env.USERNS_EXPECT_SANITIZER === "1";
 const N = SAN ? 60 : 4000;
-const dir = mkdtempSync(join(tmpdir(), "userns-verify-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let dir = "";
 
 describeKernel("differential campaign: kernel against model", () => {
+  // Made here, not at module level: when the block is skipped (no root) its hooks do not run, and a directory made
+  // at module level would be left behind.
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "userns-verify-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it(`agrees on every field of ${N} generated cases (seed 20261124)`, async () => {
     const { summary, disagreements } = await runCampaign({ count: N, seed: 20261124, shrink: 3 });
     const report = disagreements

@@ -10,7 +10,7 @@ describe("userns check", () => {
   });
 
   it("accepts a valid map (exit 0) and shows what would be written", async () => {
-    const r = await run(["check", "0 100000 65536"]);
+    const r = await run(["check", "0 100000 65536", "--writer", "privileged"]);
     expect(r.code).toBe(0);
     expect(r.out).toContain("ok");
     expect(r.out).toContain("0 100000 65536");

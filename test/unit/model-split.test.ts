@@ -158,19 +158,16 @@ describe("splitAgainstParent properties", () => {
   });
 
   it("a parent that tiles the lower ids always gives a split, cut only at its boundaries", () => {
-    // Parent extents tile [0, 4000) in random chunks with arbitrary (non-overlapping) lower ids.
-    const tiling = fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 14, maxLength: 40 }).map((sizes) => {
-      let up = 0;
-      return IdMap.from(
-        sizes.map((n, i) => {
-          const e = extent(up, 1_000_000 + i * 1000, n);
-          up += n;
-          return e;
-        }),
-      );
+    // Parent extents tile exactly [0, 4000) in random chunks with arbitrary (non-overlapping) lower ids: the chunks
+    // are drawn as cut points, so they always cover the whole request range (drawing chunk sizes did not: 14 chunks
+    // could sum to 14).
+    const tiling = fc.uniqueArray(fc.integer({ min: 1, max: 3999 }), { minLength: 13, maxLength: 39 }).map((cuts) => {
+      const bounds = [0, ...cuts.sort((a, b) => a - b), 4000];
+      return IdMap.from(bounds.slice(1).map((end, i) => extent(bounds[i]!, 1_000_000 + i * 1000, end - bounds[i]!)));
     });
     fc.assert(
       fc.property(validMap(20), tiling, (req, parent) => {
+        expect(parent.extents.reduce((n, e) => n + e.count, 0)).toBe(4000);
         fc.pre(req.extents.every((e) => e.lowerFirst + e.count <= 4000));
         const r = splitAgainstParent(req, parent);
         expect(r.ok).toBe(true);
