@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -267,6 +268,35 @@ long RunStep(Exec *x, int i) {
       Sys(SYS_close, fd);
       break;
     }
+    case kStatPath: {
+      // Straight into the shared result area: no copy, no libc call in the
+      // forked agent. The ids are the kernel's translation into this
+      // process's user namespace (65534 where it maps nothing), which is why
+      // a joined agent stats rather than the parent.
+      const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
+      if (s.outCap < sizeof(struct statx)) {
+        r = -EINVAL;
+        break;
+      }
+      r = Sys(SYS_statx, AT_FDCWD, reinterpret_cast<long>(path), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+              STATX_BASIC_STATS | STATX_MNT_ID, reinterpret_cast<long>(x->results + s.outOff));
+      if (r == 0) r = sizeof(struct statx);
+      break;
+    }
+    case kOpenPath: {
+      // Opened now, joined later (kSetnsFd): once an agent has joined a mount
+      // namespace, host paths such as /proc/<pid>/ns/* may no longer resolve.
+      const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
+      if (x->fds[s.fdslot] >= 0) Sys(SYS_close, x->fds[s.fdslot]);
+      r = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      x->fds[s.fdslot] = r >= 0 ? static_cast<int>(r) : -1;
+      break;
+    }
+    case kSetnsFd:
+      r = x->fds[s.fdslot] >= 0 ? child::JoinNs(x->fds[s.fdslot], s.arg0) : -EBADF;
+      if (x->fds[s.fdslot] >= 0) Sys(SYS_close, x->fds[s.fdslot]);
+      x->fds[s.fdslot] = -1;
+      break;
     case kReadPath: {
       const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
       long fd = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -785,10 +815,11 @@ bool ValidateCase(const uint8_t *c, size_t avail, size_t resultsLen, std::string
     if (!spawned[s.agent]) return *why = "agent used before spawn" + at, false;
     if (s.target != kTargetSelf && !spawned[s.target]) return *why = "target not spawned" + at, false;
     // W is Node: it may not change credentials or namespaces, nor name itself.
-    if ((s.op == kSetnsPath || s.op == kReadPath) &&
+    if ((s.op == kSetnsPath || s.op == kReadPath || s.op == kStatPath || s.op == kOpenPath) &&
         (s.dataLen < 2 || s.dataLen > 4096 || c[h.dataOff + s.dataOff + s.dataLen - 1] != 0))
       return *why = "path must be NUL-terminated" + at, false;
-    if (s.agent == 0 && (s.op <= kSetnsUser || s.op == kSetnsPath || s.target == kTargetSelf))
+    if (s.agent == 0 && (s.op <= kSetnsUser || s.op == kSetnsPath || s.op == kSetnsFd || s.op == kOpenPath ||
+                         s.target == kTargetSelf))
       return *why = "operation not allowed in the worker" + at, false;
     if (s.op == kTakeFd && i > 0 && steps[i - 1].agent == s.agent)
       return *why = "TAKE_FD must start a run" + at, false;

@@ -147,6 +147,15 @@ export const RUNNER_OPS = {
   spawn: { op: 16, doc: "fork agent <target>" },
   setnsPath: { op: 17, doc: "setns(open(data), CLONE_NEWUSER)" },
   readPath: { op: 18, doc: "read the file at the path in data" },
+  statPath: {
+    op: 19,
+    doc: "statx(data, AT_SYMLINK_NOFOLLOW) into the output (outCap >= sizeof(struct statx), else EINVAL): ids as this process's user namespace sees them",
+  },
+  openPath: {
+    op: 20,
+    doc: "open(data, O_RDONLY) into fdslot: a namespace file, kept to join after /proc paths stop resolving",
+  },
+  setnsFd: { op: 21, doc: "setns(fdslot, arg0), then close the slot (EBADF if empty)" },
 } as const satisfies Record<string, { op: number; doc: string }>;
 
 /** The verify runner's case header (32 bytes), then `nsteps` step records, then the data. */

@@ -132,7 +132,10 @@ enum RunnerOp : uint8_t {
   kSpawn = 16,  // fork agent <target>
   kSetnsPath = 17,  // setns(open(data), CLONE_NEWUSER)
   kReadPath = 18,  // read the file at the path in data
-  kRunnerOpMax = 18,
+  kStatPath = 19,  // statx(data, AT_SYMLINK_NOFOLLOW) into the output (outCap >= sizeof(struct statx), else EINVAL): ids as this process's user namespace sees them
+  kOpenPath = 20,  // open(data, O_RDONLY) into fdslot: a namespace file, kept to join after /proc paths stop resolving
+  kSetnsFd = 21,  // setns(fdslot, arg0), then close the slot (EBADF if empty)
+  kRunnerOpMax = 21,
 };
 struct CaseHeader {
   uint32_t size;  // whole case, header + steps + data
