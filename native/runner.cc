@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -108,9 +109,10 @@ enum Op : uint8_t {
   kGiveFd = 14,
   kTakeFd = 15,
   kSpawn = 16,
-  kSetnsPath = 17,  // setns(open(path), CLONE_NEWUSER); the path is the step's data
+  kSetnsPath = 17,  // setns(open(path), arg0 or CLONE_NEWUSER); the path is the step's data
   kReadPath = 18,   // read the file at the path in the step's data
-  kOpMax = 18,
+  kStatPath = 19,   // statx(path, AT_SYMLINK_NOFOLLOW) into the output: owners as this process's namespace sees them
+  kOpMax = 19,
 };
 
 enum StepFlags : uint8_t { kRequired = 1, kCapsAll = 2 };
@@ -334,8 +336,21 @@ long RunStep(Exec *x, int i) {
         aux = 1;
         break;
       }
-      r = Sys(SYS_setns, fd, CLONE_NEWUSER);
+      // arg0 names the namespace type (CLONE_NEWNS for a mount namespace); 0 keeps the user-namespace check.
+      r = Sys(SYS_setns, fd, s.arg0 != 0 ? s.arg0 : CLONE_NEWUSER);
       Sys(SYS_close, fd);
+      break;
+    }
+    case kStatPath: {
+      // Straight into the shared result area: no copy, no libc call in the forked agent.
+      const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
+      if (s.outCap < sizeof(struct statx)) {
+        r = -EINVAL;
+        break;
+      }
+      r = Sys(SYS_statx, AT_FDCWD, reinterpret_cast<long>(path), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+              STATX_BASIC_STATS | STATX_MNT_ID, reinterpret_cast<long>(x->results + s.outOff));
+      if (r == 0) r = sizeof(struct statx);
       break;
     }
     case kReadPath: {
@@ -858,7 +873,7 @@ bool ValidateCase(const uint8_t *c, size_t avail, size_t resultsLen, std::string
     if (!spawned[s.agent]) return *why = "agent used before spawn" + at, false;
     if (s.target != kTargetSelf && !spawned[s.target]) return *why = "target not spawned" + at, false;
     // W is Node: it may not change credentials or namespaces, nor name itself.
-    if ((s.op == kSetnsPath || s.op == kReadPath) &&
+    if ((s.op == kSetnsPath || s.op == kReadPath || s.op == kStatPath) &&
         (s.dataLen < 2 || s.dataLen > 4096 || c[h.dataOff + s.dataOff + s.dataLen - 1] != 0))
       return *why = "path must be NUL-terminated" + at, false;
     if (s.agent == 0 && (s.op <= kSetnsUser || s.op == kSetnsPath || s.target == kTargetSelf))

@@ -30,6 +30,7 @@ export const Op = {
   spawn: 16,
   setnsPath: 17,
   readPath: 18,
+  statPath: 19,
 } as const;
 
 /** Files under /proc/PID (native/runner.cc `kFiles`). */
