@@ -109,10 +109,12 @@ enum Op : uint8_t {
   kGiveFd = 14,
   kTakeFd = 15,
   kSpawn = 16,
-  kSetnsPath = 17,  // setns(open(path), arg0 or CLONE_NEWUSER); the path is the step's data
+  kSetnsPath = 17,  // setns(open(path), CLONE_NEWUSER); the path is the step's data
   kReadPath = 18,   // read the file at the path in the step's data
   kStatPath = 19,   // statx(path, AT_SYMLINK_NOFOLLOW) into the output: owners as this process's namespace sees them
-  kOpMax = 19,
+  kOpenPath = 20,   // open(path, O_RDONLY) into the fd slot: a namespace to join after the paths stop resolving
+  kSetnsFd = 21,    // setns(fd slot, arg0), then close the slot
+  kOpMax = 21,
 };
 
 enum StepFlags : uint8_t { kRequired = 1, kCapsAll = 2 };
@@ -336,8 +338,7 @@ long RunStep(Exec *x, int i) {
         aux = 1;
         break;
       }
-      // arg0 names the namespace type (CLONE_NEWNS for a mount namespace); 0 keeps the user-namespace check.
-      r = Sys(SYS_setns, fd, s.arg0 != 0 ? s.arg0 : CLONE_NEWUSER);
+      r = Sys(SYS_setns, fd, CLONE_NEWUSER);
       Sys(SYS_close, fd);
       break;
     }
@@ -353,6 +354,18 @@ long RunStep(Exec *x, int i) {
       if (r == 0) r = sizeof(struct statx);
       break;
     }
+    case kOpenPath: {
+      const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
+      if (x->fds[s.fdslot] >= 0) Sys(SYS_close, x->fds[s.fdslot]);
+      r = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      x->fds[s.fdslot] = r >= 0 ? static_cast<int>(r) : -1;
+      break;
+    }
+    case kSetnsFd:
+      r = x->fds[s.fdslot] >= 0 ? Sys(SYS_setns, x->fds[s.fdslot], s.arg0) : -EBADF;
+      if (x->fds[s.fdslot] >= 0) Sys(SYS_close, x->fds[s.fdslot]);
+      x->fds[s.fdslot] = -1;
+      break;
     case kReadPath: {
       const char *path = reinterpret_cast<const char *>(x->data + s.dataOff);
       long fd = Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -873,10 +886,11 @@ bool ValidateCase(const uint8_t *c, size_t avail, size_t resultsLen, std::string
     if (!spawned[s.agent]) return *why = "agent used before spawn" + at, false;
     if (s.target != kTargetSelf && !spawned[s.target]) return *why = "target not spawned" + at, false;
     // W is Node: it may not change credentials or namespaces, nor name itself.
-    if ((s.op == kSetnsPath || s.op == kReadPath || s.op == kStatPath) &&
+    if ((s.op == kSetnsPath || s.op == kReadPath || s.op == kStatPath || s.op == kOpenPath) &&
         (s.dataLen < 2 || s.dataLen > 4096 || c[h.dataOff + s.dataOff + s.dataLen - 1] != 0))
       return *why = "path must be NUL-terminated" + at, false;
-    if (s.agent == 0 && (s.op <= kSetnsUser || s.op == kSetnsPath || s.target == kTargetSelf))
+    if (s.agent == 0 && (s.op <= kSetnsUser || s.op == kSetnsPath || s.op == kSetnsFd || s.op == kOpenPath ||
+                        s.target == kTargetSelf))
       return *why = "operation not allowed in the worker" + at, false;
     if (s.op == kTakeFd && i > 0 && steps[i - 1].agent == s.agent)
       return *why = "TAKE_FD must start a run" + at, false;

@@ -17,6 +17,7 @@
  */
 import { readFileSync } from "node:fs";
 import { errnoName, UsernsError } from "../errors.js";
+import { native } from "../kernel/native.js";
 import { nsInfo } from "../kernel/nsfs.js";
 import { type MountinfoEntry, parseMountinfo } from "../model/mountinfo.js";
 import type { Owner, PredictedMount } from "../model/sandbox.js";
@@ -24,6 +25,7 @@ import { runPrograms } from "../verify/kernel.js";
 import { Op, ProgramBuilder, programStatus, REQUIRED, Status, stepResult } from "../verify/program.js";
 
 const CLONE_NEWNS = 0x0002_0000;
+const CLONE_NEWUSER = 0x1000_0000;
 const STATX_SIZE = 256;
 
 /** What stat() of a mount point shows from inside the sandbox. */
@@ -75,21 +77,73 @@ async function statInside(pid: number, paths: readonly string[], timeoutMs: numb
   // No setgroups step (unlike ProgramBuilder.spawn): an unprivileged caller may not, and the
   // agent's groups do not matter to stat.
   pb.add(0, Op.spawn, "forking the helper that joins the sandbox", { target: a, flags: REQUIRED });
-  const sameUserns = (() => {
-    const me = nsInfo("self", "user");
-    const it = nsInfo(pid, "user");
-    return me.dev === it.dev && me.ino === it.ino;
-  })();
-  if (!sameUserns)
-    pb.add(a, Op.setnsPath, "joining the sandbox's user namespace", {
-      data: cstr(`/proc/${pid}/ns/user`),
+  // The mount namespace is owned by the user namespace that made it, which need not be the
+  // program's (bwrap nests a second one when run unprivileged): join that owner, then the mount
+  // namespace (which needs CAP_SYS_ADMIN over its owner), then the program's user namespace (a
+  // descendant of the owner, so the helper still may). The namespaces are opened first, while
+  // /proc paths still resolve on the host.
+  const b = native();
+  const me = nsInfo("self", "user");
+  const mntFd = b.openNs(`/proc/${pid}/ns/mnt`);
+  const ownerFd = b.nsGetUserns(mntFd);
+  try {
+    const owner = b.nsIdentity(ownerFd);
+    const prog = nsInfo(pid, "user");
+    const same = (
+      x: { dev: number | bigint; ino: number | bigint },
+      y: { dev: number | bigint; ino: number | bigint },
+    ) => BigInt(x.dev) === BigInt(y.dev) && BigInt(x.ino) === BigInt(y.ino);
+    const SLOT_OWNER = 1;
+    const SLOT_MNT = 2;
+    const SLOT_PROG = 3;
+    pb.add(a, Op.openPath, "opening the sandbox's mount namespace", {
+      data: cstr(`/proc/${pid}/ns/mnt`),
+      fdslot: SLOT_MNT,
       flags: REQUIRED,
     });
-  pb.add(a, Op.setnsPath, "joining the sandbox's mount namespace", {
-    data: cstr(`/proc/${pid}/ns/mnt`),
-    arg0: CLONE_NEWNS,
-    flags: REQUIRED,
-  });
+    if (!same(prog, owner))
+      pb.add(a, Op.openPath, "opening the program's user namespace", {
+        data: cstr(`/proc/${pid}/ns/user`),
+        fdslot: SLOT_PROG,
+        flags: REQUIRED,
+      });
+    if (!same(owner, me)) {
+      pb.add(a, Op.openPath, "opening the user namespace that owns the mount namespace", {
+        data: cstr(`/proc/${process.pid}/fd/${ownerFd}`),
+        fdslot: SLOT_OWNER,
+        flags: REQUIRED,
+      });
+      pb.add(a, Op.setnsFd, "joining the user namespace that owns the mount namespace", {
+        fdslot: SLOT_OWNER,
+        arg0: CLONE_NEWUSER,
+        flags: REQUIRED,
+      });
+    }
+    pb.add(a, Op.setnsFd, "joining the sandbox's mount namespace", {
+      fdslot: SLOT_MNT,
+      arg0: CLONE_NEWNS,
+      flags: REQUIRED,
+    });
+    if (!same(prog, owner))
+      pb.add(a, Op.setnsFd, "joining the program's user namespace", {
+        fdslot: SLOT_PROG,
+        arg0: CLONE_NEWUSER,
+        flags: REQUIRED,
+      });
+    return await runStats(pb, a, pid, paths, timeoutMs);
+  } finally {
+    b.close(ownerFd);
+    b.close(mntFd);
+  }
+}
+
+async function runStats(
+  pb: ProgramBuilder,
+  a: number,
+  pid: number,
+  paths: readonly string[],
+  timeoutMs: number,
+): Promise<(InsideStat | string)[]> {
   const steps = paths.map((p) => pb.add(a, Op.statPath, `stat ${p} inside`, { data: cstr(p), outCap: STATX_SIZE }));
   const enc = pb.encode(timeoutMs);
   const [area] = await runPrograms([enc]);

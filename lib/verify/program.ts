@@ -31,6 +31,8 @@ export const Op = {
   setnsPath: 17,
   readPath: 18,
   statPath: 19,
+  openPath: 20,
+  setnsFd: 21,
 } as const;
 
 /** Files under /proc/PID (native/runner.cc `kFiles`). */
