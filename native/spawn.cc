@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "child/sandbox.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -145,6 +146,19 @@ enum Op : int32_t {
   kPropagation = 13,  // a: mount flags for "/" (MS_REC|MS_PRIVATE ...)
   kDumpable = 14,     // a: 0/1
   kFork = 15,         // the later steps run in a new process (see the contract); this one exits 0
+  // Sandbox steps (native/child/sandbox.h; prepared by lib/sandbox/prepare.ts).
+  kSbBase = 16,           // the base tmpfs, pivot into it, the new root at /newroot
+  kSbFs = 17,             // a: subop | flags << 8 | mode << 16, b: fd/attrs, s: dest, s2: source/spec/data
+  kSbPivot = 18,          // the new root becomes "/", the old one is detached
+  kSbHostname = 19,       // s: the name
+  kSbKeepCaps = 20,       // PR_SET_KEEPCAPS before a uid change
+  kSbCaps = 21,           // a: capabilities kept (bit mask), b: cap_last_cap
+  kSbNoNewPrivs = 22,     //
+  kSbSeccomp = 23,        // s2: struct sock_filter[]
+  kSbLoopback = 24,       //
+  kSbDisableUserns = 25,  //
+  kSbReaper = 26,         // this process stays as the reaping pid 1, the rest runs in its child
+  kExecSearch = 27,       // s2: candidate paths, NUL-separated: execve each until one is not ENOENT
 };
 
 struct Step {
@@ -297,6 +311,7 @@ CHILD_FN int GrandchildMain(void *arg);
 // Runs steps [from, end) and then execve (or exit, in exit mode). Never returns.
 CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
   int nsteps = static_cast<int>(c->steps.size());
+  child::SandboxState sb;
   for (int i = from; i < nsteps; i++) {
     const Step &s = c->steps[i];
     long r = 0;
@@ -404,6 +419,56 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
         r = -ENOSYS;
 #endif
         break;
+      case kSbBase:
+        r = child::SandboxBase(&sb);
+        break;
+      case kSbFs:
+        r = child::SandboxFs(&sb, s.a, s.b, s.s, s.s2, s.s2len);
+        break;
+      case kSbPivot:
+        r = child::SandboxPivot(&sb);
+        break;
+      case kSbHostname:
+        r = child::SandboxHostname(s.s2, s.s2len);
+        break;
+      case kSbKeepCaps:
+        r = child::SandboxKeepCaps();
+        break;
+      case kSbCaps:
+        r = child::SandboxCapabilities(static_cast<uint64_t>(s.a), static_cast<int>(s.b));
+        break;
+      case kSbNoNewPrivs:
+        r = child::SandboxNoNewPrivs();
+        break;
+      case kSbSeccomp:
+        r = child::SandboxSeccomp(s.s2, s.s2len);
+        break;
+      case kSbLoopback:
+        r = child::SandboxLoopback();
+        break;
+      case kSbDisableUserns:
+        r = child::SandboxDisableUserns(&sb, s.a, s.b);
+        break;
+      case kSbReaper:
+        r = child::SandboxReaper(c->childErrW);
+        break;
+      case kExecSearch: {
+        // execvp's search, inside the sandbox: the candidates were listed by
+        // the parent from PATH; the first that is not missing decides.
+        Sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&c->oldmask), 0, 8);
+        const char *p = s.s2;
+        const char *end = s.s2 + s.s2len;
+        long first = -ENOENT;
+        while (p < end) {
+          r = Sys(__NR_execve, reinterpret_cast<long>(p), reinterpret_cast<long>(c->argv.data()),
+                  reinterpret_cast<long>(c->envp.data()));
+          if (r != -ENOENT && r != -ENOTDIR && first == -ENOENT) first = r;
+          while (p < end && *p != 0) p++;
+          p++;
+        }
+        r = first;  // the child fails now: no need to block signals again
+        break;
+      }
       default:
         r = -EINVAL;
     }
@@ -641,19 +706,38 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     c->gids.push_back(static_cast<gid_t>(g));
   }
   c->exitMode = info.Length() > 8 && info[8].ToBoolean().Value();
+  // blobs: binary step data (NUL bytes allowed: fs specs, BPF programs),
+  // named by a step's s2 index -2 - k.
+  std::vector<std::string> blobs;
+  if (info.Length() > 9 && info[9].IsArray()) {
+    Napi::Array a = info[9].As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length(); k++) {
+      Napi::Value v = a.Get(k);
+      if (!v.IsTypedArray()) ThrowUsage(env, "blobs must be Uint8Arrays");
+      Napi::Uint8Array u = v.As<Napi::Uint8Array>();
+      blobs.emplace_back(reinterpret_cast<const char *>(u.Data()), u.ByteLength());
+    }
+  }
+  // noVm: a fork-like child with its own memory even where CLONE_VM is used,
+  // for a child that outlives exec (the sandbox's reaping pid 1).
+  bool noVm = info.Length() > 10 && info[10].ToBoolean().Value();
 
   // Storage first, pointers after: the vector must not move once pointed into.
   size_t nArgv = argv.size(), nEnv = envp.size();
-  c->storage.reserve(nArgv + nEnv + strings.size());
+  size_t nStrings = strings.size();
+  c->storage.reserve(nArgv + nEnv + nStrings + blobs.size());
   for (auto &s : argv) c->storage.push_back(std::move(s));
   for (auto &s : envp) c->storage.push_back(std::move(s));
   for (auto &s : strings) c->storage.push_back(std::move(s));
+  for (auto &s : blobs) c->storage.push_back(std::move(s));
   for (size_t k = 0; k < nArgv; k++) c->argv.push_back(c->storage[k].data());
   c->argv.push_back(nullptr);
   for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
   c->envp.push_back(nullptr);
   const std::string *str = c->storage.data() + nArgv + nEnv;
-  size_t nStr = c->storage.size() - nArgv - nEnv;
+  size_t nStr = nStrings;
+  const std::string *blob = str + nStrings;
+  size_t nBlob = c->storage.size() - nArgv - nEnv - nStrings;
   for (uint32_t k = 0; k < steps.Length(); k += 5) {
     Step s{};
     s.op = static_cast<int32_t>(ArgInt(info, steps.Get(k), "step op"));
@@ -661,12 +745,20 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     s.b = ArgInt(info, steps.Get(k + 2), "step b");
     int64_t si = ArgInt(info, steps.Get(k + 3), "step s");
     int64_t s2 = ArgInt(info, steps.Get(k + 4), "step s2");
-    if (si >= static_cast<int64_t>(nStr) || s2 >= static_cast<int64_t>(nStr)) ThrowUsage(env, "step string index out of range");
+    if (si >= static_cast<int64_t>(nStr) || s2 >= static_cast<int64_t>(nStr) || -2 - s2 >= static_cast<int64_t>(nBlob))
+      ThrowUsage(env, "step string index out of range");
     s.s = si >= 0 ? str[si].c_str() : nullptr;
     if (s2 >= 0) {
       s.s2 = str[s2].data();
       s.s2len = str[s2].size();
+    } else if (s2 <= -2) {
+      s.s2 = blob[-2 - s2].data();
+      s.s2len = blob[-2 - s2].size();
     }
+    if ((s.op == kSbFs) && s.s == nullptr) ThrowUsage(env, "step needs a path");
+    if ((s.op == kSbFs || s.op == kSbHostname || s.op == kSbSeccomp || s.op == kExecSearch) && s.s2 == nullptr)
+      ThrowUsage(env, "step needs data");
+    if (s.op == kSbReaper && (!noVm || c->exitMode)) ThrowUsage(env, "a reaper step needs a noVm child");
     if ((s.op == kChdir || s.op == kAttachMount || s.op == kWriteFile) && s.s == nullptr)
       ThrowUsage(env, "step needs a path");
     if (s.op == kSetgroups && (s.a < 0 || s.b < 0 || static_cast<size_t>(s.a + s.b) > c->gids.size()))
@@ -674,6 +766,7 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     if (s.op == kWait) c->waitsLeft++;
     if (s.op == kFork) {
       if (c->forkStep >= 0) ThrowUsage(env, "only one fork step");
+      if (noVm) ThrowUsage(env, "a fork step cannot run in a noVm child");
       if (c->exitMode) ThrowUsage(env, "a fork step cannot run in exit mode");
       if (!USERNS_CLONE_VM) ThrowUsage(env, "a fork step needs the CLONE_VM spawn path (x86_64)");
       c->forkStep = static_cast<int>(c->steps.size());
@@ -701,6 +794,7 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   ca.exit_signal = SIGCHLD;
 #if USERNS_CLONE_VM
+  if (!noVm) {
   c->mapSize = kStackSize + kGuardSize;
   void *map = TakeStack(c->mapSize);
   if (map == nullptr) {
@@ -730,6 +824,7 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
   ca.stack_size = kStackSize;
   c->dumpable = prctl(PR_GET_DUMPABLE);
+  }
 #endif
 
   sigset_t all;
@@ -737,7 +832,16 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   pthread_sigmask(SIG_SETMASK, &all, &c->oldmask);
   long pid;
 #if USERNS_CLONE_VM
-  pid = Clone3Vm(&ca, ChildMain, c.get());
+  if (!noVm) {
+    pid = Clone3Vm(&ca, ChildMain, c.get());
+  } else {
+    pid = Sys(__NR_clone3, reinterpret_cast<long>(&ca), sizeof ca);
+    if (pid == 0) {
+      // A copy of this process's memory: ChildMain never returns.
+      ChildMain(c.get());
+      for (;;) Sys(__NR_exit_group, 127);
+    }
+  }
 #else
   pid = syscall(SYS_clone3, &ca, sizeof ca);
   if (pid == 0) _exit(ChildMain(c.get()));

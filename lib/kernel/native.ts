@@ -111,6 +111,8 @@ export interface NativeBinding {
     strings: string[],
     gids: number[],
     exitMode: boolean,
+    blobs?: Uint8Array[],
+    noVm?: boolean,
   ): [number, unknown];
   /** Releases the child from its current wait and blocks until the next event. */
   spawnResume(
@@ -146,6 +148,8 @@ export interface NativeBinding {
   capEffective(): bigint;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
   spawnUsesCloneVm(): boolean;
+  /** An O_CLOEXEC memfd holding `bytes` (a sandbox file's content, copied by the child). */
+  memfdFromBytes(bytes: Uint8Array): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

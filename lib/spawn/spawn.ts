@@ -6,7 +6,7 @@
  * a child that waits, write setgroups/uid_map/gid_map while it waits,
  * release it, and learn from the error pipe whether execve succeeded.
  */
-import { accessSync, closeSync, constants as fsConstants, statSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from "node:fs";
 import { Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,8 @@ import { native } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
+import { hasSandboxOptions, type PreparedSandbox, prepareSandbox, validateSandboxOptions } from "../sandbox/prepare.js";
+import type { SandboxOptions } from "../sandbox/types.js";
 import { signalNumber, UsernsChildProcess } from "./child-process.js";
 import {
   type MapInput,
@@ -38,8 +40,11 @@ export type StdioEntry = "pipe" | "inherit" | "ignore" | number | null | undefin
 /** An existing namespace to join: an open nsfs fd, a path such as /proc/PID/ns/net, or a held handle (anything with `fd`). */
 export type JoinTarget = number | string | { readonly fd: number };
 
-/** Options of {@link spawn}. Names follow child_process where one exists. */
-export interface SpawnOptions {
+/**
+ * Options of {@link spawn}. Names follow child_process where one exists. The sandbox options
+ * ({@link SandboxOptions}: `filesystem`, `hostname`, `capabilities`, ...) build the program's world in the child.
+ */
+export interface SpawnOptions extends SandboxOptions {
   /** Namespaces to create. `user` is created first and owns the others. */
   namespaces?: readonly NamespaceKind[];
   /** The new user namespace's uid map (model value, or text `inside outside count` per line). Needs `user` in namespaces. */
@@ -103,6 +108,14 @@ const KNOWN_OPTIONS: readonly (keyof SpawnOptions)[] = [
   "parentDeathSignal",
   "mountPropagation",
   "mounts",
+  "filesystem",
+  "hostname",
+  "capabilities",
+  "noNewPrivileges",
+  "seccomp",
+  "init",
+  "loopback",
+  "disableUserNamespaces",
 ];
 
 const NS_KIND: Readonly<Record<NamespaceKind, NamespaceType>> = {
@@ -178,6 +191,9 @@ export function validateSpawnOptions(options: SpawnOptions): void {
       throw usageError('mounts needs namespaces to include "mount": they are attached only in a new mount namespace');
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
+  validateSandboxOptions(options, { namespaces: new Set(ns), joins: options.join !== undefined });
+  if (options.disableUserNamespaces && options.groups !== undefined)
+    throw usageError("groups cannot be set with disableUserNamespaces (its nested namespace denies setgroups)");
 }
 
 /** Finds the program the way execvp would, but here in the parent: the child never searches PATH. */
@@ -332,9 +348,11 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
   let joins: OpenedJoin[] = [];
   let stdio: StdioPlan | undefined;
   let held: HeldChild | undefined;
+  let sandbox: PreparedSandbox | undefined;
   try {
     // Like child_process, a missing program is reported through the handle, not thrown.
-    const path = resolveExecutable(file, env);
+    // With a filesystem plan the program is looked up inside the new root, by the child.
+    const path = options.filesystem !== undefined ? file : resolveExecutable(file, env);
     joins = openJoins(options.join);
     const userJoin = joins.find((j) => j.type === "user");
     const childSide = joins.length > 0;
@@ -391,33 +409,73 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     if (newNs.has("mount") && (options.mountPropagation ?? "private") !== "unchanged")
       steps.push({ op: "propagation", flags: PROPAGATION[(options.mountPropagation ?? "private") as "private"] });
     for (const m of options.mounts ?? []) steps.push({ op: "attachMount", fd: m.fd, target: m.target });
+    if (hasSandboxOptions(options))
+      sandbox = prepareSandbox(options, {
+        namespaces: newNs,
+        file,
+        env,
+        uid: options.uid,
+        gid: options.gid,
+        groups: options.groups,
+        joins: childSide,
+      });
+    if (sandbox) steps.push(...sandbox.setup);
+    const pdeath =
+      options.parentDeathSignal === undefined
+        ? undefined
+        : ({
+            op: "parentDeathSignal",
+            signal: signalNumber(options.parentDeathSignal),
+            // In a pid namespace of its own the process's parent (this process) has no pid: getppid() is 0 there.
+            viaErrorPipe: forkProgram || (newNs.has("pid") && !childSide),
+          } as const);
+    // With a reaping pid 1 the parent-death signal is pid 1's (this process is its parent); its death ends the rest.
+    if (sandbox && sandbox.reaper.length > 0) {
+      if (pdeath) steps.push(pdeath);
+      steps.push(...sandbox.reaper);
+    }
     if (options.detached) steps.push({ op: "setsid" });
+    if (sandbox) steps.push(...sandbox.beforeIds);
     const userChanged = newNs.has("user") || userJoin !== undefined;
     if (options.groups !== undefined) steps.push({ op: "setgroups", groups: options.groups });
-    else if ((options.uid !== undefined || options.gid !== undefined) && dropGroupsAllowed(userChanged, setgroups, gid))
+    else if (
+      (options.uid !== undefined || options.gid !== undefined) &&
+      !options.disableUserNamespaces &&
+      dropGroupsAllowed(userChanged, setgroups, gid)
+    )
       steps.push({ op: "setgroups", groups: [] });
     if (options.gid !== undefined) steps.push({ op: "setgid", gid: options.gid });
     if (options.uid !== undefined) steps.push({ op: "setuid", uid: options.uid });
+    if (sandbox) steps.push(...sandbox.afterIds);
     if (options.cwd !== undefined) {
       const cwd = typeof options.cwd === "string" ? options.cwd : fileURLToPath(options.cwd);
       steps.push({ op: "chdir", path: cwd });
     }
-    if (options.parentDeathSignal !== undefined)
-      steps.push({
-        op: "parentDeathSignal",
-        signal: signalNumber(options.parentDeathSignal),
-        // The forked program's parent (this process) has no pid in its pid namespace: getppid() is 0 there.
-        viaErrorPipe: forkProgram,
-      });
+    if (pdeath && !(sandbox && sandbox.reaper.length > 0)) steps.push(pdeath);
     steps.push({ op: "stdio" });
+    if (sandbox) steps.push(...sandbox.last);
 
     stdio = planStdio(options.stdio);
+    if (sandbox?.newRoot && stdio.fdSrc.includes(DEV_NULL)) {
+      // The child would open /dev/null after pivot_root, inside a root that may have none: open it here.
+      const devNull = openSync("/dev/null", "r+");
+      stdio.childEnds.push(devNull);
+      stdio.fdSrc = stdio.fdSrc.map((f) => (f === DEV_NULL ? devNull : f));
+    }
     child.stdio.push(...stdio.streams);
     child.stdin = (stdio.streams[0] as Socket | null) ?? null;
     child.stdout = (stdio.streams[1] as Socket | null) ?? null;
     child.stderr = (stdio.streams[2] as Socket | null) ?? null;
 
-    held = startChild({ cloneFlags, path, argv, envp, fdSrc: stdio.fdSrc, steps });
+    held = startChild({
+      cloneFlags,
+      path: sandbox?.execPath ?? path,
+      argv,
+      envp,
+      fdSrc: stdio.fdSrc,
+      steps,
+      noVm: sandbox?.needsOwnMemory === true,
+    });
     // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.
     if (!forkProgram) child.pid = held.pid;
     // The child has its own copies now.
@@ -435,8 +493,11 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       abortChild(h);
       child._failed(e);
     };
+    const sb = sandbox;
     const closeJoins = (): void => {
       for (const j of joins) if (j.owned) native().close(j.fd);
+      // The child has exec'd or is gone: the fds prepared for it (memfds, idmapped mounts) are no longer needed.
+      sb?.close();
     };
     if (!mapsNeeded) {
       try {
@@ -497,6 +558,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
   } catch (e) {
     // Failed before or at clone3: nothing to reap unless the child exists.
     if (held) abortChild(held);
+    sandbox?.close();
     if (stdio) releaseStdio(stdio, true);
     for (const j of joins) if (j.owned) native().close(j.fd);
     child._failed(e);

@@ -5,6 +5,7 @@
  */
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
+import { type SandboxStep, sandboxStepError } from "../sandbox/prepare.js";
 
 /** One step the child runs before execve. */
 export type ChildStep =
@@ -39,10 +40,12 @@ export type ChildStep =
    * (not of the first child, which exits here). After unshare(CLONE_NEWPID) that process is pid 1 of the new pid
    * namespace. At most one per plan; the handle's pid and pidfd are then the new process's.
    */
-  | { readonly op: "fork" };
+  | { readonly op: "fork" }
+  /** A sandbox step prepared by lib/sandbox (its own native op number in `code`). */
+  | SandboxStep;
 
 /** Native op numbers: must match `enum Op` in native/spawn.cc. */
-const OP: Readonly<Record<ChildStep["op"], number>> = {
+const OP: Readonly<Record<Exclude<ChildStep["op"], "sandbox">, number>> = {
   wait: 1,
   join: 2,
   unshare: 3,
@@ -61,7 +64,7 @@ const OP: Readonly<Record<ChildStep["op"], number>> = {
 };
 
 /** The syscall each step makes, for error reports. */
-const SYSCALL: Readonly<Record<ChildStep["op"], string>> = {
+const SYSCALL: Readonly<Record<Exclude<ChildStep["op"], "sandbox">, string>> = {
   wait: "read",
   join: "setns",
   unshare: "unshare",
@@ -96,6 +99,8 @@ export interface ChildPlan {
   readonly steps: readonly ChildStep[];
   /** Helper mode: exit 0 after the steps instead of execve. */
   readonly exitMode?: boolean;
+  /** A fork-like child with its own memory (no CLONE_VM), for a child that outlives exec (a reaping pid 1). */
+  readonly noVm?: boolean;
 }
 
 /** An fdSrc entry: the child opens /dev/null itself for this slot. */
@@ -117,12 +122,20 @@ export type ResumeResult =
   | { readonly kind: "exec"; readonly pidfd: number; readonly pid: number }
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
 
-function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[] } {
+function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[]; blobs: Uint8Array[] } {
   const steps: number[] = [];
   const strings: string[] = [];
   const gids: number[] = [];
+  const blobs: Uint8Array[] = [];
   const str = (s: string): number => strings.push(s) - 1;
   for (const s of plan.steps) {
+    if (s.op === "sandbox") {
+      // Binary data goes as a blob, named by a negative index (-2 - k).
+      const si = s.s !== undefined ? str(s.s) : -1;
+      const s2 = s.data !== undefined ? -2 - (blobs.push(s.data) - 1) : -1;
+      steps.push(s.code, s.a, s.b, si, s2);
+      continue;
+    }
     let a = 0;
     let b = 0;
     let si = -1;
@@ -177,13 +190,14 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
     }
     steps.push(OP[s.op], a, b, si, s2);
   }
-  return { steps, strings, gids };
+  return { steps, strings, gids, blobs };
 }
 
 /** The name of step `index` of a plan, as errors report it (`execve` past the list). */
 export function stepName(plan: ChildPlan, index: number): { step: string; syscall: string } {
   const s = plan.steps[index];
   if (s === undefined) return { step: "execve", syscall: "execve" };
+  if (s.op === "sandbox") return { step: s.label, syscall: s.syscall };
   if (s.op === "writeFile") return { step: s.label ?? "writeFile", syscall: SYSCALL[s.op] };
   if (s.op === "join") return { step: s.label ?? "join", syscall: SYSCALL[s.op] };
   return { step: s.op, syscall: SYSCALL[s.op] };
@@ -215,7 +229,7 @@ function explain(s: ChildStep | undefined, errno: string): string | undefined {
 
 /** Creates the child with clone3 (CLONE_PIDFD, plus the plan's namespaces); it starts running its steps. */
 export function startChild(plan: ChildPlan): HeldChild {
-  const { steps, strings, gids } = encode(plan);
+  const { steps, strings, gids, blobs } = encode(plan);
   const [pid, handle] = native().spawnStart(
     plan.cloneFlags,
     plan.path,
@@ -226,6 +240,8 @@ export function startChild(plan: ChildPlan): HeldChild {
     strings,
     gids,
     plan.exitMode === true,
+    blobs,
+    plan.noVm === true,
   );
   return { pid, plan, handle, done: false };
 }
@@ -241,6 +257,7 @@ export function resumeChild(child: HeldChild, what: string, release = true): Res
     child.done = true;
     const { step, syscall } = stepName(child.plan, r.step);
     const s = child.plan.steps[r.step];
+    if (s?.op === "sandbox") throw sandboxStepError(s, r.errno);
     const err = new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step });
     const reason = explain(s, err.code);
     throw reason === undefined
