@@ -20,7 +20,10 @@
  *   kuid 0.
  * - stat() inside shows `from_kuid_munged(sandbox userns, make_vfsuid(mount idmap, fs, kuid))`:
  *   65534 (overflowuid) for what the namespace does not map (idmapped.ts statThroughMount).
- * - Since 6.8 a namespace lists its mounts by mount id: in creation order; a recursive
+ * - Since 6.8 a namespace lists its mounts by mount id, that is in creation order, not in the
+ *   order they were attached: mounts made before the child runs the plan come first (detached
+ *   mounts the caller attaches, by their ids; then the idmapped binds, which the parent clones
+ *   while preparing the spawn, in plan order); then the child's own, in plan order. A recursive
  *   bind copies the source's submounts in tree order (the host's mountinfo order).
  *
  * @packageDocumentation
@@ -81,6 +84,8 @@ export interface PathFacts {
   readonly idmap?: UidGidMaps;
   /** `sb->s_user_ns` of the source's filesystem; default the initial namespace. */
   readonly fsUserns?: FsUserns;
+  /** For an attached mount: its unique mount id (it was made before the spawn, and the kernel lists mounts by id). */
+  readonly mountId?: number;
 }
 
 /** Everything the predictor needs besides the plan. */
@@ -182,6 +187,8 @@ function seen(ctx: SandboxContext, idmap: MountIdmap, fs: FsUserns, kernel: Owne
 }
 
 interface Building {
+  /** Listing order: [when made (0 attached mounts, 1 idmapped binds, 2 in the child), key within]. */
+  rank: [number, number];
   target: string;
   fsType: string;
   readOnly: boolean;
@@ -204,8 +211,9 @@ export function predictSandboxMounts(
   const mounts: Building[] = [];
   const links = new Map<string, string>();
   const creatorSeen = seen(ctx, "nop", "init", ctx.creator);
+  const inChild = (): [number, number] => [2, mounts.length];
   const fresh = (target: string, fsType: string, mode: number | undefined, op: number, owner = creatorSeen) =>
-    mounts.push({ target, fsType, readOnly: false, idmapped: false, owner, mode, op });
+    mounts.push({ rank: inChild(), target, fsType, readOnly: false, idmapped: false, owner, mode, op });
   // The new root: a tmpfs (mode 0755) that pivot_root makes `/`.
   fresh("/", "tmpfs", 0o755, -1);
 
@@ -216,6 +224,7 @@ export function predictSandboxMounts(
     readOnly: boolean,
     idmap: MountIdmap,
     all: boolean,
+    group = 2,
   ) => {
     const fs = facts.fsUserns ?? "init";
     const list = all ? facts.mounts : facts.mounts.filter((m) => m.rel === "");
@@ -223,6 +232,8 @@ export function predictSandboxMounts(
       // An idmapped bind applies the new idmap to on-disk owners; a plain bind keeps what the host shows.
       const owner = seen(ctx, idmap, fs, m.owner);
       mounts.push({
+        rank:
+          group === 0 ? [0, (facts.mountId ?? i) + mounts.length / 1e6] : group === 1 ? [1, mounts.length] : inChild(),
         target: join(target, m.rel),
         fsType: m.fsType,
         readOnly: readOnly || m.readOnly,
@@ -246,14 +257,14 @@ export function predictSandboxMounts(
       case "idmappedBind": {
         const f = ctx.ops[i];
         if (f === undefined || !f.exists) return;
-        bindTree(f, dest, i, o.readOnly === true, f.idmap ?? "nop", o.recursive === true);
+        bindTree(f, dest, i, o.readOnly === true, f.idmap ?? "nop", o.recursive === true, 1);
         return;
       }
       case "attach": {
         const f = ctx.ops[i];
         if (f === undefined || !f.exists) return;
         // The detached mount's owner is already as seen through its idmap (fstat in the facts' namespace).
-        bindTree(f, dest, i, false, "nop", true);
+        bindTree(f, dest, i, false, "nop", true, 0);
         return;
       }
       case "tmpfs":
@@ -266,6 +277,7 @@ export function predictSandboxMounts(
         fresh(dest, "proc", 0o555, i, seen(ctx, "nop", "init", GLOBAL_ROOT));
         for (const c of ctx.procCovers)
           mounts.push({
+            rank: inChild(),
             target: join(dest, c.name),
             fsType: "proc",
             readOnly: true,
@@ -292,6 +304,7 @@ export function predictSandboxMounts(
         const owner =
           o.upper === "tmpfs" || top === undefined ? creatorSeen : seen(ctx, "nop", f?.fsUserns ?? "init", top.owner);
         mounts.push({
+          rank: inChild(),
           target: dest,
           fsType: "overlay",
           readOnly: o.upper === undefined,
@@ -305,6 +318,7 @@ export function predictSandboxMounts(
       case "file":
         if (o.bind !== undefined) {
           mounts.push({
+            rank: inChild(),
             target: dest,
             fsType: "tmpfs",
             readOnly: o.bind === "ro",
@@ -331,10 +345,14 @@ export function predictSandboxMounts(
     }
   });
 
-  return mounts.map((m, i) => ({
-    ...m,
-    visible: !mounts.slice(i + 1).some((later) => under(m.target, later.target)),
-  }));
+  // Visibility follows the order of attachment (the plan's); the listing, the order of creation.
+  return mounts
+    .map(({ rank, ...m }, i) => ({
+      rank,
+      m: { ...m, visible: !mounts.slice(i + 1).some((later) => under(m.target, later.target)) },
+    }))
+    .sort((a, b) => a.rank[0] - b.rank[0] || a.rank[1] - b.rank[1])
+    .map((x) => x.m);
 }
 
 function topAt(mounts: Building[], target: string): Building | undefined {

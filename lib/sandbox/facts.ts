@@ -12,8 +12,9 @@
  *
  * @packageDocumentation
  */
-import { readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { lstatSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { UsernsError } from "../errors.js";
+import { native } from "../kernel/native.js";
 import { nsInfo } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
 import type { UidGidMaps } from "../model/idmapped.js";
@@ -27,6 +28,7 @@ import {
   type PathFacts,
   type SandboxContext,
 } from "../model/sandbox.js";
+import { AT_EMPTY_PATH } from "../mounts/constants.js";
 import { readMapsOfFd } from "../namespaces/user-namespace.js";
 import type { FsOperation, SandboxMapInput } from "./types.js";
 
@@ -39,7 +41,10 @@ export interface SandboxFactsOptions {
   readonly userns: UidGidMaps | "init";
   /** Kernel ids of the child while it runs the plan; default this process's euid and egid. */
   readonly creator?: Owner;
-  /** The new procfs entries the `proc` operation covers with read-only binds (default none). */
+  /**
+   * The new procfs entries the `proc` operation covers with read-only binds of themselves. Default: the
+   * library's rule (bwrap's list, each where this kernel's procfs has it: sys, sysrq-trigger, irq, bus).
+   */
   readonly procCovers?: readonly { readonly name: string; readonly mode: number }[];
   /** The mount table to read (default /proc/self/mountinfo: the table the child's mount namespace copies). */
   readonly mountinfo?: string;
@@ -142,7 +147,14 @@ export function collectSandboxFacts(plan: readonly FsOperation[], options: Sandb
         const st = statSync(`/proc/self/fd/${o.mount.fd}`);
         const m = o.mount as { readonly fd: number; readonly source?: string; readonly maps?: unknown };
         const host = m.source !== undefined ? hostPathFacts(m.source, mountinfo, false).mounts[0] : undefined;
+        let mountId: number | undefined;
+        try {
+          mountId = Number(native().mountIdOf(o.mount.fd, "", AT_EMPTY_PATH).mountId);
+        } catch {
+          // Without statx's mount id, the plan's order stands in for the order of creation.
+        }
         return {
+          ...(mountId !== undefined ? { mountId } : {}),
           exists: true,
           mounts: [
             {
@@ -172,8 +184,21 @@ export function collectSandboxFacts(plan: readonly FsOperation[], options: Sandb
     creator: options.creator ?? { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 },
     ops,
     devNodes,
-    procCovers: options.procCovers ?? [],
+    procCovers: options.procCovers ?? procCovers(),
   };
+}
+
+/** The entries of /proc that a new procfs covers read-only: those of the library's list this kernel has. */
+export function procCovers(): { name: string; mode: number }[] {
+  const out: { name: string; mode: number }[] = [];
+  for (const name of ["sys", "sysrq-trigger", "irq", "bus"]) {
+    try {
+      out.push({ name, mode: lstatSync(`/proc/${name}`).mode & 0o7777 });
+    } catch {
+      // Not on this kernel (or not configured): not covered.
+    }
+  }
+  return out;
 }
 
 /** The plan as the model reads it (the public operations are a structural superset). */

@@ -52,6 +52,7 @@ function fsArgs(): string[] {
 
 describeKernel("sandbox model against a bwrap sandbox, cross-checked from inside", () => {
   beforeAll(() => {
+    compiledLib(); // the compiled copy the fixtures import (cached; slow only the first time)
     dir = mkdtempSync(join(tmpdir(), "userns-sbmodel-"));
     chmodSync(dir, 0o755);
     mkdirSync(join(dir, "work"), { mode: 0o777 });
@@ -60,7 +61,7 @@ describeKernel("sandbox model against a bwrap sandbox, cross-checked from inside
     mkdirSync(join(dir, "other"), { mode: 0o750 });
     chmodSync(join(dir, "other"), 0o755);
     chownSync(join(dir, "other"), 1234, 1235);
-  }, 120_000);
+  }, 180_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
