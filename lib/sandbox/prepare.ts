@@ -747,6 +747,7 @@ function capsText(keep: bigint): string {
 /** Why a sandbox step failed, in words, by kind, stage and errno. */
 function reasonFor(step: SandboxStep, stage: number, code: string): string | undefined {
   const k = step.kind;
+  if (k === "remountReadOnly" && code === "EINVAL") return "the destination is not a mountpoint";
   if (stage === 1 && code === "ENOENT") return "source does not exist";
   if (stage === 1) return "cannot clone the source mount";
   if (stage === 2 && code === "ENOTDIR") return "a parent of the destination is not a directory";
@@ -768,7 +769,6 @@ function reasonFor(step: SandboxStep, stage: number, code: string): string | und
   if (stage === 11) return "cannot make the new root the root";
   if (stage === 12) return "cannot lower user.max_user_namespaces in the sandbox's user namespace";
   if (stage === 13) return "cannot write the nested user namespace's maps";
-  if (k === "remountReadOnly" && code === "EINVAL") return "the destination is not a mountpoint";
   if (k === "hostname" && code === "EPERM") return "no CAP_SYS_ADMIN over the uts namespace";
   if (k === "capabilities" && code === "EPERM")
     return "a capability asked for is not in the permitted set (not held, or lost with the uid change)";

@@ -419,6 +419,11 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         groups: options.groups,
         joins: childSide,
       });
+    if (sandbox && sandbox.setup.length > 0 && newNs.has("user") && mapsInclude0(uid) && mapsInclude0(gid)) {
+      // Become root of the new namespace before building the sandbox: the creator's own ids may be unmapped there
+      // (root spawning with "0 100000 65536"), and the kernel refuses to create files for an unmapped fsuid (EOVERFLOW).
+      steps.push({ op: "setgid", gid: 0 }, { op: "setuid", uid: 0 });
+    }
     if (sandbox) steps.push(...sandbox.setup);
     const pdeath =
       options.parentDeathSignal === undefined
@@ -564,6 +569,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     child._failed(e);
     return child;
   }
+}
+
+function mapsInclude0(m: PreparedMap | undefined): boolean {
+  return m !== undefined && m.map.extents.some((e) => e.first === 0);
 }
 
 function dropGroupsAllowed(
