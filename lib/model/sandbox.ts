@@ -14,10 +14,13 @@
  * Kernel rules used (each checked by test/kernel/sandbox-model.test.ts):
  * - A bind is recursive (every submount of the source comes along) and keeps the
  *   source mount's flags and idmap (clone_mnt copies mnt_flags and mnt_idmap).
- * - A new tmpfs, mqueue or devpts root belongs to the fsuid/fsgid of the task that
- *   mounted it (shmem_get_inode, mqueue_get_inode, devpts' root inode); a new procfs
- *   root to GLOBAL_ROOT_UID/GID, so it shows as nobody where the namespace does not map
- *   kuid 0.
+ * - A new tmpfs or devpts root belongs to the fsuid/fsgid of the task that mounted it
+ *   (shmem_get_inode, devpts' root inode); a new procfs root to GLOBAL_ROOT_UID/GID, so it
+ *   shows as nobody where the namespace does not map kuid 0. An mqueue mount is the ipc
+ *   namespace's own superblock, made when the ipc namespace was (mq_init_ns at clone): its
+ *   root belongs to the task that created the ipc namespace, not to the one mounting it
+ *   (found by test/kernel/sandbox-crosscheck.test.ts: root's sandbox with "0 100000 65536"
+ *   shows /dev/mqueue as nobody, its tmpfs roots as 0).
  * - stat() inside shows `from_kuid_munged(sandbox userns, make_vfsuid(mount idmap, fs, kuid))`:
  *   65534 (overflowuid) for what the namespace does not map (idmapped.ts statThroughMount).
  * - Since 6.8 a namespace lists its mounts by mount id, that is in creation order, not in the
@@ -97,6 +100,11 @@ export interface SandboxContext {
   readonly userns: UidGidMaps | "init";
   /** Kernel ids of the child while it runs the plan: owners of the tmpfs, mqueue and devpts roots it mounts. */
   readonly creator: Owner;
+  /**
+   * Kernel ids of the task that created the ipc namespace whose mqueue the plan mounts: the spawning
+   * process's ids for a new ipc namespace (clone runs with its credentials), the host's root otherwise.
+   */
+  readonly ipcCreator: Owner;
   /** Facts per operation index (bind, idmappedBind, attach, overlay); undefined for the others. */
   readonly ops: readonly (PathFacts | undefined)[];
   /** Facts of the host device nodes a `dev` operation binds, by name (null, zero, ...). */
@@ -271,7 +279,7 @@ export function predictSandboxMounts(
         fresh(dest, "tmpfs", o.mode ?? 0o755, i);
         return;
       case "mqueue":
-        fresh(dest, "mqueue", 0o1777, i);
+        fresh(dest, "mqueue", 0o1777, i, seen(ctx, "nop", "init", ctx.ipcCreator));
         return;
       case "proc": {
         fresh(dest, "proc", 0o555, i, seen(ctx, "nop", "init", GLOBAL_ROOT));

@@ -18,6 +18,7 @@ import { native } from "../kernel/native.js";
 import { nsInfo } from "../kernel/nsfs.js";
 import type { IdMap } from "../model/idmap.js";
 import type { UidGidMaps } from "../model/idmapped.js";
+import { mapIdDown } from "../model/lookup.js";
 import { parseMountinfo } from "../model/mountinfo.js";
 import { parseMapText } from "../model/parse.js";
 import {
@@ -28,6 +29,7 @@ import {
   type PathFacts,
   type SandboxContext,
 } from "../model/sandbox.js";
+import { INVALID_ID } from "../model/u32.js";
 import { AT_EMPTY_PATH } from "../mounts/constants.js";
 import { readMapsOfFd } from "../namespaces/user-namespace.js";
 import type { FsOperation, SandboxMapInput } from "./types.js";
@@ -39,13 +41,15 @@ export interface SandboxFactsOptions {
    * shows to a reader in the initial namespace), or "init" without a user namespace of its own.
    */
   readonly userns: UidGidMaps | "init";
-  /** Kernel ids of the child while it runs the plan; default this process's euid and egid. */
+  /** Kernel ids of the child while it runs the plan; default {@link planCreator}'s rule. */
   readonly creator?: Owner;
   /**
    * The new procfs entries the `proc` operation covers with read-only binds of themselves. Default: the
    * library's rule (bwrap's list, each where this kernel's procfs has it: sys, sysrq-trigger, irq, bus).
    */
   readonly procCovers?: readonly { readonly name: string; readonly mode: number }[];
+  /** Whether the sandbox has a new ipc namespace (its mqueue's owner is then this process); default true. */
+  readonly newIpcNamespace?: boolean;
   /** The mount table to read (default /proc/self/mountinfo: the table the child's mount namespace copies). */
   readonly mountinfo?: string;
 }
@@ -181,11 +185,28 @@ export function collectSandboxFacts(plan: readonly FsOperation[], options: Sandb
     for (const n of DEV_NODES) devNodes[n] = hostPathFacts(`/dev/${n}`, mountinfo, false);
   return {
     userns: options.userns,
-    creator: options.creator ?? { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 },
+    creator: options.creator ?? planCreator(options.userns),
+    ipcCreator:
+      options.newIpcNamespace === false
+        ? { uid: 0, gid: 0 }
+        : { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 },
     ops,
     devNodes,
     procCovers: options.procCovers ?? procCovers(),
   };
+}
+
+/**
+ * The kernel ids the child runs the plan with: spawn makes it root of its new user namespace first
+ * when that namespace maps uid 0 and gid 0 (else the creator's ids, unmapped there, could not own
+ * a file: EOVERFLOW); otherwise it keeps this process's ids.
+ */
+export function planCreator(userns: UidGidMaps | "init"): Owner {
+  const own = { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
+  if (userns === "init") return own;
+  const uid = mapIdDown(userns.uid, 0);
+  const gid = mapIdDown(userns.gid, 0);
+  return uid === INVALID_ID || gid === INVALID_ID ? own : { uid, gid };
 }
 
 /** The entries of /proc that a new procfs covers read-only: those of the library's list this kernel has. */

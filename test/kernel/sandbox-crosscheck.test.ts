@@ -48,11 +48,8 @@ function fsArgs(): string[] {
   ];
 }
 
-/**
- * Root's sandboxes map kuid 0 (the child runs the plan as the caller's ids, and the kernel refuses
- * to mount a tmpfs for an fsuid its namespace does not map: EOVERFLOW) and a subordinate range.
- */
-const ROOT_MAP = "0 0 1\n1 100001 65535";
+/** Root's sandboxes: a subordinate range; kuid 0 (the host's root, proc's root owner) is not mapped. */
+const ROOT_MAP = "0 100000 65536";
 
 const owner = (r: Result, target: string) => r.predicted.find((m) => m.target === target)?.owner;
 
@@ -77,12 +74,13 @@ describeKernel("sandbox model against the library's sandboxes, cross-checked fro
     const r = run({ fsArgs: fsArgs(), uidMap: ROOT_MAP, gidMap: ROOT_MAP });
     expect(r.discrepancies).toEqual([]);
     expect(r.ok).toBe(true);
-    expect(r.installed).toMatch(/^\s+0\s+0\s+1\n\s+1\s+100001\s+65535\n$/);
-    // 100005 on the host is 5 inside; 300005 is not mapped: nobody. The creator (kuid 0) is 0.
+    expect(r.installed).toMatch(/^\s+0\s+100000\s+65536\n$/);
+    // 100005 on the host is 5 inside; 300005 is not mapped: nobody. The plan runs as root of the
+    // namespace (kuid 100000), so the tmpfs roots are 0; proc's root is kuid 0: nobody.
     expect(owner(r, "/work")).toEqual({ uid: 5, gid: 5 });
     expect(owner(r, "/other")).toEqual({ uid: 65534, gid: 65534 });
     expect(owner(r, "/tmp")).toEqual({ uid: 0, gid: 0 });
-    expect(owner(r, "/proc")).toEqual({ uid: 0, gid: 0 });
+    expect(owner(r, "/proc")).toEqual({ uid: 65534, gid: 65534 });
     expect(hostMountinfo()).toBe(before);
   });
 

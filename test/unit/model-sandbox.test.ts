@@ -30,6 +30,7 @@ function ctx(ops: (PathFacts | undefined)[], extra: Partial<SandboxContext> = {}
       [65536, 0, 1],
     ]),
     creator: { uid: 0, gid: 0 },
+    ipcCreator: { uid: 0, gid: 0 },
     ops,
     devNodes: {},
     procCovers: [],
