@@ -57,6 +57,12 @@ export {
   UserNamespace,
 } from "./namespaces/user-namespace.js";
 export {
+  capabilityNumber,
+  describeFsOp,
+  validateSandboxOptions,
+} from "./sandbox/prepare.js";
+export type * from "./sandbox/types.js";
+export {
   type ChildStep,
   type ExitStatus,
   type JoinTarget,

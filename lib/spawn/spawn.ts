@@ -192,6 +192,14 @@ export function validateSpawnOptions(options: SpawnOptions): void {
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
   validateSandboxOptions(options, { namespaces: new Set(ns), joins: options.join !== undefined });
+  // The plan mounts over /tmp and more before pivot_root: with shared propagation those mounts would reach the host.
+  if (
+    options.filesystem !== undefined &&
+    (options.mountPropagation === "shared" || options.mountPropagation === "unchanged")
+  )
+    throw usageError(
+      'filesystem needs mountPropagation "private" (the default) or "slave": its mounts must not propagate to the host',
+    );
   if (options.disableUserNamespaces && options.groups !== undefined)
     throw usageError("groups cannot be set with disableUserNamespaces (its nested namespace denies setgroups)");
 }

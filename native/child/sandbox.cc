@@ -663,6 +663,11 @@ USERNS_CHILD_FN long SandboxReaper(int errFd) {
   // alive); the error pipe is the program's to close at exec.
   (void)errFd;
   Sys(__NR_close_range, 0, ~0U, 0);
+  // This process holds a copy of the parent's memory (the fork-like child):
+  // non-dumpable, so that the sandboxed program, though it runs with the same
+  // credentials, can neither ptrace it nor read /proc/1/mem. The flag belongs
+  // to this copy of the mm only.
+  Sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   sigset_t all;
   char *m = reinterpret_cast<char *>(&all);
   for (size_t i = 0; i < sizeof all; i++) m[i] = static_cast<char>(0xff);

@@ -292,6 +292,66 @@ describeKernel("sandbox: filesystem plan, process and privileges", () => {
       expect(readFileSync("/proc/self/mountinfo", "utf8")).toBe(mountsBefore);
     }, 120_000);
 
+    it("keeps named capabilities for a non-root uid across exec (keepcaps, then ambient)", async () => {
+      const r = await run("sh", ["-c", "busybox id -u; busybox grep -E '^Cap(Eff|Amb)' /proc/self/status"], {
+        namespaces: ["user", "mount", "pid"],
+        uidMap: "0 100000 65536",
+        gidMap: "0 100000 65536",
+        uid: 1000,
+        gid: 1000,
+        env: { PATH: "/bin" },
+        filesystem: bb,
+        capabilities: ["CAP_NET_BIND_SERVICE"],
+      });
+      expect(r.stdout).toBe("1000\nCapEff:\t0000000000000400\nCapAmb:\t0000000000000400\n");
+    });
+
+    it("binds from an fd, a device bind keeps device nodes usable, attach places a detached mount, overlay with a host upper", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "userns-sandbox-ops-"));
+      const { openSync, closeSync, existsSync } = await import("node:fs");
+      const { idmapMount } = await import("../../lib/mounts/idmap-mount.js");
+      const fd = openSync(dir, "r");
+      try {
+        writeFileSync(join(dir, "marker"), "via-fd");
+        for (const d of ["lower", "upper", "work"]) mkdirSync(join(dir, d));
+        writeFileSync(join(dir, "lower", "l"), "low");
+        const m = idmapMount(dir, { uidMap: "0 0 65536", gidMap: "0 0 65536" });
+        try {
+          const r = await run(
+            "sh",
+            [
+              "-c",
+              "busybox cat /viafd/marker; echo; busybox head -c 1 /devs/zero | busybox wc -c; busybox cat /attached/marker; echo; echo w > /ov/new; busybox cat /ov/l",
+            ],
+            {
+              ...opts,
+              filesystem: [
+                ...bb,
+                { op: "bind", source: { fd }, dest: "/viafd", readOnly: true },
+                { op: "bind", source: "/dev", dest: "/devs", devices: true },
+                { op: "attach", mount: m, dest: "/attached" },
+                {
+                  op: "overlay",
+                  dest: "/ov",
+                  lower: [join(dir, "lower")],
+                  upper: join(dir, "upper"),
+                  work: join(dir, "work"),
+                },
+              ],
+            },
+          );
+          expect(r.stdout).toBe("via-fd\n1\nvia-fd\nlow");
+          // The overlay's writes went to the host's upper directory.
+          expect(existsSync(join(dir, "upper", "new"))).toBe(true);
+        } finally {
+          m.close();
+        }
+      } finally {
+        closeSync(fd);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("idmappedBind: an idmapped bind of a host directory, owners seen through the mount's map", async () => {
       const dir = mkdtempSync(join(tmpdir(), "userns-sandbox-idmap-"));
       try {
