@@ -23,6 +23,8 @@
  *   shows /dev/mqueue as nobody, its tmpfs roots as 0).
  * - stat() inside shows `from_kuid_munged(sandbox userns, make_vfsuid(mount idmap, fs, kuid))`:
  *   65534 (overflowuid) for what the namespace does not map (idmapped.ts statThroughMount).
+ * - The child pivots into the topmost mount at its new root: a bind at "/" replaces the tmpfs root,
+ *   and what was mounted before it goes away with the detached base.
  * - Since 6.8 a namespace lists its mounts by mount id, that is in creation order, not in the
  *   order they were attached: mounts made before the child runs the plan come first (detached
  *   mounts the caller attaches, by their ids; then the idmapped binds, which the parent clones
@@ -353,11 +355,19 @@ export function predictSandboxMounts(
     }
   });
 
+  // A mount at "/" (a bind of a whole tree there, as `--root`) becomes the root when the child pivots
+  // into the topmost mount at /newroot; the tmpfs root and everything mounted before it (now below it)
+  // stay with the old base, which is detached: they are gone, not hidden.
+  let top = -1;
+  mounts.forEach((m, i) => {
+    if (m.target === "/") top = i;
+  });
+  const kept = mounts.slice(top);
   // Visibility follows the order of attachment (the plan's); the listing, the order of creation.
-  return mounts
+  return kept
     .map(({ rank, ...m }, i) => ({
       rank,
-      m: { ...m, visible: !mounts.slice(i + 1).some((later) => under(m.target, later.target)) },
+      m: { ...m, visible: !kept.slice(i + 1).some((later) => under(m.target, later.target)) },
     }))
     .sort((a, b) => a.rank[0] - b.rank[0] || a.rank[1] - b.rank[1])
     .map((x) => x.m);

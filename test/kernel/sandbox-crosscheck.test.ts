@@ -8,7 +8,7 @@
  * mount_setattr needs CAP_SYS_ADMIN there), so the rootless sandbox has plain binds.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -63,6 +63,17 @@ describeKernel("sandbox model against the library's sandboxes, cross-checked fro
       chmodSync(join(dir, d), 0o755);
     }
     chownSync(join(dir, "work"), 100005, 100005);
+    // A busybox-static tree to be the whole root.
+    const rootfs = join(dir, "rootfs");
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    for (const d of ["proc", "dev", "tmp"]) mkdirSync(join(rootfs, d));
+    copyFileSync(
+      execFileSync("sh", ["-c", "command -v busybox"], { encoding: "utf8" }).trim(),
+      join(rootfs, "bin", "busybox"),
+    );
+    chmodSync(join(rootfs, "bin", "busybox"), 0o755);
+    for (const a of ["sh", "sleep"]) symlinkSync("busybox", join(rootfs, "bin", a));
+    execFileSync("chmod", ["-R", "a+rX", rootfs]);
     chownSync(join(dir, "other"), 300005, 300005);
   }, 180_000);
   afterAll(() => {
@@ -119,6 +130,23 @@ describeKernel("sandbox model against the library's sandboxes, cross-checked fro
     expect(r.predicted.filter((m) => m.idmapped).map((m) => m.target)).toEqual(["/srv/c", "/srv/a", "/srv/b"]);
     expect(r.predicted.find((m) => m.target === "/srv/b")?.readOnly).toBe(true);
     expect(hostMountinfo()).toBe(before);
+  });
+
+  it("a whole tree bound at / replaces the tmpfs root (plain bind, and idmapped through a held namespace)", () => {
+    const rootfs = join(dir, "rootfs");
+    const rest = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"];
+    const plain = run({ fsArgs: ["--bind", rootfs, "/", ...rest], uidMap: ROOT_MAP, gidMap: ROOT_MAP });
+    expect(plain.discrepancies).toEqual([]);
+    expect(plain.predicted[0]).toMatchObject({ target: "/", fsType: "ext4", owner: { uid: 65534, gid: 65534 } });
+    const idmapped = run({
+      fsArgs: rest,
+      uidMap: ROOT_MAP,
+      gidMap: ROOT_MAP,
+      idmapped: [{ kind: "userns", source: rootfs, dest: "/", map: ROOT_MAP, first: true, readOnly: false }],
+    });
+    expect(idmapped.discrepancies).toEqual([]);
+    // Root-owned on disk, root-owned inside: 0 → 100000 through the mount → 0.
+    expect(idmapped.predicted[0]).toMatchObject({ target: "/", idmapped: true, owner: { uid: 0, gid: 0 } });
   });
 
   it("rootless (the unprivileged user, maps through newuidmap): the prediction equals what the program sees", () => {
