@@ -317,7 +317,8 @@ export function predictSandboxMounts(
           rank: inChild(),
           target: dest,
           fsType: "overlay",
-          readOnly: o.upper === undefined,
+          // Without an upper layer the filesystem refuses writes itself; the mount flag stays rw.
+          readOnly: false,
           idmapped: false,
           owner,
           mode: o.upper === "tmpfs" ? 0o755 : top?.mode,

@@ -58,7 +58,7 @@ describeKernel("sandbox model against the library's sandboxes, cross-checked fro
     compiledLib(); // the compiled copy the fixtures import (cached; slow only the first time)
     dir = mkdtempSync(join(tmpdir(), "userns-sbcheck-"));
     chmodSync(dir, 0o755);
-    for (const d of ["work", "other", "shared"]) {
+    for (const d of ["work", "other", "shared", "l1", "l2", "up", "wk"]) {
       mkdirSync(join(dir, d));
       chmodSync(join(dir, d), 0o755);
     }
@@ -130,6 +130,23 @@ describeKernel("sandbox model against the library's sandboxes, cross-checked fro
     expect(r.predicted.filter((m) => m.idmapped).map((m) => m.target)).toEqual(["/srv/c", "/srv/a", "/srv/b"]);
     expect(r.predicted.find((m) => m.target === "/srv/b")?.readOnly).toBe(true);
     expect(hostMountinfo()).toBe(before);
+  });
+
+  it("overlays (read-only, tmpfs upper, host upper), chmod, remount-ro, dir, mqueue", () => {
+    const r = run({
+      fsArgs: [
+        ...fsArgs(),
+        ...["--overlay-src", join(dir, "l1"), "--overlay-src", join(dir, "l2"), "--ro-overlay", "/ov1"],
+        ...["--overlay-src", join(dir, "l1"), "--tmp-overlay", "/ov2"],
+        ...["--overlay-src", join(dir, "l1"), "--overlay", join(dir, "up"), join(dir, "wk"), "/ov3"],
+        ...["--perms", "0700", "--size", "1048576", "--tmpfs", "/t", "--chmod", "0711", "/t", "--remount-ro", "/t"],
+        ...["--perms", "0700", "--dir", "/d"],
+      ],
+      uidMap: ROOT_MAP,
+      gidMap: ROOT_MAP,
+    });
+    expect(r.discrepancies).toEqual([]);
+    expect(r.predicted.find((m) => m.target === "/t")).toMatchObject({ readOnly: true, mode: 0o711 });
   });
 
   it("a whole tree bound at / replaces the tmpfs root (plain bind, and idmapped through a held namespace)", () => {
