@@ -304,7 +304,9 @@ export const SANDBOX_FLAGS: Readonly<Record<string, { arity: number; help: strin
     arity: -1,
     help: "[=SIGNAL]: signal the program when userns exits (default SIGKILL, as unshare)",
     run: (s, [sig]) => {
-      s.parentDeathSignal = sig === undefined ? "SIGKILL" : /^\d+$/.test(sig) ? sig : sig.toUpperCase();
+      const up = sig?.toUpperCase();
+      s.parentDeathSignal =
+        up === undefined ? "SIGKILL" : /^\d+$/.test(up) ? up : up.startsWith("SIG") ? up : `SIG${up}`;
     },
   },
   "--as-pid-1": {
@@ -402,6 +404,8 @@ export function extractSandboxArgs(argv: readonly string[]): { args: SandboxArgs
     }
     let values: string[];
     if (flag.arity < 0) values = eq > 0 ? [a.slice(eq + 1)] : [];
+    // One value may also be attached (`--wd=DIR`, `--root=DIR`, as util-linux's getopt takes them).
+    else if (flag.arity === 1 && eq > 0) values = [a.slice(eq + 1)];
     else {
       if (eq > 0) throw usageError(`${name} takes ${flag.arity} separate value(s), not ${name}=...`);
       values = argv.slice(i + 1, i + 1 + flag.arity);

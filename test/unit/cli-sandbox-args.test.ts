@@ -78,8 +78,19 @@ describe("userns run: sandbox flags", () => {
     });
   });
 
+  it("takes util-linux's attached values", () => {
+    const { args } = extractSandboxArgs(["--root=/srv/root", "--wd=/w", "--mount-proc=/p", "--kill-child=term"]);
+    expect(args.filesystem).toEqual([
+      { op: "bind", source: "/srv/root", dest: "/" },
+      { op: "proc", dest: "/p" },
+    ]);
+    expect(args.cwd).toBe("/w");
+    expect(args.parentDeathSignal).toBe("SIGTERM");
+  });
+
   it("refuses what it cannot mean", () => {
     expect(() => extractSandboxArgs(["--bind", "/a"])).toThrow(/needs 2 value/);
+    expect(() => extractSandboxArgs(["--bind=/a", "/b"])).toThrow(/separate value/);
     expect(() => extractSandboxArgs(["--perms", "999", "--tmpfs", "/t"])).toThrow(/octal/);
     expect(() => extractSandboxArgs(["--perms", "0700"])).toThrow(/--perms without/);
     expect(() => extractSandboxArgs(["--cap-drop", "CAP_NOPE"])).toThrow(/unknown capability/);
