@@ -10,6 +10,22 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"]
+    },
+    {
+      "target_name": "userns-init",
+      "conditions": [
+        ["target_arch=='x64'", {
+          "type": "executable",
+          "sources": ["native/init/init.c"],
+          "cflags": ["-O2", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fno-pie", "-Wall"],
+          "ldflags": ["-static", "-nostdlib", "-no-pie"],
+          "cflags!": ["-fPIC", "-pthread"],
+          "ldflags!": ["-pthread", "-rdynamic"],
+          "libraries!": ["-lpthread", "-ldl"]
+        }, {
+          "type": "none"
+        }]
+      ]
     }
   ]
 }

@@ -214,6 +214,12 @@ struct Child {
   int syncR = -1, syncW = -1, errR = -1, errW = -1;
   void *stack = nullptr;
   void *forkStack = nullptr;
+  // A kSbReaper step on the CLONE_VM path: pid 1 clones the program onto
+  // `reaperStack` (CLONE_VM, its own child), then execs the init binary.
+  // Prepared before the first clone3, like forkArgs.
+  int reaperStep = -1;
+  struct clone_args reaperArgs = {};
+  void *reaperStack = nullptr;
   size_t mapSize = 0;
   int pid = -1;
   int pidfd = -1;
@@ -306,6 +312,7 @@ CHILD_FN long ChildStdio(const Child *c) {
 
 #if USERNS_CLONE_VM
 CHILD_FN int GrandchildMain(void *arg);
+CHILD_FN int ReaperProgramMain(void *arg);
 #endif
 
 // Runs steps [from, end) and then execve (or exit, in exit mode). Never returns.
@@ -450,6 +457,35 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
         r = child::SandboxDisableUserns(&sb, s.a, s.b);
         break;
       case kSbReaper:
+#if USERNS_CLONE_VM
+        if (i == c->reaperStep && c->reaperStack != nullptr) {
+          // pid 1 shares the parent's memory: it starts the program (which
+          // goes on with the next steps on its own stack), then becomes the
+          // init binary, leaving that memory for good.
+          long pid = Clone3Vm(const_cast<struct clone_args *>(&c->reaperArgs), ReaperProgramMain, const_cast<Child *>(c));
+          if (pid < 0) {
+            r = pid;
+            break;
+          }
+          char num[24];
+          long v = pid, n = 0;
+          char tmp[24];
+          do {
+            tmp[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+          } while (v > 0);
+          for (long k = 0; k < n; k++) num[k] = tmp[n - 1 - k];
+          num[n] = 0;
+          const char *iargv[] = {"userns-init", num, nullptr};
+          const char *ienvp[] = {nullptr};
+          // Nothing of the parent's may stay open in pid 1 (its stdio would keep pipes alive).
+          Sys(__NR_close_range, 0, ~0U, CLOSE_RANGE_CLOEXEC);
+          r = Sys(__NR_execveat, s.b, reinterpret_cast<long>(""), reinterpret_cast<long>(iargv),
+                  reinterpret_cast<long>(ienvp), AT_EMPTY_PATH);
+          Sys(__NR_kill, pid, SIGKILL);
+          break;
+        }
+#endif
         r = child::SandboxReaper(c->childErrW);
         break;
       case kExecSearch: {
@@ -492,6 +528,15 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
 CHILD_FN int GrandchildMain(void *arg) {
   const Child *c = static_cast<const Child *>(arg);
   return RunSteps(c, c->forkStep + 1, Sys(__NR_getppid));
+}
+#endif
+
+#if USERNS_CLONE_VM
+// The program's process under an exec'd init (kSbReaper on the CLONE_VM
+// path): a child of pid 1, sharing memory until its own execve.
+CHILD_FN int ReaperProgramMain(void *arg) {
+  const Child *c = static_cast<const Child *>(arg);
+  return RunSteps(c, c->reaperStep + 1, Sys(__NR_getppid));
 }
 #endif
 
@@ -611,6 +656,8 @@ void Release(Child *c, bool leak = false) {
   CloseFd(c->errW);
   if (c->stack != nullptr && !leak) GiveStack(c->stack, c->mapSize);
   if (c->forkStack != nullptr && !leak) GiveStack(c->forkStack, c->mapSize);
+  if (c->reaperStack != nullptr && !leak) GiveStack(c->reaperStack, c->mapSize);
+  c->reaperStack = nullptr;
   c->stack = nullptr;
   c->forkStack = nullptr;
   c->leaked = leak;
@@ -758,7 +805,12 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     if ((s.op == kSbFs) && s.s == nullptr) ThrowUsage(env, "step needs a path");
     if ((s.op == kSbFs || s.op == kSbHostname || s.op == kSbSeccomp || s.op == kExecSearch) && s.s2 == nullptr)
       ThrowUsage(env, "step needs data");
-    if (s.op == kSbReaper && (!noVm || c->exitMode)) ThrowUsage(env, "a reaper step needs a noVm child");
+    if (s.op == kSbReaper) {
+      if (c->exitMode || c->reaperStep >= 0) ThrowUsage(env, "at most one reaper step, not in exit mode");
+      // Without noVm, pid 1 execs the init binary whose fd is in b (the CLONE_VM path only).
+      if (!noVm && (!USERNS_CLONE_VM || s.b < 0)) ThrowUsage(env, "a reaper step needs noVm or an init fd");
+      if (!noVm) c->reaperStep = static_cast<int>(c->steps.size());
+    }
     if ((s.op == kChdir || s.op == kAttachMount || s.op == kWriteFile) && s.s == nullptr)
       ThrowUsage(env, "step needs a path");
     if (s.op == kSetgroups && (s.a < 0 || s.b < 0 || static_cast<size_t>(s.a + s.b) > c->gids.size()))
@@ -819,6 +871,20 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     c->forkArgs.exit_signal = 0;
     c->forkArgs.stack = reinterpret_cast<uint64_t>(static_cast<char *>(fmap) + kGuardSize);
     c->forkArgs.stack_size = kStackSize;
+  }
+  if (c->reaperStep >= 0) {
+    void *rmap = TakeStack(c->mapSize);
+    if (rmap == nullptr) {
+      int e = errno;
+      Release(c.get());
+      ThrowErrno(env, e, "mmap", "allocating the program's stack");
+    }
+    c->reaperStack = rmap;
+    // The program: pid 1's own child (reaped by it), sharing memory until its execve.
+    c->reaperArgs.flags = CLONE_VM;
+    c->reaperArgs.exit_signal = SIGCHLD;
+    c->reaperArgs.stack = reinterpret_cast<uint64_t>(static_cast<char *>(rmap) + kGuardSize);
+    c->reaperArgs.stack_size = kStackSize;
   }
   ca.flags |= CLONE_VM;
   ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);

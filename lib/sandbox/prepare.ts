@@ -10,10 +10,10 @@
  *
  * @packageDocumentation
  */
-import { fstatSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
-import { posix } from "node:path";
+import { existsSync, fstatSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
+import { dirname, join, posix } from "node:path";
 import { errnoNumber, UsernsError, usageError } from "../errors.js";
-import { native } from "../kernel/native.js";
+import { native, nativePath } from "../kernel/native.js";
 import { CAPABILITIES, type Capability } from "../model/caps.js";
 import { MOUNT_ATTR } from "../mounts/constants.js";
 import { type IdmappedMount, idmapMount } from "../mounts/idmap-mount.js";
@@ -663,8 +663,19 @@ export function prepareSandbox(o: SandboxOptions, ctx: SandboxContext): Prepared
       );
     if (o.loopback ?? ctx.namespaces.has("net"))
       setup.push(simple(SANDBOX_OP.loopback, "bringing up the loopback interface", "ioctl", "loopback"));
+    let initFd = -1;
+    if (o.init === "reaper") {
+      initFd = openInit();
+      if (initFd >= 0) b.fds.push(initFd);
+    }
     const reaper =
-      o.init === "reaper" ? [simple(SANDBOX_OP.reaper, "starting the reaping pid 1", "clone", "reaper")] : [];
+      o.init === "reaper"
+        ? [
+            simple(SANDBOX_OP.reaper, "starting the reaping pid 1", initFd >= 0 ? "execveat" : "clone", "reaper", {
+              b: initFd,
+            }),
+          ]
+        : [];
     const beforeIds: SandboxStep[] = [];
     const afterIds: SandboxStep[] = [];
     if (o.disableUserNamespaces)
@@ -724,7 +735,7 @@ export function prepareSandbox(o: SandboxOptions, ctx: SandboxContext): Prepared
       beforeIds,
       afterIds,
       last,
-      needsOwnMemory: o.init === "reaper",
+      needsOwnMemory: o.init === "reaper" && initFd < 0,
       newRoot,
       execPath,
       close,
@@ -732,6 +743,37 @@ export function prepareSandbox(o: SandboxOptions, ctx: SandboxContext): Prepared
   } catch (e) {
     close();
     throw e;
+  }
+}
+
+let initPathCache: string | null | undefined;
+
+/**
+ * The init binary pid 1 execs for `init: "reaper"` (build/Release/userns-init, next to the addon), or null: then pid 1
+ * is a fork-like child with its own copy of this process's memory instead (slower: the copy costs page-table work
+ * now and copy-on-write faults later). USERNS_INIT overrides: a path, or "none".
+ */
+function initPath(): string | null {
+  if (initPathCache !== undefined) return initPathCache;
+  const env = process.env.USERNS_INIT;
+  if (env === "none") initPathCache = null;
+  else if (env !== undefined && env !== "") initPathCache = env;
+  else if (!native().spawnUsesCloneVm()) initPathCache = null;
+  else {
+    const p = join(dirname(nativePath()), "userns-init");
+    initPathCache = existsSync(p) ? p : null;
+  }
+  return initPathCache;
+}
+
+/** An fd of the init binary for this spawn (closed with the sandbox), or -1. */
+function openInit(): number {
+  const p = initPath();
+  if (p === null) return -1;
+  try {
+    return openSync(p, "r");
+  } catch {
+    return -1;
   }
 }
 

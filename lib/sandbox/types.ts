@@ -58,7 +58,8 @@ export interface FsProc {
 
 /**
  * A minimal /dev at `dest` (`--dev`): a tmpfs with null, zero, full, random, urandom and tty
- * bound from the host, a private devpts with ptmx, shm, and the fd, stdin, stdout, stderr and core links.
+ * bound from the host, a private devpts (newinstance) at pts with ptmx a link to pts/ptmx, shm (a directory on
+ * that tmpfs, as bwrap makes it), and the fd, stdin, stdout, stderr and core links.
  */
 export interface FsDev {
   readonly op: "dev";
@@ -202,7 +203,9 @@ export interface SandboxOptions {
   /**
    * With a new pid namespace: `"program"` (default) runs the program itself as pid 1; `"reaper"` runs a small
    * pid 1 in the child that reaps orphans and forwards signals, with the program as its child (pid 2), and
-   * exits with the program's status (bwrap's default; `--as-pid-1` is `"program"`).
+   * exits with the program's status (bwrap's default; `--as-pid-1` is `"program"`): its exit code, or 128 + the
+   * signal that killed it (a pid 1 cannot die of its own signal). The handle's pid is pid 1's. pid 1 is a tiny static
+   * init the child execs (build/Release/userns-init), or, where that binary is missing, a copy of this process.
    */
   readonly init?: "program" | "reaper";
   /** Bring the loopback interface up in a new network namespace. Default true when "net" is created (as bwrap). */

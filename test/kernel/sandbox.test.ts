@@ -33,14 +33,14 @@ type Result = {
   thrown?: boolean;
 };
 
-function scenario(name: string, asUser: boolean): Record<string, unknown> & Result {
+function scenario(name: string, asUser: boolean, env: Record<string, string> = {}): Record<string, unknown> & Result {
   const dir = join(scratch, asUser ? "user" : "root", name);
   mkdirSync(dir, { recursive: true });
   if (asUser) chownSync(dir, uid, gid);
   const r = spawnSync(process.execPath, [join(root, "test/fixtures/sandbox-scenarios.mjs"), name, dir], {
     ...(asUser ? { uid, gid } : {}),
     cwd: "/",
-    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), HOME: "/" },
+    env: { ...process.env, USERNS_LIB: outDir, USERNS_BINDING: nativePath(), HOME: "/", ...env },
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -146,9 +146,14 @@ describeKernel("sandbox: filesystem plan, process and privileges", () => {
       it('init "reaper": pid 1 reaps orphans, the program is pid 2, its exit status is the handle\'s', () => {
         const r = scenario("reaper", asUser);
         expect(r.code).toBe(3);
-        // Only pid 1 and the program remain: the orphaned sleep was reaped (no zombie).
-        expect(r.stdout).toBe("pid=2\n1 S\n2 R\n");
+        // Only pid 1 (the exec'd init) and the program remain: the orphaned sleep was reaped (no zombie).
+        expect(r.stdout).toBe("pid=2\n1 (userns-init) S\n2 (sh) R\n");
         expect(scenario("reaperSignal", asUser).code).toBe(128 + 15);
+        // Without the init binary, pid 1 is a fork-like copy of the parent that does the same.
+        const f = scenario("reaper", asUser, { USERNS_INIT: "none" });
+        expect(f.code).toBe(3);
+        expect(f.stdout).toMatch(/^pid=2\n1 \(\S+\) S\n2 \(sh\) R\n$/);
+        expect(f.stdout).not.toContain("userns-init");
         expect(scenario("pid1", asUser).stdout).toBe("1\n");
       });
 
