@@ -192,7 +192,17 @@ export async function crossCheckSandbox(
   const pid = typeof target === "number" ? target : target.pid;
   if (pid === undefined)
     throw new UsernsError("cross-checking a sandbox that has no pid (it was never started)", { code: "ESRCH" });
-  const table: MountinfoEntry[] = parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, "utf8"));
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/mountinfo`, "utf8");
+  } catch (e) {
+    throw new UsernsError(`cross-checking the sandbox of ${pid}: the process is gone`, {
+      code: "ESRCH",
+      path: `/proc/${pid}/mountinfo`,
+      cause: e,
+    });
+  }
+  const table: MountinfoEntry[] = parseMountinfo(text);
   const stats = await statInside(
     pid,
     table.map((m) => m.target),

@@ -12,6 +12,7 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, sym
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { crossCheckSandbox } from "../../lib/crosscheck/sandbox.js";
 import { nativePath } from "../../lib/kernel/native.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { compiledLib, hostMountinfo } from "../helpers/mountns.js";
@@ -93,6 +94,11 @@ describeKernel("sandbox model against the library's sandboxes, cross-checked fro
     expect(owner(r, "/tmp")).toEqual({ uid: 0, gid: 0 });
     expect(owner(r, "/proc")).toEqual({ uid: 65534, gid: 65534 });
     expect(hostMountinfo()).toBe(before);
+  });
+
+  it("a process that is gone is ESRCH, not a raw read error", async () => {
+    const gone = spawnSync("true").pid!;
+    await expect(crossCheckSandbox(gone, [])).rejects.toMatchObject({ code: "ESRCH" });
   });
 
   it("names every difference from a wrong prediction", () => {
