@@ -14,6 +14,12 @@ import { compiledLib, hostMountinfo } from "../helpers/mountns.js";
 const user = process.env.USERNS_TEST_USER ?? "usernstest";
 let dir = "";
 
+/** Under `npm run test:sanitize` the child Node loads the sanitized addon: it needs the same preload. */
+function sanitizerEnv(): NodeJS.ProcessEnv {
+  const keep = ["LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "USERNS_EXPECT_SANITIZER"];
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+}
+
 function userns(args: string[], as?: { uid: number; gid: number }) {
   const main = join(compiledLib(), "cli", "main.js");
   const r = spawnSync(
@@ -27,7 +33,7 @@ function userns(args: string[], as?: { uid: number; gid: number }) {
     {
       ...(as ?? {}),
       cwd: "/",
-      env: { PATH: "/usr/bin:/bin", USERNS_BINDING: nativePath(), HOME: "/" },
+      env: { ...sanitizerEnv(), PATH: "/usr/bin:/bin", USERNS_BINDING: nativePath(), HOME: "/" },
       encoding: "utf8",
       timeout: 30_000,
     },

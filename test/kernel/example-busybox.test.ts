@@ -15,11 +15,17 @@ import { compiledLib, hostMountinfo } from "../helpers/mountns.js";
 const user = process.env.USERNS_TEST_USER ?? "usernstest";
 let dir = "";
 
+/** Under `npm run test:sanitize` the child Node loads the sanitized addon: it needs the same preload. */
+function sanitizerEnv(): NodeJS.ProcessEnv {
+  const keep = ["LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "USERNS_EXPECT_SANITIZER"];
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+}
+
 function example(args: string[], as?: { uid: number; gid: number }) {
   const r = spawnSync(process.execPath, [join(dir, "busybox-container.mjs"), ...args], {
     ...(as ?? {}),
     cwd: "/",
-    env: { PATH: "/usr/bin:/bin", USERNS_BINDING: nativePath(), TMPDIR: tmpdir() },
+    env: { ...sanitizerEnv(), PATH: "/usr/bin:/bin", USERNS_BINDING: nativePath(), TMPDIR: tmpdir() },
     encoding: "utf8",
     timeout: 60_000,
   });
