@@ -33,6 +33,11 @@ export { IdMap, type MapKind } from "./model/idmap.js";
 /** The whole mirror model, also available as `userns/model`. */
 export * as model from "./model/index.js";
 export { type MapRequest, type MapRequestVerdict, validateMapRequest } from "./model/mapwrite.js";
+export {
+  type PredictedMount,
+  predictSandboxMounts,
+  type SandboxContext,
+} from "./model/sandbox.js";
 export { type SplitResult, splitAgainstParent } from "./model/split.js";
 export {
   type MountCase,
@@ -66,6 +71,7 @@ export {
   readMapsOfFd,
   UserNamespace,
 } from "./namespaces/user-namespace.js";
+export { collectSandboxFacts, type SandboxFactsOptions } from "./sandbox/facts.js";
 export {
   capabilityNumber,
   describeFsOp,

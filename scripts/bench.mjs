@@ -41,6 +41,7 @@ const sections = [
   ["model", "./bench/model.mjs"],
   ["spawn", "./bench/spawn.mjs"],
   ["mount", "./bench/mount.mjs"],
+  ["sandbox", "./bench/sandbox.mjs"],
   ["verify", "./bench/verify.mjs"],
   ["inventory", "./bench/inventory.mjs"],
   ["shift", "./bench/shift.mjs"],

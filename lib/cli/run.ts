@@ -9,9 +9,11 @@ import type { Command } from "commander";
 import { usageError } from "../errors.js";
 import { readIdTriple } from "../formats/text.js";
 import { IdMap } from "../model/idmap.js";
+import type { SandboxOptions } from "../sandbox/types.js";
 import { signalNumber } from "../spawn/child-process.js";
 import { type NamespaceKind, type SpawnOptions, spawn } from "../spawn/index.js";
 import { parseSubid } from "../subid/parse.js";
+import { extractSandboxArgs, SANDBOX_FLAGS, type SandboxArgs } from "./sandbox-args.js";
 
 interface Io {
   out: (s: string) => void;
@@ -82,8 +84,11 @@ export function parseMapFlag(value: string, kind: "uid" | "gid"): [number, numbe
   throw usageError(`${flag}: ${t.text} is larger than 4294967295`);
 }
 
-/** Turns `run` flags into spawn options. */
-export function runOptions(flags: RunFlags): SpawnOptions {
+/** Spawn options with the sandbox part (SandboxOptions joins SpawnOptions with the sandbox core). */
+export type RunSpawnOptions = SpawnOptions & SandboxOptions;
+
+/** Turns `run` flags (and the sandbox flags, taken out of argv in order) into spawn options. */
+export function runOptions(flags: RunFlags, sandbox?: SandboxArgs): RunSpawnOptions {
   const euid = process.geteuid?.() ?? 0;
   const egid = process.getegid?.() ?? 0;
   const uidLines = (flags.mapUsers ?? []).map((v) => parseMapFlag(v, "uid"));
@@ -106,8 +111,9 @@ export function runOptions(flags: RunFlags): SpawnOptions {
     if (flags.setgroups !== "allow" && flags.setgroups !== "deny") throw usageError("--setgroups takes allow or deny");
     setgroups = flags.setgroups;
   }
+  const implied = sandbox?.namespaces ?? new Set<string>();
   const options: SpawnOptions = {
-    namespaces: ["user", ...NS_FLAGS.filter((n) => flags[n] === true)],
+    namespaces: ["user", ...NS_FLAGS.filter((n) => flags[n] === true || implied.has(n))],
     stdio: "inherit",
   };
   if (uidLines.length > 0) options.uidMap = IdMap.of(...uidLines);
@@ -120,7 +126,25 @@ export function runOptions(flags: RunFlags): SpawnOptions {
       throw usageError("--map-writer takes auto, direct, newuidmap or self");
     options.mapWriter = flags.mapWriter as SpawnOptions["mapWriter"];
   }
-  return options;
+  if (sandbox === undefined) return options;
+  if (sandbox.cwd !== undefined) options.cwd = sandbox.cwd;
+  if (sandbox.env !== undefined) options.env = sandbox.env;
+  if (sandbox.detached !== undefined) options.detached = sandbox.detached;
+  if (sandbox.parentDeathSignal !== undefined)
+    options.parentDeathSignal = /^\d+$/.test(sandbox.parentDeathSignal)
+      ? Number(sandbox.parentDeathSignal)
+      : (sandbox.parentDeathSignal as NodeJS.Signals);
+  return {
+    ...options,
+    ...sandbox.sandbox,
+    ...(sandbox.filesystem !== undefined ? { filesystem: sandbox.filesystem } : {}),
+  };
+}
+
+/** The sandbox flags for --help, one line each. */
+function sandboxHelp(): string {
+  const lines = Object.entries(SANDBOX_FLAGS).map(([f, d]) => `  ${f} ${d.help}`);
+  return `\nSandbox (in order; a filesystem plan builds a new root, as bwrap):\n${lines.join("\n")}\n`;
 }
 
 /**
@@ -145,8 +169,16 @@ export function unmappedNote(options: SpawnOptions, euid: number, egid: number):
 export function registerRunCommand(program: Command, io: Io): void {
   // So that `userns run id -u` passes -u to id: options after COMMAND belong to it.
   program.enablePositionalOptions();
-  program
-    .command("run")
+  let sandboxArgs: SandboxArgs | undefined;
+  const run = program.command("run");
+  // The sandbox flags are ordered and some take two values: take them out before commander parses.
+  const parseOptions = run.parseOptions.bind(run);
+  run.parseOptions = (argv: string[]) => {
+    const { args, rest } = extractSandboxArgs(argv);
+    sandboxArgs = args;
+    return parseOptions(rest);
+  };
+  run
     .passThroughOptions()
     .description(
       "run COMMAND in a new user namespace (and others), with the given maps; its exit status passes through",
@@ -171,10 +203,11 @@ export function registerRunCommand(program: Command, io: Io): void {
     .option("--group <gid>", "run as this gid inside")
     .option("--map-writer <auto|direct|newuidmap|self>", "how to write the maps (default auto)")
     .option("--json", "after COMMAND exits, print pid, maps written and exit status as JSON")
+    .addHelpText("after", sandboxHelp())
     .argument("<command>", "the program (searched in PATH)")
     .argument("[args...]", "its arguments (put -- before COMMAND)")
     .action(async (command: string, args: string[], flags: RunFlags) => {
-      const options = runOptions(flags);
+      const options = runOptions(flags, sandboxArgs);
       const note = unmappedNote(options, process.geteuid?.() ?? 0, process.getegid?.() ?? 0);
       if (note !== undefined) io.err(note);
       const child = spawn(command, args, options);

@@ -15,3 +15,10 @@ export {
   type Vantage,
   type WrittenMaps,
 } from "./crosscheck.js";
+export {
+  crossCheckSandbox,
+  type InsideStat,
+  type ObservedMount,
+  type SandboxCrossCheckReport,
+  type SandboxDiscrepancy,
+} from "./sandbox.js";

@@ -1,0 +1,227 @@
+// The floor for the sandbox benchmark: the sandbox a widely used Node sandboxing package asks
+// bwrap for, built by a small C program itself, then exec of /bin/true, the parent waiting.
+// The same work as the library and bwrap: clone3 into new user, mount, pid and network
+// namespaces, the parent writes uid_map and gid_map "0 0 1" (root, as bwrap writes them), then
+// the child: a tmpfs base over /tmp, pivot_root into it with the host's root at /oldroot; in
+// /newroot a recursive read-only bind of /, a writable bind of the working directory, tmpfs
+// /tmp, a minimal /dev (tmpfs, six device binds, devpts, the links and shm), a new /proc with
+// its four read-only covers; the old root detached; pivot_root into /newroot; loopback up; a
+// new session, the parent-death signal, every capability dropped (bounding set too); exec.
+//
+//   cc -O2 -o /tmp/sandbox-floor scripts/bench/sandbox-floor.c
+//   /tmp/sandbox-floor ITERATIONS WORKDIR [samples]
+//
+// Prints {"medianUs","p99Us"} and with "samples" every sample in run order. Run as root.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static const char *workdir;
+static int last_cap = 40;
+
+static void die(const char *what) {
+  perror(what);
+  _exit(120);
+}
+
+static void must(int ok, const char *what) {
+  if (!ok) die(what);
+}
+
+static void bind_ro_rec(const char *path) {
+  struct mount_attr a;
+  memset(&a, 0, sizeof a);
+  a.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  must(syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &a, sizeof a) == 0, "mount_setattr");
+}
+
+static void touch(const char *path) {
+  int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0444);
+  must(fd >= 0, path);
+  close(fd);
+}
+
+static int child(void) {
+  char go;
+  // Wait for the maps.
+  if (read(3, &go, 1) != 1) _exit(126);
+  must(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0, "make-rslave");
+  must(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") == 0, "base tmpfs");
+  must(chdir("/tmp") == 0, "chdir base");
+  must(mkdir("newroot", 0755) == 0 && mkdir("oldroot", 0755) == 0, "mkdir base");
+  must(syscall(SYS_pivot_root, ".", "oldroot") == 0, "pivot_root base");
+  must(chdir("/") == 0, "chdir /");
+  // --ro-bind / /
+  must(mount("/oldroot", "/newroot", NULL, MS_BIND | MS_REC, NULL) == 0, "bind /");
+  bind_ro_rec("/newroot");
+  // --bind WORKDIR WORKDIR
+  char src[4096], dst[4096];
+  snprintf(src, sizeof src, "/oldroot%s", workdir);
+  snprintf(dst, sizeof dst, "/newroot%s", workdir);
+  must(mount(src, dst, NULL, MS_BIND | MS_REC, NULL) == 0, "bind workdir");
+  struct mount_attr a;
+  memset(&a, 0, sizeof a);
+  a.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  must(syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &a, sizeof a) == 0, "setattr workdir");
+  // --tmpfs /tmp
+  must(mount("tmpfs", "/newroot/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") == 0, "tmpfs /tmp");
+  // --dev /dev
+  must(mount("tmpfs", "/newroot/dev", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") == 0, "tmpfs /dev");
+  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  for (unsigned i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+    snprintf(src, sizeof src, "/oldroot/dev/%s", nodes[i]);
+    snprintf(dst, sizeof dst, "/newroot/dev/%s", nodes[i]);
+    touch(dst);
+    must(mount(src, dst, NULL, MS_BIND | MS_REC, NULL) == 0, "bind device");
+    memset(&a, 0, sizeof a);
+    a.attr_set = MOUNT_ATTR_NOSUID;
+    must(syscall(SYS_mount_setattr, AT_FDCWD, dst, 0, &a, sizeof a) == 0, "setattr device");
+  }
+  must(mkdir("/newroot/dev/pts", 0755) == 0 && mkdir("/newroot/dev/shm", 0755) == 0, "mkdir pts shm");
+  must(mount("devpts", "/newroot/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") ==
+           0,
+       "devpts");
+  must(symlink("pts/ptmx", "/newroot/dev/ptmx") == 0, "ptmx");
+  must(symlink("/proc/self/fd", "/newroot/dev/fd") == 0 && symlink("/proc/self/fd/0", "/newroot/dev/stdin") == 0 &&
+           symlink("/proc/self/fd/1", "/newroot/dev/stdout") == 0 &&
+           symlink("/proc/self/fd/2", "/newroot/dev/stderr") == 0 && symlink("/proc/kcore", "/newroot/dev/core") == 0,
+       "dev links");
+  // --proc /proc, with bwrap's read-only covers
+  must(mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "proc");
+  static const char *const covers[] = {"sys", "sysrq-trigger", "irq", "bus"};
+  for (unsigned i = 0; i < sizeof covers / sizeof *covers; i++) {
+    snprintf(dst, sizeof dst, "/newroot/proc/%s", covers[i]);
+    if (access(dst, F_OK) != 0) continue;
+    must(mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) == 0, "proc cover");
+    bind_ro_rec(dst);
+  }
+  // The old root goes; the new root becomes "/".
+  must(umount2("/oldroot", MNT_DETACH) == 0, "umount oldroot");
+  must(chdir("/newroot") == 0, "chdir newroot");
+  must(syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root");
+  must(umount2(".", MNT_DETACH) == 0, "umount base");
+  must(chdir("/") == 0, "chdir /");
+  // Loopback up in the new network namespace.
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  must(s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0, "SIOCGIFFLAGS");
+  ifr.ifr_flags |= IFF_UP;
+  must(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, "SIOCSIFFLAGS");
+  close(s);
+  // --new-session --die-with-parent --cap-drop ALL
+  must(setsid() >= 0, "setsid");
+  must(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0, "pdeathsig");
+  for (int c = 0; c <= last_cap; c++) must(prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0, "capbset");
+  must(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0, "ambient");
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  must(syscall(SYS_capset, &h, d) == 0, "capset");
+  static char *const argv[] = {"true", NULL};
+  execve("/bin/true", argv, environ);
+  die("execve");
+  return 127;
+}
+
+static void write_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data)) {
+    perror(path);
+    exit(1);
+  }
+  close(fd);
+}
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: sandbox-floor ITERATIONS WORKDIR [samples]\n");
+    return 2;
+  }
+  int n = atoi(argv[1]);
+  workdir = argv[2];
+  FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
+  if (f) {
+    if (fscanf(f, "%d", &last_cap) != 1) last_cap = 40;
+    fclose(f);
+  }
+  double *t = calloc((size_t)n, sizeof *t);
+  for (int i = 0; i < n; i++) {
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) != 0) die("pipe");
+    double t0 = now_us();
+    int pidfd = -1;
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_PIDFD;
+    ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    ca.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid < 0) die("clone3");
+    if (pid == 0) {
+      close(sp[1]);
+      if (dup2(sp[0], 3) < 0) _exit(125);
+      _exit(child());
+    }
+    close(sp[0]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/uid_map", pid);
+    write_file(path, "0 0 1\n");
+    snprintf(path, sizeof path, "/proc/%ld/gid_map", pid);
+    write_file(path, "0 0 1\n");
+    if (write(sp[1], "g", 1) != 1) die("write");
+    close(sp[1]);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
+    close(pidfd);
+    if (si.si_code != CLD_EXITED || si.si_status != 0) {
+      fprintf(stderr, "sandbox-floor: child ended with %d/%d\n", si.si_code, si.si_status);
+      return 1;
+    }
+    t[i] = now_us() - t0;
+  }
+  int samples = argc > 3 && strcmp(argv[3], "samples") == 0;
+  printf("{\"name\":\"c-sandbox-floor\",\"n\":%d", n);
+  if (samples) {
+    printf(",\"samplesUs\":[");
+    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", t[i]);
+    printf("]");
+  }
+  qsort(t, (size_t)n, sizeof *t, cmp);
+  printf(",\"medianUs\":%.1f,\"p99Us\":%.1f}\n", t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  return 0;
+}
