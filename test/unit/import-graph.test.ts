@@ -52,10 +52,19 @@ describe("lib/ import graph", () => {
     expect(cycles).toEqual([]);
   });
 
-  it("lib/child imports only itself, lib/model, lib/kernel and lib/errors.ts", () => {
+  it("lib/child imports only itself, lib/model, lib/kernel, lib/subid and lib/errors.ts", () => {
+    // lib/subid (the caller's subordinate ranges, which newuidmap's rules are checked against before any process
+    // exists) sits below the child layer: it reads files and uses the model, nothing else.
     for (const [f, deps] of g) {
       if (!f.startsWith("child/")) continue;
-      for (const d of deps) expect(d, `${f} imports ${d}`).toMatch(/^(child|model|kernel)\/|^errors\.ts$/);
+      for (const d of deps) expect(d, `${f} imports ${d}`).toMatch(/^(child|model|kernel|subid)\/|^errors\.ts$/);
+    }
+  });
+
+  it("lib/subid imports only itself, lib/model and lib/errors.ts", () => {
+    for (const [f, deps] of g) {
+      if (!f.startsWith("subid/")) continue;
+      for (const d of deps) expect(d, `${f} imports ${d}`).toMatch(/^(subid|model)\/|^errors\.ts$/);
     }
   });
 });
