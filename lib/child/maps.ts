@@ -17,7 +17,7 @@ import { errnoName, errnoNumber, UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
-import { parseMapText as parseKernelMapText } from "../model/parse.js";
+import { type ParseResult, parseMapText as parseKernelMapText, parseReadbackText } from "../model/parse.js";
 import { runHelper } from "./holder.js";
 import type { ChildStep } from "./steps.js";
 
@@ -71,7 +71,16 @@ export interface PreparedMap {
  */
 export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
   if (text === "") return IdMap.EMPTY;
-  const r = parseKernelMapText(text);
+  return mapOrThrow(parseKernelMapText(text), kind);
+}
+
+/** A map read back from /proc (no one-write size limit: 340 padded lines are 11,220 bytes). */
+export function parseReadbackMap(text: string, kind: "uid" | "gid"): IdMap {
+  if (text === "") return IdMap.EMPTY;
+  return mapOrThrow(parseReadbackText(text), kind);
+}
+
+function mapOrThrow(r: ParseResult, kind: "uid" | "gid"): IdMap {
   if (!r.ok) {
     throw new UsernsError(`parsing ${kind} map${r.line ? ` line ${r.line}` : ""}`, {
       code: r.errno,
@@ -85,7 +94,7 @@ export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
 
 /** The one reader of /proc map files: `/proc/PID/KIND_map` as the kernel reports it to this process. */
 export function readKernelMap(pid: number | "self", kind: "uid" | "gid"): IdMap {
-  return parseMapText(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"), kind);
+  return parseReadbackMap(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"), kind);
 }
 
 /** The effective capability set of this thread (capget(2)). */

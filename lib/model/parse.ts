@@ -192,14 +192,23 @@ export function parseMapText(input: string | Uint8Array): ParseResult {
 }
 
 /**
- * @internal {@link parseMapText} over bytes. `source` is the string the bytes
+ * Parses a map as the kernel prints it in /proc/PID/uid_map (`%10u %10u %10u` lines): the same lines map_write
+ * takes, but with no one-write size limit, since 340 padded lines (11,220 bytes) are more than one page.
+ */
+export function parseReadbackText(input: string): ParseResult {
+  return parseMapBytes(transientBytes(input), input, true);
+}
+
+/**
+ * @internal {@link parseMapText} over bytes (`readBack`: the text was read from /proc, not written, so the
+ * page-size limit of one write does not apply). `source` is the string the bytes
  * were encoded from, if any: when it is already in the canonical
  * `first lower count\n` form it becomes the map's text without formatting it
  * again.
  */
-export function parseMapBytes(buf: Uint8Array, source: string | undefined): ParseResult {
+export function parseMapBytes(buf: Uint8Array, source: string | undefined, readBack = false): ParseResult {
   const len = buf.length;
-  if (len >= PAGE_SIZE) {
+  if (len >= PAGE_SIZE && !readBack) {
     return fail("page_size", 0, `the text is ${len} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`);
   }
   // Whether the bytes so far are exactly what IdMap.toString would print.

@@ -7,7 +7,9 @@ import {
   MAX_EXTENTS,
   mappingsOverlap,
   parseMapText,
+  parseReadbackText,
 } from "../../lib/model/index.js";
+import { formatProcMapLine } from "../../lib/model/readback.js";
 
 const ok = (text: string | Uint8Array) => {
   const r = parseMapText(text);
@@ -245,5 +247,22 @@ describe("parseMapText properties", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe("parseReadbackText reads /proc's print of a map, of any length", () => {
+  // 340 extents as the kernel prints them ("%10u %10u %10u\n", 33 bytes a line) are 11,220 bytes: more than one
+  // write may hold, but a map the kernel reports (the inventory reads such maps from live namespaces).
+  const lines = Array.from({ length: 340 }, (_, i) => formatProcMapLine(i * 10, 100000 + i * 10, 10)).join("");
+  it("accepts 340 padded lines that parseMapText refuses by size", () => {
+    expect(lines.length).toBe(11220);
+    const written = parseMapText(lines);
+    expect(written.ok).toBe(false);
+    const read = parseReadbackText(lines);
+    expect(read.ok).toBe(true);
+    if (read.ok) expect(read.map.extents.length).toBe(340);
+  });
+  it("still refuses what is not a map", () => {
+    expect(parseReadbackText("0 0\n").ok).toBe(false);
   });
 });
