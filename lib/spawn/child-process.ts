@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import type { MappingResult } from "../child/maps.js";
-import { UsernsError } from "../errors.js";
+import { codeOfNodeError, UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 
 /** A stdio entry, as child_process takes them (streams are not supported: pass their fd). */
@@ -363,11 +363,18 @@ export function abortError(file: string, reason: unknown): UsernsError {
   return e;
 }
 
-/** Everything the handle reports is a UsernsError: a stray other error (a bug) is wrapped, keeping it as `cause`. */
+/**
+ * Everything the handle reports is a UsernsError. A Node system error (an fs call of the preparation failing, e.g.
+ * EMFILE reading /etc/subuid with every fd taken) keeps its errno, syscall and path; any other error (a bug) is
+ * wrapped as ERR_USERNS. Either way the original is the `cause`.
+ */
 function asUsernsError(err: unknown, file: string): UsernsError {
   if (UsernsError.isUsernsError(err)) return err;
+  const ne = err as Partial<NodeJS.ErrnoException> | undefined;
   return new UsernsError(`spawning ${file}`, {
-    code: "ERR_USERNS",
+    code: codeOfNodeError(err, "ERR_USERNS"),
+    syscall: typeof ne?.syscall === "string" ? ne.syscall : undefined,
+    path: typeof ne?.path === "string" ? ne.path : undefined,
     reason: err instanceof Error ? err.message : String(err),
     cause: err,
   });
