@@ -14,7 +14,7 @@ import type { Command } from "commander";
 import { native, nativeStatus } from "../kernel/native.js";
 import { INIT_USER_NS_INO } from "../kernel/nsfs.js";
 import { IDMAP_FS_NEVER, IDMAP_FS_SINCE } from "../model/idmappable.js";
-import { parseMountinfo } from "../mounts/mountinfo.js";
+import { parseMountinfo } from "../model/mountinfo.js";
 import { probeIdmapSupport } from "../mounts/probe.js";
 import { parseSubid } from "../subid/parse.js";
 import { parsePasswd, resolveUser, subidReport } from "../subid/read.js";
@@ -197,7 +197,7 @@ export function idmapSupportByVersion(
 export function firstMountPoints(mountinfo: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const m of parseMountinfo(mountinfo))
-    if (m.fsType && m.mountPoint && !out.has(m.fsType)) out.set(m.fsType, m.mountPoint);
+    if (m.fsType && m.target && !out.has(m.fsType)) out.set(m.fsType, m.target);
   return out;
 }
 

@@ -6,6 +6,7 @@
  * bind mounts.
  */
 import { readFileSync } from "node:fs";
+import { parseMountinfo } from "../model/mountinfo.js";
 
 /** Namespace types nsfs files carry, as readlink shows them (`net:[4026531840]`). */
 const NS_TYPES = new Set(["user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time"]);
@@ -30,25 +31,13 @@ export function parseNsLink(link: string): { type: string; ino: bigint } | undef
   return { type, ino: BigInt(digits) };
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. */
-export function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-}
-
 /** nsfs mounts in mountinfo text: the root field is the namespace name, e.g. `user:[4026532176]`. */
 export function nsfsMounts(mountinfo: string): { type: string; ino: bigint; mountPoint: string }[] {
   const out: { type: string; ino: bigint; mountPoint: string }[] = [];
-  let at = 0;
-  // Only lines naming nsfs are split; most mount tables have hundreds of other lines.
-  for (;;) {
-    const hit = mountinfo.indexOf(" - nsfs ", at);
-    if (hit < 0) break;
-    const start = mountinfo.lastIndexOf("\n", hit) + 1;
-    const end = mountinfo.indexOf("\n", hit);
-    at = end < 0 ? mountinfo.length : end;
-    const f = mountinfo.slice(start, hit).split(" ");
-    const name = f[3] === undefined ? undefined : parseNsLink(f[3]);
-    if (name !== undefined && f[4] !== undefined) out.push({ ...name, mountPoint: unescapeMountinfo(f[4]) });
+  for (const m of parseMountinfo(mountinfo)) {
+    if (m.fsType !== "nsfs") continue;
+    const name = parseNsLink(m.root);
+    if (name !== undefined) out.push({ ...name, mountPoint: m.target });
   }
   return out;
 }

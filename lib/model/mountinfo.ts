@@ -1,6 +1,7 @@
 /**
- * The parser of /proc/PID/mountinfo (proc(5)): one per format, used by the sandbox
- * model's collector and by its cross-check. Pure: it takes the text.
+ * The one parser of /proc/PID/mountinfo (proc(5)), used by every reader: the sandbox
+ * model's collector and its cross-check, inspectMount, `userns doctor` and the
+ * inventory's search for nsfs bind mounts. Pure: it takes the text.
  *
  * @packageDocumentation
  */

@@ -8,10 +8,10 @@ import { parseMapText } from "../child/maps.js";
 import { native, type StatmountRaw } from "../kernel/native.js";
 import { IdMap } from "../model/idmap.js";
 import { statmountMntIdmap, statThroughMount } from "../model/idmapped.js";
+import { parseMountinfo } from "../model/mountinfo.js";
 import { AT_EMPTY_PATH, AT_FDCWD, MOUNT_ATTR, STATMOUNT } from "./constants.js";
 import { setMaps } from "./idmap-mount.js";
 import type { MountIdmap } from "./mapformats.js";
-import { parseMountinfo } from "./mountinfo.js";
 
 /** What {@link inspectMount} found. */
 export interface MountInspection {
@@ -136,6 +136,6 @@ export function onDiskOwner(path: string): { uid: number; gid: number } {
 
 /** Whether /proc/self/mountinfo lists `idmapped` for the mount at `mountPoint` (older kernels' only signal). */
 export function mountinfoSaysIdmapped(mountPoint: string): boolean | undefined {
-  const m = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")).find((e) => e.mountPoint === mountPoint);
-  return m === undefined ? undefined : m.options.includes("idmapped");
+  const m = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")).find((e) => e.target === mountPoint);
+  return m === undefined ? undefined : m.idmapped;
 }

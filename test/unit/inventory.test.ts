@@ -5,9 +5,10 @@ import { describe, expect, it } from "vitest";
 import { claimOverlaps, collectClaims, type IdClaim } from "../../lib/inventory/claims.js";
 import type { UserNamespaceEntry, UserNamespaceInventory } from "../../lib/inventory/inventory.js";
 import { KUBELET_DEFAULT_SCHEME, kubeletNextSlot, parseKubeletUserns } from "../../lib/inventory/kubelet.js";
-import { nsfsMounts, parseNsLink, unescapeMountinfo } from "../../lib/inventory/scan.js";
+import { nsfsMounts, parseNsLink } from "../../lib/inventory/scan.js";
 import { SYSTEMD_RANGES } from "../../lib/inventory/systemd.js";
 import { IdMap } from "../../lib/model/idmap.js";
+import { unescapeMountinfo } from "../../lib/model/mountinfo.js";
 
 describe("inventory: /proc text", () => {
   it("parses namespace links and nothing else", () => {
