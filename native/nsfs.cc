@@ -1,6 +1,5 @@
 // Namespace files: open, identify, and ask nsfs (ioctl_ns(2)) about them.
-// Constants are defined here because distribution headers lag the kernel
-// (Debian 12 ships 6.1 uapi headers without NS_GET_ID).
+// The request numbers are in nsfs-ioctl.h, shared with procscan.cc.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -11,25 +10,8 @@
 #include <string>
 
 #include "addon.h"
+#include "nsfs-ioctl.h"
 
-#ifndef NSIO
-#define NSIO 0xb7
-#endif
-#ifndef NS_GET_USERNS
-#define NS_GET_USERNS _IO(NSIO, 0x1)
-#endif
-#ifndef NS_GET_PARENT
-#define NS_GET_PARENT _IO(NSIO, 0x2)
-#endif
-#ifndef NS_GET_NSTYPE
-#define NS_GET_NSTYPE _IO(NSIO, 0x3)
-#endif
-#ifndef NS_GET_OWNER_UID
-#define NS_GET_OWNER_UID _IO(NSIO, 0x4)
-#endif
-#ifndef NS_GET_ID
-#define NS_GET_ID _IOR(NSIO, 13, uint64_t)
-#endif
 
 namespace userns {
 namespace {

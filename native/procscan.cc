@@ -27,19 +27,8 @@
 #include <vector>
 
 #include "addon.h"
+#include "nsfs-ioctl.h"
 
-#ifndef NSIO
-#define NSIO 0xb7
-#endif
-#ifndef NS_GET_PARENT
-#define NS_GET_PARENT _IO(NSIO, 0x2)
-#endif
-#ifndef NS_GET_OWNER_UID
-#define NS_GET_OWNER_UID _IO(NSIO, 0x4)
-#endif
-#ifndef NS_GET_ID
-#define NS_GET_ID _IOR(NSIO, 13, uint64_t)
-#endif
 
 namespace userns {
 namespace {
