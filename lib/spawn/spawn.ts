@@ -665,7 +665,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       child.mapping = result;
       finish();
     } catch (e) {
-      fail(e);
+      // A map write may fail because the child was killed meanwhile (a dead task's /proc files belong to root, so
+      // an unprivileged writer gets EACCES): say that, not the symptom. After finish() the child is reaped (done).
+      const died = h.done ? undefined : diedWhileHeld(h.pid);
+      fail(died ? diedError(what, died.signal) : e);
     } finally {
       closeJoins();
     }
