@@ -8,6 +8,7 @@ export { type ShiftedView, showShifted } from "./choose.js";
 export { JOURNAL_NAME } from "./journal.js";
 export type { IdUse, MalformedXattr, UncoveredId } from "./plan.js";
 export {
+  MARKER_FILE,
   resumeShift,
   rollbackShift,
   SHIFT_MARKER,

@@ -192,6 +192,48 @@ out({ first, v1diff: diffViews(v0, v1).length, marker, again, otherReverse, back
     expect(r.noJournal).toMatchObject({ ok: false, code: "ERR_USERNS_SHIFT_NO_JOURNAL" });
   }, 300_000);
 
+  it("on a filesystem without user xattrs (ramfs) the completed shift is recorded in a marker file, so a second shift is still refused", () => {
+    const r = inPrivateMountNs<Record<string, unknown>>(`${PRELUDE}
+const t = ws + "/ram";
+fs.mkdirSync(t);
+execFileSync("mount", ["-t", "ramfs", "-o", "mode=0755", "ramfs", t]);
+// The kernel's answer first: ramfs has no xattr handlers, so a user xattr cannot be set.
+const userXattr = err(() => XN.xattrSet(t, "user.probe", Buffer.from("x")));
+fs.mkdirSync(t + "/d");
+fs.writeFileSync(t + "/d/f", "");
+fs.chownSync(t + "/d/f", 5, 6);
+fs.chmodSync(t + "/d/f", 0o2755);
+const first = S.shiftOwnership(t, { uidMap: "0 100000 65536" });
+const owner1 = [fs.statSync(t + "/d/f").uid, fs.statSync(t + "/d/f").gid, fs.statSync(t + "/d/f").mode & 0o7777];
+const file1 = fs.readFileSync(t + "/" + S.MARKER_FILE, "utf8");
+const markerStat = fs.statSync(t + "/" + S.MARKER_FILE).uid;
+const marker = S.shiftMarker(t);
+const again = err(() => S.shiftOwnership(t, { uidMap: "0 100000 65536" }));
+const owner2 = fs.statSync(t + "/d/f").uid;
+const back = S.shiftOwnership(t, { uidMap: "0 100000 65536", direction: "reverse" });
+const owner3 = [fs.statSync(t + "/d/f").uid, fs.statSync(t + "/d/f").gid, fs.statSync(t + "/d/f").mode & 0o7777];
+const after = leftovers(t);
+const markerAfter = S.shiftMarker(t) ?? null;
+const third = S.shiftOwnership(t, { uidMap: "0 100000 65536" });
+out({ userXattr, first, owner1, file1, markerStat, marker, again, owner2, back, owner3, after, markerAfter, third: third.outcome, left: leftovers(t) });
+`);
+    expect(r.userXattr).toMatchObject({ ok: false, code: "EOPNOTSUPP" });
+    expect(r.first).toMatchObject({ outcome: "applied", inodes: 3 });
+    expect(r.owner1).toEqual([100005, 100006, 0o2755]);
+    expect(JSON.parse(r.file1 as string)).toEqual({ uidMap: "0 100000 65536\n", gidMap: "0 100000 65536\n", force: null });
+    // The marker is not part of the tree: it keeps the owner it was created with.
+    expect(r.markerStat).toBe(0);
+    expect(r.marker).toEqual({ uidMap: "0 100000 65536\n", gidMap: "0 100000 65536\n", force: null });
+    expect(r.again).toMatchObject({ ok: false, code: "ERR_USERNS_SHIFT_ALREADY" });
+    expect(r.owner2).toBe(100005);
+    expect(r.back).toMatchObject({ outcome: "applied", direction: "reverse", inodes: 3 });
+    expect(r.owner3).toEqual([5, 6, 0o2755]);
+    expect(r.after).toEqual([]);
+    expect(r.markerAfter).toBe(null);
+    expect(r.third).toBe("applied");
+    expect(r.left).toEqual([".userns-shift.marker"]);
+  }, 300_000);
+
   it("the kernel's answer for capabilities root writes (init namespace, no idmap): v2 stays v2, v3 keeps its root id, v3 with root id 0 reads back as v2", () => {
     const r = inPrivateMountNs<Record<string, string>>(`${PRELUDE}
 const f = ws + "/f";
