@@ -220,7 +220,11 @@ out({ userXattr, first, owner1, file1, markerStat, marker, again, owner2, back, 
     expect(r.userXattr).toMatchObject({ ok: false, code: "EOPNOTSUPP" });
     expect(r.first).toMatchObject({ outcome: "applied", inodes: 3 });
     expect(r.owner1).toEqual([100005, 100006, 0o2755]);
-    expect(JSON.parse(r.file1 as string)).toEqual({ uidMap: "0 100000 65536\n", gidMap: "0 100000 65536\n", force: null });
+    expect(JSON.parse(r.file1 as string)).toEqual({
+      uidMap: "0 100000 65536\n",
+      gidMap: "0 100000 65536\n",
+      force: null,
+    });
     // The marker is not part of the tree: it keeps the owner it was created with.
     expect(r.markerStat).toBe(0);
     expect(r.marker).toEqual({ uidMap: "0 100000 65536\n", gidMap: "0 100000 65536\n", force: null });
