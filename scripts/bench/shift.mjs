@@ -54,6 +54,12 @@ export async function run({ compileC, median, root }) {
       ratio: `${median(r.cpuRatio).toFixed(2)}×`,
     },
     {
+      name: "ownership shift: CPU time / wall time (2.0 when both threads had a core to themselves; chown -hR runs on one)",
+      ours: `${median(r.shiftCpu.map((c, i) => c / r.shift[i])).toFixed(2)}`,
+      base: `${median(r.chownCpu.map((c, i) => c / r.chown[i])).toFixed(2)} (chown -hR)`,
+      ratio: "",
+    },
+    {
       name: "floor of any exact shift: C, one thread, statx + listxattrat + fchownat per inode (scripts/bench/shift-floor.c), CPU time",
       ours: ms(median(r.floorCpu)),
       base: `${ms(median(r.chownCpu))} (chown -hR)`,
