@@ -44,6 +44,12 @@
 #define SYS_fchmodat2 452
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#endif
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
 #ifndef SYS_listxattrat
 #define SYS_listxattrat 465
 #endif
@@ -143,18 +149,89 @@ bool GetXattr(const std::string &path, const char *name, std::vector<char> &out,
   return false;
 }
 
-// listxattrat(dfd, name, AT_SYMLINK_NOFOLLOW) where the kernel has it (6.13+):
-// no path walk per inode, which is most of the scan's cost otherwise.
-ssize_t ListXattrAt(int dfd, const char *name, const std::string &full, char *list, size_t size) {
+// The *xattrat calls (6.13+) take a directory fd and a name: no path walk
+// from the root per inode, which is most of an xattr call's cost otherwise.
+// Where the kernel lacks them, the l*xattr calls on the full path.
+struct XattrArgs {
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
 #ifdef SYS_listxattrat
-  static bool have = true;
-  if (have) {
+bool gHaveXattrAt = true;
+#else
+bool gHaveXattrAt = false;
+#endif
+
+std::string FullOf(const std::string &dirFull, const char *name) {
+  return name[0] ? Join(dirFull, name, strlen(name)) : dirFull;
+}
+
+// listxattrat(dfd, name, AT_SYMLINK_NOFOLLOW); `name` "" is dfd itself.
+ssize_t ListXattrAt(int dfd, const char *name, const std::string &dirFull, char *list, size_t size) {
+#ifdef SYS_listxattrat
+  if (gHaveXattrAt) {
     long r = syscall(SYS_listxattrat, dfd, name, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH), list, size);
     if (r >= 0 || errno != ENOSYS) return r;
-    have = false;
+    gHaveXattrAt = false;
   }
 #endif
-  return llistxattr(full.c_str(), list, size);
+  return llistxattr(FullOf(dirFull, name).c_str(), list, size);
+}
+
+ssize_t GetXattrAtRaw(int dfd, const char *name, const std::string &dirFull, const char *xname, char *val,
+                      size_t size) {
+#ifdef SYS_getxattrat
+  if (gHaveXattrAt) {
+    XattrArgs a{reinterpret_cast<uint64_t>(val), static_cast<uint32_t>(size), 0};
+    long r = syscall(SYS_getxattrat, dfd, name, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH), xname, &a,
+                     sizeof a);
+    if (r >= 0 || errno != ENOSYS) return r;
+    gHaveXattrAt = false;
+  }
+#endif
+  return lgetxattr(FullOf(dirFull, name).c_str(), xname, val, size);
+}
+
+// GetXattr relative to a directory fd; false when absent. Sets err on failure.
+bool GetXattrAt(int dfd, const char *name, const std::string &dirFull, const char *xname, std::vector<char> &out,
+                int &err) {
+  out.clear();
+  err = 0;
+  for (int tries = 0; tries < 4; tries++) {
+    ssize_t n = GetXattrAtRaw(dfd, name, dirFull, xname, nullptr, 0);
+    if (n < 0) {
+      if (errno == ENODATA) return false;
+      err = errno;
+      return false;
+    }
+    out.resize(static_cast<size_t>(n));
+    ssize_t m = GetXattrAtRaw(dfd, name, dirFull, xname, out.data(), out.size());
+    if (m >= 0) {
+      out.resize(static_cast<size_t>(m));
+      return true;
+    }
+    if (errno != ERANGE) {
+      err = errno;
+      return false;
+    }
+  }
+  err = ERANGE;
+  return false;
+}
+
+// lsetxattr relative to a directory fd (setxattrat where the kernel has it).
+int SetXattrAt(int dfd, const char *name, const std::string &full, const char *xname, const char *val, size_t size) {
+#ifdef SYS_setxattrat
+  if (gHaveXattrAt) {
+    XattrArgs a{reinterpret_cast<uint64_t>(val), static_cast<uint32_t>(size), 0};
+    long r = syscall(SYS_setxattrat, dfd, name, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH), xname, &a,
+                     sizeof a);
+    if (r >= 0 || errno != ENOSYS) return static_cast<int>(r);
+    gHaveXattrAt = false;
+  }
+#endif
+  return lsetxattr(full.c_str(), xname, val, size, 0);
 }
 
 Napi::Buffer<char> ToBuffer(Napi::Env env, const std::vector<char> &v) {
@@ -239,21 +316,20 @@ uint32_t ScanAdd(ScanPart &pt, uint32_t ptid, uint32_t pidx, const char *name, s
   uint8_t f = 0;
   if (st.stx_attributes & (STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND)) f |= kImmutable;
   if (xattrs && !S_ISLNK(st.stx_mode)) {
-    const std::string full = lname[0] ? Join(dirFull, lname, strlen(lname)) : dirFull;
     char list[1024];
-    ssize_t n = ListXattrAt(dfd, lname, full, list, sizeof list);
+    ssize_t n = ListXattrAt(dfd, lname, dirFull, list, sizeof list);
     std::vector<char> big;
     const char *lp = list;
     if (n < 0 && errno == ERANGE) {
-      ssize_t want = ListXattrAt(dfd, lname, full, nullptr, 0);
+      ssize_t want = ListXattrAt(dfd, lname, dirFull, nullptr, 0);
       if (want > 0) {
         big.resize(static_cast<size_t>(want));
-        n = ListXattrAt(dfd, lname, full, big.data(), big.size());
+        n = ListXattrAt(dfd, lname, dirFull, big.data(), big.size());
         lp = big.data();
       }
     }
     if (n < 0 && errno != ENOTSUP) {
-      fail = {true, errno, "llistxattr", "listing extended attributes of", full, -1};
+      fail = {true, errno, "llistxattr", "listing extended attributes of", FullOf(dirFull, lname), -1};
       n = 0;
     }
     bool a = false, d = false, c = false;
@@ -270,17 +346,17 @@ uint32_t ScanAdd(ScanPart &pt, uint32_t ptid, uint32_t pidx, const char *name, s
       x.index = idx;
       int err = 0;
       if (a) {
-        x.hasAcl = GetXattr(full, kAclAccess, x.acl, err);
+        x.hasAcl = GetXattrAt(dfd, lname, dirFull, kAclAccess, x.acl, err);
         if (err) pt.bad.push_back({idx, kAclAccess, err});
         if (x.hasAcl) f |= kHasAclAccess;
       }
       if (d) {
-        x.hasDacl = GetXattr(full, kAclDefault, x.dacl, err);
+        x.hasDacl = GetXattrAt(dfd, lname, dirFull, kAclDefault, x.dacl, err);
         if (err) pt.bad.push_back({idx, kAclDefault, err});
         if (x.hasDacl) f |= kHasAclDefault;
       }
       if (c) {
-        x.hasCap = GetXattr(full, kCap, x.cap, err);
+        x.hasCap = GetXattrAt(dfd, lname, dirFull, kCap, x.cap, err);
         if (err) pt.bad.push_back({idx, kCap, err});
         if (x.hasCap) f |= kHasCap;
       }
@@ -590,7 +666,7 @@ void ApplyRange(const ApplyJob &j, size_t start, size_t end, ApplyFailure &fail)
         if (!(op & kBits[k])) continue;
         const XattrTarget &x = (*j.xt)[static_cast<size_t>(slot)];
         if (x.data[k] == nullptr) return failAt(EINVAL, "lsetxattr", "no value planned for an xattr of", path, i);
-        if (lsetxattr(path.c_str(), kNames[k], x.data[k], x.len[k], 0) < 0)
+        if (SetXattrAt(at, par == kNoParent ? "" : name, path, kNames[k], x.data[k], x.len[k]) < 0)
           return failAt(errno, "lsetxattr", k == 2 ? "setting security.capability of" : "setting the ACL of", path, i);
       }
     }

@@ -4,10 +4,18 @@
  *
  * @packageDocumentation
  */
-export { type ShiftedView, showShifted } from "./choose.js";
+export {
+  type LayerChoice,
+  type OverlayLayers,
+  overlayLayersOf,
+  type ShiftedView,
+  type ShowShiftedOptions,
+  showShifted,
+} from "./choose.js";
 export { JOURNAL_NAME } from "./journal.js";
 export type { IdUse, MalformedXattr, UncoveredId } from "./plan.js";
 export {
+  MARKER_FILE,
   resumeShift,
   rollbackShift,
   SHIFT_MARKER,

@@ -13,7 +13,17 @@
  *
  * @packageDocumentation
  */
-import { existsSync, lstatSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { codeOfNodeError, UsernsError, type UsernsErrorCode, usageError } from "../errors.js";
@@ -25,6 +35,7 @@ import { chownCommon, type FsCaller, type Inode, inodeOwnerOrCapable, type UidGi
 import { parseMapText } from "../model/parse.js";
 import { toIdMap } from "../mounts/mapformats.js";
 import {
+  fsyncDir,
   JOURNAL_NAME,
   JOURNAL_TMP_NAME,
   type JournalHeader,
@@ -36,6 +47,12 @@ import { applyPlan, type MalformedXattr, planShift, recordPath, type ShiftPlan, 
 
 /** The xattr on the root that records a completed shift (its maps, as JSON). */
 export const SHIFT_MARKER = "user.userns.shift";
+/**
+ * The file at the root that records a completed shift where the filesystem
+ * has no user xattrs (same JSON as {@link SHIFT_MARKER}); never shifted itself.
+ */
+export const MARKER_FILE = ".userns-shift.marker";
+const MARKER_TMP_FILE = ".userns-shift.marker.tmp";
 
 /** Options of {@link shiftOwnership}. */
 export interface ShiftOptions {
@@ -111,25 +128,70 @@ function noUserXattrs(e: unknown): boolean {
   return c === "EOPNOTSUPP" || c === "ENOTSUP";
 }
 
-function readMarker(root: string): string | null {
+function readMarkerFile(root: string): string | null {
   try {
-    const b = shiftNative().xattrGet(root, SHIFT_MARKER);
-    return b === null ? null : b.toString("utf8");
+    return readFileSync(join(root, MARKER_FILE), "utf8");
   } catch (e) {
-    // A filesystem without user xattrs cannot carry the marker (see README: no double-shift guard there).
-    if (noUserXattrs(e)) return null;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;
   }
 }
 
-function writeMarker(root: string, value: string | null): void {
-  const n = shiftNative();
+/**
+ * The recorded shift of `root`: the xattr, or where the filesystem has no
+ * user xattrs (ramfs, vfat, some FUSE and network filesystems) the marker
+ * file beside the journal. Both are read so that a tree copied from one kind
+ * of filesystem to the other keeps its guard.
+ */
+function readMarker(root: string): string | null {
   try {
-    if (value === null) n.xattrRemove(root, SHIFT_MARKER);
-    else n.xattrSet(root, SHIFT_MARKER, Buffer.from(value));
+    const b = shiftNative().xattrGet(root, SHIFT_MARKER);
+    if (b !== null) return b.toString("utf8");
   } catch (e) {
     if (!noUserXattrs(e)) throw e;
   }
+  return readMarkerFile(root);
+}
+
+/** Writes (or, with null, removes) the marker durably: the xattr where it can be set, else {@link MARKER_FILE}. */
+function writeMarker(root: string, value: string | null): void {
+  const n = shiftNative();
+  const file = join(root, MARKER_FILE);
+  if (value === null) {
+    try {
+      n.xattrRemove(root, SHIFT_MARKER);
+    } catch (e) {
+      if (!noUserXattrs(e)) throw e;
+    }
+    let removed = false;
+    for (const f of [file, join(root, MARKER_TMP_FILE)]) {
+      try {
+        unlinkSync(f);
+        removed = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      }
+    }
+    if (removed) fsyncDir(root);
+    return;
+  }
+  try {
+    n.xattrSet(root, SHIFT_MARKER, Buffer.from(value));
+    return;
+  } catch (e) {
+    if (!noUserXattrs(e)) throw e;
+  }
+  // No user xattrs here: a file, complete before it has its name (as the journal).
+  const tmp = join(root, MARKER_TMP_FILE);
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    writeSync(fd, value);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  fsyncDir(root);
 }
 
 /** The shift recorded on `path`'s root, if any. */
@@ -374,7 +436,11 @@ export function shiftOwnership(path: string, options: ShiftOptions): ShiftReport
     direction === "forward" ? { uid: uidMap, gid: gidMap } : { uid: inverse(uidMap), gid: inverse(gidMap) };
   const crossMounts = options.crossMounts === true;
   const n = shiftNative();
-  const scan = n.shiftScan(root, { crossMounts, exclude: [JOURNAL_NAME, JOURNAL_TMP_NAME], threads: APPLY_THREADS });
+  const scan = n.shiftScan(root, {
+    crossMounts,
+    exclude: [JOURNAL_NAME, JOURNAL_TMP_NAME, MARKER_FILE, MARKER_TMP_FILE],
+    threads: APPLY_THREADS,
+  });
   const plan = planShift(scan, applied, options.force);
   refuseProblems(root, scan, plan);
   const report = (outcome: ShiftReport["outcome"]): ShiftReport => ({

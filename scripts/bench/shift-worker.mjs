@@ -7,7 +7,7 @@ import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const [dist, nStr, roundsStr] = process.argv.slice(2);
+const [dist, nStr, roundsStr, floorBin] = process.argv.slice(2);
 const N = Number(nStr);
 const ROUNDS = Number(roundsStr);
 const { shiftOwnership } = await import(join(dist, "shift", "index.js"));
@@ -85,6 +85,18 @@ try {
     chownCpu: [],
     shiftCpu: [],
     cpuRatio: [],
+    floor: [],
+    floorCpu: [],
+    floorNoX: [],
+    floorNoXCpu: [],
+  };
+  // The C floor (scripts/bench/shift-floor.c) on the chown tree: it times itself.
+  const floor = (mode) => {
+    const [wall, cpu] = execFileSync(floorBin, [mode, join(ws, "a")], { encoding: "utf8" })
+      .trim()
+      .split(" ")
+      .map(Number);
+    return { wall, cpu };
   };
   for (let r = 0; r < ROUNDS; r++) {
     const owner = r % 2 ? "4242:4242" : "4243:4243";
@@ -110,6 +122,14 @@ try {
     out.caps = rep.caps;
     out.back.push(time(() => shiftOwnership(join(ws, "b"), { ...maps, direction: "reverse" })));
     out.ratio.push(out.shift.at(-1) / out.chown.at(-1));
+    if (floorBin) {
+      const f = floor("xattrs");
+      out.floor.push(f.wall);
+      out.floorCpu.push(f.cpu);
+      const g = floor("noxattrs");
+      out.floorNoX.push(g.wall);
+      out.floorNoXCpu.push(g.cpu);
+    }
     out.cpuRatio.push(out.shiftCpu.at(-1) / out.chownCpu.at(-1));
     out.mount.push(
       time(() => {

@@ -192,6 +192,52 @@ out({ first, v1diff: diffViews(v0, v1).length, marker, again, otherReverse, back
     expect(r.noJournal).toMatchObject({ ok: false, code: "ERR_USERNS_SHIFT_NO_JOURNAL" });
   }, 300_000);
 
+  it("on a filesystem without user xattrs (ramfs) the completed shift is recorded in a marker file, so a second shift is still refused", () => {
+    const r = inPrivateMountNs<Record<string, unknown>>(`${PRELUDE}
+const t = ws + "/ram";
+fs.mkdirSync(t);
+execFileSync("mount", ["-t", "ramfs", "-o", "mode=0755", "ramfs", t]);
+// The kernel's answer first: ramfs has no xattr handlers, so a user xattr cannot be set.
+const userXattr = err(() => XN.xattrSet(t, "user.probe", Buffer.from("x")));
+fs.mkdirSync(t + "/d");
+fs.writeFileSync(t + "/d/f", "");
+fs.chownSync(t + "/d/f", 5, 6);
+fs.chmodSync(t + "/d/f", 0o2755);
+const first = S.shiftOwnership(t, { uidMap: "0 100000 65536" });
+const owner1 = [fs.statSync(t + "/d/f").uid, fs.statSync(t + "/d/f").gid, fs.statSync(t + "/d/f").mode & 0o7777];
+const file1 = fs.readFileSync(t + "/" + S.MARKER_FILE, "utf8");
+const markerStat = fs.statSync(t + "/" + S.MARKER_FILE).uid;
+const marker = S.shiftMarker(t);
+const again = err(() => S.shiftOwnership(t, { uidMap: "0 100000 65536" }));
+const owner2 = fs.statSync(t + "/d/f").uid;
+const back = S.shiftOwnership(t, { uidMap: "0 100000 65536", direction: "reverse" });
+const owner3 = [fs.statSync(t + "/d/f").uid, fs.statSync(t + "/d/f").gid, fs.statSync(t + "/d/f").mode & 0o7777];
+const after = leftovers(t);
+const markerAfter = S.shiftMarker(t) ?? null;
+const third = S.shiftOwnership(t, { uidMap: "0 100000 65536" });
+out({ userXattr, first, owner1, file1, markerStat, marker, again, owner2, back, owner3, after, markerAfter, third: third.outcome, left: leftovers(t) });
+`);
+    expect(r.userXattr).toMatchObject({ ok: false, code: "EOPNOTSUPP" });
+    expect(r.first).toMatchObject({ outcome: "applied", inodes: 3 });
+    expect(r.owner1).toEqual([100005, 100006, 0o2755]);
+    expect(JSON.parse(r.file1 as string)).toEqual({
+      uidMap: "0 100000 65536\n",
+      gidMap: "0 100000 65536\n",
+      force: null,
+    });
+    // The marker is not part of the tree: it keeps the owner it was created with.
+    expect(r.markerStat).toBe(0);
+    expect(r.marker).toEqual({ uidMap: "0 100000 65536\n", gidMap: "0 100000 65536\n", force: null });
+    expect(r.again).toMatchObject({ ok: false, code: "ERR_USERNS_SHIFT_ALREADY" });
+    expect(r.owner2).toBe(100005);
+    expect(r.back).toMatchObject({ outcome: "applied", direction: "reverse", inodes: 3 });
+    expect(r.owner3).toEqual([5, 6, 0o2755]);
+    expect(r.after).toEqual([]);
+    expect(r.markerAfter).toBe(null);
+    expect(r.third).toBe("applied");
+    expect(r.left).toEqual([".userns-shift.marker"]);
+  }, 300_000);
+
   it("the kernel's answer for capabilities root writes (init namespace, no idmap): v2 stays v2, v3 keeps its root id, v3 with root id 0 reads back as v2", () => {
     const r = inPrivateMountNs<Record<string, string>>(`${PRELUDE}
 const f = ws + "/f";
@@ -242,6 +288,109 @@ out({ m1: v1.method, r1: v1.reason, seen, onDisk, m2: v2.method, r2: v2.reason, 
     expect(r).toMatchObject({ m1: "idmapped-mount", seen: 100000, onDisk: 0, m2: "shift", disk2: 100000 });
     expect(r.r1).toContain("tmpfs supports idmapped mounts");
     expect(r.r2).toContain("ramfs");
+  }, 300_000);
+
+  it("showShifted over overlayfs: given layers become an overlay over idmapped lower layers (a ramfs layer and the upper shifted on disk); a mounted overlay gets a read-only overlay over idmapped copies of its layers", () => {
+    const r = inPrivateMountNs<Record<string, unknown>>(`${PRELUDE}
+const { showShifted } = S;
+const mk = (d, files) => { fs.mkdirSync(d, { recursive: true }); for (const [n, u] of files) { fs.writeFileSync(d + "/" + n, ""); fs.chownSync(d + "/" + n, u, u); } };
+const id = (p) => { const st = fs.lstatSync(p); return [st.uid, st.gid]; };
+const maps = { uidMap: "0 100000 65536" };
+// 1. Layers given: two tmpfs lowers, a ramfs lower (no idmapped mounts there), an upper with work.
+mk(ws + "/l1", [["a", 0]]);
+mk(ws + "/l2", [["b", 5], ["a", 9]]);
+fs.mkdirSync(ws + "/l3");
+execFileSync("mount", ["-t", "ramfs", "-o", "mode=0755", "ramfs", ws + "/l3"]);
+mk(ws + "/l3", [["r", 3]]);
+mk(ws + "/up", [["c", 7]]);
+fs.mkdirSync(ws + "/wk");
+fs.mkdirSync(ws + "/v");
+const layers = { lower: [ws + "/l1", ws + "/l2", ws + "/l3"], upper: ws + "/up", work: ws + "/wk" };
+const v1 = showShifted(layers, { ...maps, target: ws + "/v" });
+const seen1 = { a: id(ws + "/v/a"), b: id(ws + "/v/b"), r: id(ws + "/v/r"), c: id(ws + "/v/c") };
+const disk1 = { a: id(ws + "/l1/a"), b: id(ws + "/l2/b"), r: id(ws + "/l3/r"), c: id(ws + "/up/c") };
+fs.writeFileSync(ws + "/v/new", "x");
+const wrote = fs.readFileSync(ws + "/up/new", "utf8");
+const opts1 = fs.readFileSync("/proc/self/mountinfo", "utf8").split("\\n").find((l) => l.includes(" " + ws + "/v "));
+v1.mount.unmount();
+// Again over the same layers: the upper and the ramfs layer are not shifted twice.
+const v2 = showShifted(layers, { ...maps, target: ws + "/v" });
+const seen2 = { a: id(ws + "/v/a"), r: id(ws + "/v/r"), c: id(ws + "/v/c") };
+v2.mount.unmount();
+// 2. A mounted overlay: its upper and work stay in use, so the view is read-only, all layers idmapped.
+mk(ws + "/m1", [["x", 0]]);
+mk(ws + "/mu", [["y", 7]]);
+fs.mkdirSync(ws + "/mw"); fs.mkdirSync(ws + "/m"); fs.mkdirSync(ws + "/mv");
+execFileSync("mount", ["-t", "overlay", "ov", "-o", "lowerdir=" + ws + "/m1,upperdir=" + ws + "/mu,workdir=" + ws + "/mw", ws + "/m"]);
+const layersOf = S.overlayLayersOf(ws + "/m");
+const v3 = showShifted(ws + "/m", { ...maps, target: ws + "/mv" });
+const seen3 = { x: id(ws + "/mv/x"), y: id(ws + "/mv/y") };
+const disk3 = { x: id(ws + "/m1/x"), y: id(ws + "/mu/y"), viaOverlay: id(ws + "/m/y") };
+const write3 = err(() => fs.writeFileSync(ws + "/mv/z", ""));
+v3.mount.unmount();
+const notOverlay = S.overlayLayersOf(ws + "/l1");
+// The kernel's answer for an idmapped upper layer mounted by root of the initial namespace: overlayfs cannot
+// create its work directory there (uid 0 is outside the map: EOVERFLOW) and mounts read-only. Hence the upper is shifted on disk.
+const { idmapMount } = await import(LIB + "/mounts/idmap-mount.js");
+const NB = (await import(LIB + "/kernel/native.js")).native();
+mk(ws + "/uw/u", [["k", 1]]); fs.mkdirSync(ws + "/uw/w"); fs.mkdirSync(ws + "/iv");
+const low = idmapMount(ws + "/l1", { ...maps, gidMap: maps.uidMap, recursive: true });
+const uw = idmapMount(ws + "/uw", { ...maps, gidMap: maps.uidMap, recursive: true });
+const ctx = NB.fsopen("overlay");
+NB.fsconfigString(ctx, "lowerdir", "/proc/self/fd/" + low.fd);
+NB.fsconfigString(ctx, "upperdir", "/proc/self/fd/" + uw.fd + "/u");
+NB.fsconfigString(ctx, "workdir", "/proc/self/fd/" + uw.fd + "/w");
+NB.fsconfigCreate(ctx);
+const ifd = NB.fsmount(ctx, 0);
+NB.close(ctx); low.close(); uw.close();
+NB.moveMount(ifd, "", -100, ws + "/iv", 4);
+NB.close(ifd);
+const idmappedUpperWrite = err(() => fs.writeFileSync(ws + "/iv/z", ""));
+execFileSync("umount", [ws + "/iv"]);
+out({
+  m1: v1.method, r1: v1.reason, ro1: v1.readOnly, layers1: v1.layers.map((l) => [l.path.slice(ws.length), l.role, l.method]),
+  seen1, disk1, wrote, opts1,
+  layers2: v2.layers.map((l) => l.method), seen2,
+  layersOf, m3: v3.method, r3: v3.reason, ro3: v3.readOnly, layers3: v3.layers.map((l) => [l.path.slice(ws.length), l.method]),
+  seen3, disk3, write3, notOverlay, idmappedUpperWrite,
+  mountsLeft: fs.readFileSync("/proc/self/mountinfo", "utf8").split("\\n").filter((l) => l.includes(ws + "/v ") || l.includes(ws + "/mv ")).length,
+});
+`);
+    expect(r.m1).toBe("overlay-idmapped-layers");
+    expect(r.r1).toContain("2 idmapped of 3 lower layers");
+    expect(r.ro1).toBe(false);
+    expect(r.layers1).toEqual([
+      ["/up", "upper", "shifted"],
+      ["/l1", "lower", "idmapped"],
+      ["/l2", "lower", "idmapped"],
+      ["/l3", "lower", "shifted"],
+    ]);
+    // Seen through the view: every owner shifted; "a" comes from the top layer l1.
+    expect(r.seen1).toEqual({ a: [100000, 100000], b: [100005, 100005], r: [100003, 100003], c: [100007, 100007] });
+    // On disk: the idmapped lowers unchanged, the ramfs lower and the upper rewritten.
+    expect(r.disk1).toEqual({ a: [0, 0], b: [5, 5], r: [100003, 100003], c: [100007, 100007] });
+    expect(r.wrote).toBe("x");
+    expect(r.opts1).toContain("upperdir=");
+    expect(r.layers2).toEqual(["already-shifted", "idmapped", "idmapped", "already-shifted"]);
+    expect(r.seen2).toEqual({ a: [100000, 100000], r: [100003, 100003], c: [100007, 100007] });
+    expect(r.layersOf).toMatchObject({
+      lower: [expect.stringMatching(/\/m1$/)],
+      upper: expect.stringMatching(/\/mu$/),
+    });
+    expect(r.m3).toBe("overlay-idmapped-layers");
+    expect(r.r3).toContain("overlayfs cannot be idmapped itself");
+    expect(r.r3).toContain("read-only");
+    expect(r.ro3).toBe(true);
+    expect(r.layers3).toEqual([
+      ["/mu", "idmapped"],
+      ["/m1", "idmapped"],
+    ]);
+    expect(r.seen3).toEqual({ x: [100000, 100000], y: [100007, 100007] });
+    expect(r.disk3).toEqual({ x: [0, 0], y: [7, 7], viaOverlay: [7, 7] });
+    expect(r.write3).toMatchObject({ ok: false, code: "EROFS" });
+    expect(typeof r.notOverlay).toBe("string");
+    expect(r.idmappedUpperWrite).toMatchObject({ ok: false, code: "EROFS" });
+    expect(r.mountsLeft).toBe(0);
   }, 300_000);
 
   it("userns shift: the CLI shifts, refuses a second time (exit 1), shifts back, and rejects bad usage (exit 2)", () => {
