@@ -301,6 +301,40 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// spawnRelease(handle) -> fd or -1. Releases the child from the wait it is
+// blocked at (if any) without waiting for what comes next, and returns a
+// copy (O_CLOEXEC) of the error pipe's read end for the caller to poll: it
+// becomes readable with a failure record, or hangs up at execve. Then
+// spawnResume reads the outcome without blocking. -1 (no fd to spare): the
+// caller calls spawnResume and waits there, as before.
+Napi::Value SpawnRelease(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Child *c = ArgChild(info, 0);
+  if (c->state != State::kHeld) ThrowUsage(env, "spawn handle already finished");
+  if (c->waitsLeft > 0) {
+    char go = 1;
+    ssize_t w;
+    do w = write(c->syncW, &go, 1);
+    while (w < 0 && errno == EINTR);
+    // EPIPE: the child is gone already; the error pipe says why.
+    c->waitsLeft--;
+    if (c->waitsLeft == 0) CloseFd(c->syncW);
+  }
+  return Napi::Number::New(env, fcntl(c->errR, F_DUPFD_CLOEXEC, 3));
+}
+
+// spawnSignal(handle, sig) -> true if sent. For a child released but not yet
+// known to have exec'd: every signal is blocked until just before its
+// execve, so a signal sent now acts on the program as it starts (or, for
+// one that terminates, ends it before it runs).
+Napi::Value SpawnSignal(const Napi::CallbackInfo &info) {
+  Child *c = ArgChild(info, 0);
+  int64_t sig = ArgInt(info, info.Length() > 1 ? info[1] : info.Env().Undefined(), "signal");
+  bool sent = c->state == State::kHeld && c->pidfd >= 0 &&
+              syscall(SYS_pidfd_send_signal, c->pidfd, static_cast<int>(sig), nullptr, 0) == 0;
+  return Napi::Boolean::New(info.Env(), sent);
+}
+
 // spawnAbort(handle): SIGKILL through the pidfd, reap, free. For a child
 // whose maps could not be written, or that is no longer wanted.
 Napi::Value SpawnAbort(const Napi::CallbackInfo &info) {
@@ -417,6 +451,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnStart", Napi::Function::New(env, SpawnStart, "spawnStart"));
   exports.Set("spawnResume", Napi::Function::New(env, SpawnResume, "spawnResume"));
   exports.Set("spawnAbort", Napi::Function::New(env, SpawnAbort, "spawnAbort"));
+  exports.Set("spawnRelease", Napi::Function::New(env, SpawnRelease, "spawnRelease"));
+  exports.Set("spawnSignal", Napi::Function::New(env, SpawnSignal, "spawnSignal"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
   exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));
   exports.Set("writeProcFiles", Napi::Function::New(env, WriteProcFiles, "writeProcFiles"));
