@@ -223,6 +223,22 @@ Napi::Value ForkedExec(Napi::Env env, Child *c, Napi::Object out) {
   return out;
 }
 
+// Releases the child from the wait it is blocked at, if it has one left.
+// After the last release the sync pipe stays open until the child is done
+// with (Release closes it), so that EOF on the error pipe can tell an exec
+// from a death before the release: the byte still in the pipe, or no reader
+// left to take it (EPIPE), means the child never read it.
+void SendRelease(Child *c) {
+  if (c->waitsLeft == 0) return;
+  char go = 1;
+  ssize_t w;
+  do w = write(c->syncW, &go, 1);
+  while (w < 0 && errno == EINTR);
+  c->releaseRefused = w < 0;
+  c->waitsLeft--;
+  c->lastReleaseSent = c->waitsLeft == 0;
+}
+
 // spawnResume(handle) -> one of
 //   {kind: "ready", step}                 the child told us it reached a wait
 //   {kind: "failed", step, errno}         a step failed; the child is reaped
@@ -237,20 +253,7 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   Child *c = ArgChild(info, 0);
   if (c->state != State::kHeld) ThrowUsage(env, "spawn handle already finished");
   bool release = info.Length() > 1 ? info[1].ToBoolean().Value() : true;
-  // The last release: the sync pipe stays open until the error pipe has
-  // spoken, so that EOF can tell an exec from a death before the release.
-  bool lastRelease = false;
-  bool releaseRefused = false;
-  if (release && c->waitsLeft > 0) {
-    char go = 1;
-    ssize_t w;
-    do w = write(c->syncW, &go, 1);
-    while (w < 0 && errno == EINTR);
-    // EPIPE: the child is gone already; the error pipe says why.
-    releaseRefused = w < 0;
-    c->waitsLeft--;
-    lastRelease = c->waitsLeft == 0;
-  }
+  if (release) SendRelease(c);
   Record rec;
   size_t got = 0;
   while (got < sizeof rec) {
@@ -300,8 +303,8 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   // byte is still in the pipe, or the pipe had no reader left): then it died
   // before a release, a failure before exec like any other, at that wait.
   int unread = 0;
-  bool lastUnread =
-      lastRelease && (releaseRefused || (ioctl(c->syncW, FIONREAD, &unread) == 0 && unread > 0));
+  bool lastUnread = c->lastReleaseSent &&
+                    (c->releaseRefused || (ioctl(c->syncW, FIONREAD, &unread) == 0 && unread > 0));
   if (c->waitsLeft > 0 || lastUnread) {
     siginfo_t si;
     int e = Reap(c, &si);
@@ -331,6 +334,32 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   out.Set("pidfd", pidfd);
   out.Set("pid", c->pid);
   return out;
+}
+
+// spawnRelease(handle) -> fd or -1. Releases the child from the wait it is
+// blocked at (if any) without waiting for what comes next, and returns a
+// copy (O_CLOEXEC) of the error pipe's read end for the caller to poll: it
+// becomes readable with a failure record, or hangs up at execve. Then
+// spawnResume reads the outcome without blocking. -1 (no fd to spare): the
+// caller calls spawnResume and waits there, as before.
+Napi::Value SpawnRelease(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Child *c = ArgChild(info, 0);
+  if (c->state != State::kHeld) ThrowUsage(env, "spawn handle already finished");
+  SendRelease(c);
+  return Napi::Number::New(env, fcntl(c->errR, F_DUPFD_CLOEXEC, 3));
+}
+
+// spawnSignal(handle, sig) -> true if sent. For a child released but not yet
+// known to have exec'd: every signal is blocked until just before its
+// execve, so a signal sent now acts on the program as it starts (or, for
+// one that terminates, ends it before it runs).
+Napi::Value SpawnSignal(const Napi::CallbackInfo &info) {
+  Child *c = ArgChild(info, 0);
+  int64_t sig = ArgInt(info, info.Length() > 1 ? info[1] : info.Env().Undefined(), "signal");
+  bool sent = c->state == State::kHeld && c->pidfd >= 0 &&
+              syscall(SYS_pidfd_send_signal, c->pidfd, static_cast<int>(sig), nullptr, 0) == 0;
+  return Napi::Boolean::New(info.Env(), sent);
 }
 
 // spawnAbort(handle): SIGKILL through the pidfd, reap, free. For a child
@@ -449,6 +478,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnStart", Napi::Function::New(env, SpawnStart, "spawnStart"));
   exports.Set("spawnResume", Napi::Function::New(env, SpawnResume, "spawnResume"));
   exports.Set("spawnAbort", Napi::Function::New(env, SpawnAbort, "spawnAbort"));
+  exports.Set("spawnRelease", Napi::Function::New(env, SpawnRelease, "spawnRelease"));
+  exports.Set("spawnSignal", Napi::Function::New(env, SpawnSignal, "spawnSignal"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
   exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));
   exports.Set("writeProcFiles", Napi::Function::New(env, WriteProcFiles, "writeProcFiles"));

@@ -42,6 +42,8 @@ struct Watch {
   Napi::FunctionReference cb;
   std::unique_ptr<Napi::AsyncContext> ctx;
   WatchSet *set;
+  // false: a plain fd (fdWatch), reported once readable and closed, never reaped.
+  bool reap = true;
   bool exited = false;
   bool exitedNormally = false;
   int status = 0;
@@ -87,7 +89,7 @@ void OnPidfdReadable(uv_poll_t *h, int status, int events) {
   Watch *w = static_cast<Watch *>(h->data);
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  if (status == 0) {
+  if (status == 0 && w->reap) {
     int e = child::ReapPidfd(w->pidfd, &si, WNOHANG);
     if (e == 0 && si.si_pid == 0) return;  // not exited yet
     if (e == 0) {
@@ -136,6 +138,10 @@ void CleanupWatches(WatchSet *set) {
   for (Watch *w : all) {
     w->cb.Reset();
     w->ctx.reset();
+    if (!w->reap) {
+      StopWatch(w);  // its close callback closes the fd
+      continue;
+    }
     // The reaper owns the pidfd from here; libuv only deregisters it.
     leftovers.push_back(w->pidfd);
     StopWatch(w);
@@ -172,14 +178,20 @@ void FinalizeWatch(Napi::Env, Watch *) {}
 
 // pidfdWatch(pidfd, cb(code, signal)) -> handle. Takes ownership of pidfd:
 // it is closed once the child has been reaped.
-Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
+// fdWatch(fd, cb()) -> handle: the same for any pollable fd, without the
+// reaping: cb runs once the fd is readable (or hung up), after the fd, which
+// the watch owns, has been closed. spawn learns this way, from a copy of the
+// error pipe's read end, that the program has exec'd or a step failed,
+// without blocking the thread until then.
+Napi::Value Watch1(const Napi::CallbackInfo &info, bool reap) {
   Napi::Env env = info.Env();
-  int pidfd = ArgFd(info, 0, "pidfd");
+  int pidfd = ArgFd(info, 0, reap ? "pidfd" : "fd");
   if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(env, "cb must be a function");
   uv_loop_t *loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
     ThrowUsage(env, "no event loop for this environment");
   auto w = std::make_unique<Watch>();
+  w->reap = reap;
   w->pidfd = pidfd;
   w->env = env;
   w->cb = Napi::Persistent(info[1].As<Napi::Function>());
@@ -202,6 +214,9 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
   return Napi::External<Watch>::New(env, raw, FinalizeWatch);
 }
 
+Napi::Value PidfdWatch(const Napi::CallbackInfo &info) { return Watch1(info, true); }
+Napi::Value FdWatch(const Napi::CallbackInfo &info) { return Watch1(info, false); }
+
 // pidfdWatchRef(handle, ref): like ChildProcess.ref()/unref().
 Napi::Value PidfdWatchRef(const Napi::CallbackInfo &info) {
   if (info.Length() < 2 || !info[0].IsExternal()) ThrowUsage(info.Env(), "pidfdWatchRef(handle, ref)");
@@ -220,6 +235,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   PinAddon();
   exports.Set("pidfdWatch", Napi::Function::New(env, PidfdWatch, "pidfdWatch"));
   exports.Set("pidfdWatchRef", Napi::Function::New(env, PidfdWatchRef, "pidfdWatchRef"));
+  exports.Set("fdWatch", Napi::Function::New(env, FdWatch, "fdWatch"));
 }
 
 }  // namespace

@@ -286,6 +286,21 @@ function diedBeforeRelease(signal: number | undefined): string {
   return `the child was killed${name === undefined ? "" : ` by ${name}`} before execve, before it was released`;
 }
 
+/**
+ * Releases the child from the wait it is blocked at (if any) without waiting for what follows. Returns an fd that
+ * becomes readable once {@link resumeChild} has something to report (a failed step, or the exec), for the caller
+ * to watch on the event loop and then resume without blocking; or -1 (no fd to spare), when the caller resumes
+ * at once and waits there. The caller owns the fd.
+ */
+export function releaseChild(child: HeldChild): number {
+  return native().spawnRelease(child.handle);
+}
+
+/** Sends a signal to a released child that may not have exec'd yet (it acts at execve); false if it is gone. */
+export function signalChild(child: HeldChild, signal: number): boolean {
+  return !child.done && native().spawnSignal(child.handle, signal);
+}
+
 /** Kills (SIGKILL via the pidfd) and reaps a held child; safe to call twice. */
 export function abortChild(child: HeldChild): void {
   if (child.done) return;

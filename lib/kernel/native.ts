@@ -156,9 +156,18 @@ export interface NativeBinding {
     | { kind: "exit"; code: number | null; signal: number | null };
   /** SIGKILL, reap and free a held child (and the program's process, after a fork step). */
   spawnAbort(handle: unknown): void;
+  /**
+   * Releases the child from its current wait without waiting for what follows; returns a copy of the error pipe's
+   * read end to poll (readable with a failure record, hung up at execve), or -1 when no fd could be had.
+   */
+  spawnRelease(handle: unknown): number;
+  /** Sends a signal to a held child through its pidfd; false if it is no longer held or gone. */
+  spawnSignal(handle: unknown, signal: number): boolean;
   /** Watches a pidfd on the event loop; takes ownership of it (closed after reaping). */
   pidfdWatch(pidfd: number, cb: (code: number | null, signal: number | null) => void): unknown;
   pidfdWatchRef(watch: unknown, ref: boolean): void;
+  /** Calls cb once `fd` is readable or hung up, after closing it (the watch owns it). pidfdWatchRef applies. */
+  fdWatch(fd: number, cb: () => void): unknown;
   /** true if sent, false if the process is gone (ESRCH). */
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   /** open(O_WRONLY) + exactly one write(2). */

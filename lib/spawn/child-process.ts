@@ -201,10 +201,20 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
    * was delivered, false if the child has already exited. Before execve
    * (while newuidmap writes the maps) it cancels the spawn instead: the
    * waiting child is killed and reaped, and the handle fails with ABORT_ERR.
+   * Between the release and the exec (spawn does not wait for the exec) the
+   * signal goes to the released child, whose signals stay blocked until its
+   * execve: it acts on the program as it starts, as if sent just after.
    */
   kill(signal: NodeJS.Signals | number = "SIGTERM"): boolean {
     const sig = signalNumber(signal);
-    if (this.pidfd < 0) return sig !== 0 && this._cancel !== undefined ? this._cancel(signal) : false;
+    if (this.pidfd < 0) {
+      if (this._signalBeforeExec !== undefined) {
+        const sent = this._signalBeforeExec(sig);
+        if (sent && sig !== 0) this.killed = true;
+        return sent;
+      }
+      return sig !== 0 && this._cancel !== undefined ? this._cancel(signal) : false;
+    }
     const sent = native().pidfdSendSignal(this.pidfd, sig);
     if (sent && sig !== 0) this.killed = true;
     return sent;
@@ -264,6 +274,15 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
   /** @internal while the program waits for its maps (newuidmap): cancels the spawn. */
   _cancel: ((signal: NodeJS.Signals | number) => boolean) | undefined = undefined;
 
+  /**
+   * @internal between the release and the exec: signals the released child (it acts at execve, as on the program
+   * itself), so that kill() right after spawn() behaves as when spawn waited for the exec.
+   */
+  _signalBeforeExec: ((signal: number) => boolean) | undefined = undefined;
+
+  /** @internal called once when the program has exited or the spawn failed (spawn counts its live children). */
+  _onEnd: (() => void) | undefined = undefined;
+
   /** @internal the parent ends of the stdio pipes, set by spawn before clone3. */
   _setStdio(streams: readonly (Readable | Writable | null)[]): void {
     this.stdio.push(...streams);
@@ -271,14 +290,8 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
     self.stdin = streams[0] ?? null;
     self.stdout = streams[1] ?? null;
     self.stderr = streams[2] ?? null;
-  }
-
-  /** @internal called once execve succeeded: watch the pidfd on the loop. */
-  _started(pidfd: number): void {
-    this.pidfd = pidfd;
-    this.#watch = native().pidfdWatch(pidfd, (code, signal) => this.#onExit(code, signal));
-    if (!this.#referenced) native().pidfdWatchRef(this.#watch, false);
-    // As ChildProcess: 'close' waits for the readable ends (fd 1 and up), not stdin.
+    // As ChildProcess: 'close' waits for the readable ends (fd 1 and up), not stdin. Counted from here, not from the
+    // exec: the program may run, write and exit, and its streams close, before this process learns of its exec.
     for (const [i, s] of this.stdio.entries()) {
       if (s === null || i === 0) continue;
       this.#openStreams++;
@@ -287,11 +300,19 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
         this.#maybeClose();
       });
     }
+  }
+
+  /** @internal called once execve succeeded: watch the pidfd on the loop. */
+  _started(pidfd: number): void {
+    this.pidfd = pidfd;
+    this.#watch = native().pidfdWatch(pidfd, (code, signal) => this.#onExit(code, signal));
+    if (!this.#referenced) native().pidfdWatchRef(this.#watch, false);
     process.nextTick(() => this.emit("spawn"));
   }
 
   /** @internal the program could not be started; nothing of it is left. */
   _failed(err: unknown): void {
+    this.#end();
     this.#disarm?.();
     for (const s of this.stdio) s?.destroy();
     const e = asUsernsError(err, this.spawnfile);
@@ -306,7 +327,14 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
     });
   }
 
+  #end(): void {
+    const f = this._onEnd;
+    this._onEnd = undefined;
+    f?.();
+  }
+
   #onExit(code: number | null, signal: number | null): void {
+    this.#end();
     this.pidfd = -1;
     this.#watch = undefined;
     this.exitCode = code;

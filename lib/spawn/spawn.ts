@@ -14,7 +14,16 @@ import { isMainThread } from "node:worker_threads";
 import { diedError, diedWhileHeld } from "../child/held.js";
 import { becomeCreatorSteps } from "../child/holder.js";
 import { type MapInput, type MappingResult, type MapWriter, type PreparedMap, writeMaps } from "../child/maps.js";
-import { abortChild, type ChildStep, DEV_NULL, type HeldChild, resumeChild, startChild } from "../child/steps.js";
+import {
+  abortChild,
+  type ChildStep,
+  DEV_NULL,
+  type HeldChild,
+  releaseChild,
+  resumeChild,
+  signalChild,
+  startChild,
+} from "../child/steps.js";
 import { creatorIds, prepareMapRequest } from "../child/validate.js";
 import { UsernsError, usageError } from "../errors.js";
 import { native } from "../kernel/native.js";
@@ -407,8 +416,11 @@ function releaseStdio(plan: StdioPlan, destroyStreams: boolean): void {
 
 /**
  * Starts `file` with `args` inside the namespaces described by `options`.
- * Returns at once with a ChildProcess-shaped handle; when maps can be written
- * without a helper program, the program has already been exec'd by then.
+ * Returns at once with a ChildProcess-shaped handle: the child exists (its
+ * `pid` is set, its namespaces are made and, when maps can be written without
+ * a helper program, written) and has been released; it execs the program on
+ * its own, and 'spawn' is emitted once it has. `kill()` before then signals
+ * the program as it starts.
  *
  * Errors follow child_process: an invalid argument or option (wrong type,
  * unknown option, a value out of range) throws ERR_USERNS_USAGE synchronously;
@@ -581,6 +593,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       steps,
       noVm: sandbox?.needsOwnMemory === true,
     });
+    live++;
+    child._onEnd = () => {
+      live--;
+    };
     // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.
     if (!forkProgram) child.pid = held.pid;
     // The child has its own copies now.
@@ -599,17 +615,22 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const fail = (e: unknown): void => {
       abortChild(h);
       child._cancel = undefined;
+      child._signalBeforeExec = undefined;
       if (failed) return;
       failed = true;
       child._failed(unmappedIdHint(e, newNs.has("user"), options));
     };
     const sb = sandbox;
+    let joinsClosed = false;
     const closeJoins = (): void => {
+      // Once: the newuidmap path's own cleanup and a later exec can both get here.
+      if (joinsClosed) return;
+      joinsClosed = true;
       for (const j of joins) if (j.owned) native().close(j.fd);
       // The child has exec'd or is gone: the fds prepared for it (memfds, idmapped mounts) are no longer needed.
       sb?.close();
     };
-    if (!mapsNeeded) {
+    const settle = (): void => {
       try {
         finish();
       } catch (e) {
@@ -617,6 +638,34 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       } finally {
         closeJoins();
       }
+    };
+    // With other programs of ours starting or running, release the child and learn of its exec from the event
+    // loop instead of blocking this thread until then: the child's last steps and its execve take longer than the
+    // rest of a spawn, and the thread can start the next program meanwhile. Alone, waiting here is quicker: this
+    // thread sleeps at once and the child gets its CPU without an event-loop turn in between. Not with a fork step
+    // or a sandbox (a reaping pid 1 may stand between the handle and the program): those always wait here.
+    const settleAfterRelease = (): void => {
+      const fd = live < 2 || forkProgram || sb !== undefined ? -1 : releaseChild(h);
+      if (fd < 0) {
+        settle();
+        return;
+      }
+      child._signalBeforeExec = (sig) => signalChild(h, sig);
+      const done = (): void => {
+        child._signalBeforeExec = undefined;
+        // Aborted meanwhile (the handle failed): nothing is left to settle.
+        if (h.done) closeJoins();
+        else settle();
+      };
+      try {
+        native().fdWatch(fd, done);
+      } catch {
+        native().close(fd);
+        done();
+      }
+    };
+    if (!mapsNeeded) {
+      settleAfterRelease();
       return child;
     }
     if (childSide) {
@@ -648,7 +697,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
           if (died) throw diedError(what, died.signal);
           child._cancel = undefined;
           child.mapping = result;
-          finish();
+          settleAfterRelease();
         })
         // finish() itself throws for a step that failed after release (setgid, chdir, execve ...): the child is
         // reaped by then (h.done), but the handle must still fail and its streams be closed.
@@ -663,15 +712,15 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     try {
       writeMaps(h.pid, method!, mapReq, userJoin?.fd);
       child.mapping = result;
-      finish();
     } catch (e) {
       // A map write may fail because the child was killed meanwhile (a dead task's /proc files belong to root, so
-      // an unprivileged writer gets EACCES): say that, not the symptom. After finish() the child is reaped (done).
+      // an unprivileged writer gets EACCES): say that, not the symptom.
       const died = h.done ? undefined : diedWhileHeld(h.pid);
       fail(died ? diedError(what, died.signal) : e);
-    } finally {
       closeJoins();
+      return child;
     }
+    settleAfterRelease();
     return child;
   } catch (e) {
     // Failed before or at clone3: nothing to reap unless the child exists.
@@ -683,6 +732,9 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     return child;
   }
 }
+
+/** Programs started by spawn() in this thread that have not exited (nor failed) yet. */
+let live = 0;
 
 function mapsInclude0(m: PreparedMap | undefined): boolean {
   return m?.map.extents.some((e) => e.first === 0) === true;

@@ -134,6 +134,10 @@ struct Child {
   int pid = -1;
   int pidfd = -1;
   int waitsLeft = 0;
+  // The last release was written (the sync pipe then stays open until
+  // Release), and whether that write found no reader (EPIPE).
+  bool lastReleaseSent = false;
+  bool releaseRefused = false;
   int dumpable = -1;
   bool leaked = false;
   bool grandDone = false;  // the grandchild was reaped, or its pidfd handed over

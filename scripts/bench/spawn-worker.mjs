@@ -13,11 +13,16 @@
 //   unshare child_process.spawn of `unshare --map-users --map-groups`, awaiting 'exit'
 // Rounds alternate between no ballast and `mib` MiB of Buffers allocated in
 // this process (the C floor then allocates the same amount itself), so the
-// with/without comparison is interleaved too. Prints one JSON line:
-// {samples: {"ours@0": [µs...], "ours@1024": [...], ...}}.
+// with/without comparison is interleaved too. Then throughput: for each of
+// cfg.inFlight (1, 4, 16), `ours` keeps that many spawns in flight from this
+// one thread (Promise-level concurrency) for cfg.concMs, alternating with the
+// C floor running as many threads for as long, cfg.concRounds times.
+// With cfg.loaded, a CPU-bound busy loop pinned to the last CPU runs
+// throughout (started here, killed by pid at the end). Prints one JSON line:
+// {samples: {"ours@0": [[µs...] per slice], ...}, conc: [{k, ours, floor} spawns/s per round]}.
 import { spawn as cpSpawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -39,6 +44,14 @@ const subid = join(dir, "subid");
 writeFileSync(subid, "root:100000:65536\n");
 execFileSync("mount", ["--bind", subid, "/etc/subuid"]);
 execFileSync("mount", ["--bind", subid, "/etc/subgid"]);
+
+// The load of the "loaded" mode: one CPU-bound process on the last CPU, ours to start and to kill by pid.
+let busy;
+if (cfg.loaded) {
+  const cpu = availableParallelism() - 1;
+  busy = cpSpawn("taskset", ["-c", String(cpu), process.execPath, "-e", "for (;;) {}"], { stdio: "ignore" });
+  process.on("exit", () => busy.kill("SIGKILL"));
+}
 
 const { spawn } = await import(pathToFileURL(join(cfg.root, "dist", "spawn", "index.js")).href);
 const opts = {
@@ -78,10 +91,31 @@ function floorBatch(n, mib) {
   return JSON.parse(out).samplesUs;
 }
 
+/** Spawns per second with `k` of ours in flight from this thread, for `ms`. */
+async function oursInFlight(k, ms) {
+  let count = 0;
+  const t0 = performance.now();
+  const end = t0 + ms;
+  const loop = async () => {
+    while (performance.now() < end) {
+      await ways.ours();
+      count++;
+    }
+  };
+  await Promise.all(Array.from({ length: k }, loop));
+  return count / ((performance.now() - t0) / 1000);
+}
+
+function floorThreads(k, ms) {
+  const out = execFileSync(cfg.floor, ["threads", String(k), String(ms)], { encoding: "utf8" });
+  return JSON.parse(out).perSecond;
+}
+
 const samples = {};
+// One array per slice, so that the ratios can be paired slice by slice.
 const add = (key, xs) => {
   samples[key] ??= [];
-  samples[key].push(...xs);
+  samples[key].push(xs);
 };
 let ballast = [];
 // Warm up the JIT, the page cache and the helpers, outside any sample.
@@ -107,4 +141,15 @@ for (let r = 0; r < cfg.rounds; r++) {
   }
 }
 ballast = [];
-console.log(JSON.stringify({ rss: process.memoryUsage().rss, samples }));
+globalThis.gc();
+const conc = [];
+await oursInFlight(4, 200);
+for (let r = 0; r < cfg.concRounds; r++) {
+  for (const k of cfg.inFlight) {
+    // Alternate which side goes first, so that a trend in the machine's load does not favour one.
+    if (r % 2 === 0) conc.push({ k, floor: floorThreads(k, cfg.concMs), ours: await oursInFlight(k, cfg.concMs) });
+    else conc.push({ k, ours: await oursInFlight(k, cfg.concMs), floor: floorThreads(k, cfg.concMs) });
+  }
+}
+busy?.kill("SIGKILL");
+console.log(JSON.stringify({ rss: process.memoryUsage().rss, samples, conc }));
