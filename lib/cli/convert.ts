@@ -14,7 +14,7 @@ import type { IdMap } from "../model/idmap.js";
 import { parseSubid } from "../subid/parse.js";
 import { findFreeRange } from "../subid/ranges.js";
 import { parsePasswd, resolveUser, subidReport } from "../subid/read.js";
-import { doctorChecks, realDoctorEnv, type Verdict } from "./doctor.js";
+import type { Verdict } from "./doctor.js";
 import { formatTable } from "./table.js";
 
 /** Where output goes; tests capture it. `readStdin` defaults to reading fd 0. */
@@ -277,7 +277,9 @@ function runSubid(
   if (failed) process.exitCode = EXIT_REFUSED;
 }
 
-function runDoctor(io: CliIo, o: { json?: boolean; user?: string }): void {
+async function runDoctor(io: CliIo, o: { json?: boolean; user?: string }): Promise<void> {
+  // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+  const { doctorChecks, realDoctorEnv } = await import("./doctor.js");
   const checks = doctorChecks(realDoctorEnv(), { user: o.user });
   const failed = checks.some((c) => c.verdict === "fail");
   if (o.json) io.out(`${JSON.stringify({ ok: !failed, checks }, null, 2)}\n`);

@@ -8,8 +8,7 @@ import { userInfo } from "node:os";
 import type { Command } from "commander";
 import { usageError } from "../errors.js";
 import { IdMap } from "../model/idmap.js";
-import { signalNumber } from "../spawn/child-process.js";
-import { type NamespaceKind, type SpawnOptions, spawn } from "../spawn/index.js";
+import type { NamespaceKind, SpawnOptions } from "../spawn/index.js";
 import { registerShowCommand } from "./show.js";
 
 interface Io {
@@ -157,6 +156,11 @@ export function registerRunCommands(program: Command, io: Io): void {
     .argument("[args...]", "its arguments (put -- before COMMAND)")
     .action(async (command: string, args: string[], flags: RunFlags) => {
       const options = runOptions(flags);
+      // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+      const [{ spawn }, { signalNumber }] = await Promise.all([
+        import("../spawn/index.js"),
+        import("../spawn/child-process.js"),
+      ]);
       const child = spawn(command, args, options);
       // Signals meant for the command reach it through the terminal; here they must not kill us first.
       const forward = (sig: NodeJS.Signals): void => {
