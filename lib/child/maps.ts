@@ -78,9 +78,28 @@ export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
   return r.map;
 }
 
+/** Lines per piece of a long map read back: 100 lines of at most 33 bytes stay under the parser's one page. */
+const READBACK_LINES = 100;
+
+/**
+ * Map text as /proc reads it back, parsed by the same parser. /proc prints
+ * each line as `%10u %10u %10u` (33 bytes): up to 340 lines, 11,220 bytes,
+ * more than the one page map_write takes, which the parser refuses as a
+ * write. A longer text is parsed in pieces of whole lines (the kernel
+ * checked the map as a whole when it was written).
+ */
+export function parseReadbackMap(text: string, kind: "uid" | "gid"): IdMap {
+  if (text.length < 4096) return parseMapText(text, kind);
+  const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
+  const extents = [];
+  for (let i = 0; i < lines.length; i += READBACK_LINES)
+    extents.push(...parseMapText(lines.slice(i, i + READBACK_LINES).join("\n"), kind).extents);
+  return IdMap.from(extents);
+}
+
 /** The one reader of /proc map files: `/proc/PID/KIND_map` as the kernel reports it to this process. */
 export function readKernelMap(pid: number | "self", kind: "uid" | "gid"): IdMap {
-  return parseMapText(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"), kind);
+  return parseReadbackMap(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"), kind);
 }
 
 /** The effective capability set of this thread (capget(2)). */

@@ -5,7 +5,7 @@
  * parent's, translated by the model's readback rules).
  */
 import { readFileSync, readlinkSync } from "node:fs";
-import { parseMapText, readKernelMap } from "../child/maps.js";
+import { parseReadbackMap, readKernelMap } from "../child/maps.js";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { CLONE_NEW, INIT_USER_NS_INO } from "../kernel/nsfs.js";
@@ -225,8 +225,8 @@ export function listUserNamespaces(options: ListUserNamespacesOptions = {}): Use
       const maps =
         r.uidMap !== undefined && r.gidMap !== undefined
           ? {
-              uid: parseMapText(r.uidMap, "uid"),
-              gid: parseMapText(r.gidMap, "gid"),
+              uid: parseReadbackMap(r.uidMap, "uid"),
+              gid: parseReadbackMap(r.gidMap, "gid"),
               setgroups: r.setgroups?.startsWith("deny") ? ("deny" as const) : ("allow" as const),
             }
           : undefined;

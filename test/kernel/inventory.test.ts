@@ -15,6 +15,7 @@ import { listUserNamespaces, probeListns, type UserNamespaceEntry } from "../../
 import { native } from "../../lib/kernel/native.js";
 import { INIT_USER_NS_INO, nsInfo } from "../../lib/kernel/nsfs.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
+import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { compiledLib, inPrivateMountNs } from "../helpers/mountns.js";
 
@@ -105,6 +106,30 @@ describeKernel("inventory of user namespaces", () => {
     expect(e.uidMap.toString().trim()).toBe("0 200000 1000");
     expect(e.gidMap.toString().trim()).toBe("0 210000 1000");
     expect(e.parentView?.uidMap.toString().trim()).toBe("0 200000 1000");
+  });
+
+  it("a 340-extent map, read back as 11,220 bytes (more than a map write takes), is read from its process", async () => {
+    // Written compactly it fits in one write; /proc shows it as `%10u %10u %10u` lines, 33 bytes each.
+    const text = Array.from({ length: 340 }, (_, i) => `${2 * i} ${2 * i} 1`).join("\n");
+    expect(text.length).toBeLessThan(4096);
+    const ns = UserNamespace.createSync({ uidMap: text, gidMap: text, cache: false });
+    handles.push(ns);
+    const child = spawn("sleep", ["60"], { join: ns, stdio: "ignore" });
+    try {
+      const pid = child.pid!;
+      for (let i = 0; i < 3000 && inoOf(`/proc/${pid}/ns/user`) !== ns.identity.ino; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(readFileSync(`/proc/${pid}/uid_map`, "utf8").length).toBe(340 * 33);
+      const e = find(ns.identity.ino);
+      expect(e.pids).toContain(pid);
+      expect(e.mapsReadVia).toBe("process");
+      expect(e.uidMap.toString().trim()).toBe(text);
+      expect(e.gidMap.toString().trim()).toBe(text);
+      expect(e.parentView?.uidMap.size).toBe(340);
+    } finally {
+      child.kill("SIGKILL");
+      await child;
+    }
   });
 
   it("a namespace made by util-linux unshare, with its process and maps", async () => {
