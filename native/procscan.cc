@@ -10,8 +10,11 @@
 // processes, check the inode, ask nsfs for NS_GET_ID, NS_GET_OWNER_UID and
 // the parent (NS_GET_PARENT: inode and id, or EPERM at the top of this
 // process's view), and read uid_map, gid_map and setgroups from that
-// process, then readlink again: a pid that exited and was reused in between
-// no longer names the namespace, and the next pid is tried.
+// process, then readlink again: a process that changed namespace in between
+// no longer names it, and the next process of the namespace is tried. All of
+// it happens while the walk is at that process, through its /proc/PID
+// directory fd: paths are resolved once per process, and a pid that exits
+// and is reused cannot be reached through the old fd.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -64,8 +67,26 @@ ssize_t ReadLink(const char *path, char *buf, size_t size) {
   return n;
 }
 
-bool ReadSmall(const char *path, std::string *out) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+// What the walk learned of one user namespace, filled in at the first of its processes that lets it.
+struct NsRec {
+  std::vector<int> pids;
+  bool opened = false;  // identity, id, owner and parent below are set
+  uint64_t dev = 0;
+  bool has_id = false;
+  uint64_t id = 0;
+  bool has_owner = false;
+  uid_t owner = 0;
+  bool has_parent = false;
+  uint64_t parent_ino = 0;
+  bool has_parent_id = false;
+  uint64_t parent_id = 0;
+  int parent_errno = 0;
+  int maps_pid = 0;  // 0 until the maps were read
+  std::string uid_map, gid_map, setgroups;
+};
+
+bool ReadSmallAt(int dir, const char *name, std::string *out) {
+  int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   out->clear();
   char buf[4096];
@@ -83,16 +104,47 @@ bool ReadSmall(const char *path, std::string *out) {
   return true;
 }
 
-bool LinkIno(const char *path, uint64_t *ino) {
-  char buf[64];
-  ssize_t n = ReadLink(path, buf, sizeof buf);
+// Asks nsfs about the namespace of the process at `pdir` (an O_PATH fd of /proc/PID, so every lookup stays on
+// that process: if it exits, they fail instead of reaching a reused pid), then reads its maps. The link is read
+// again after the maps: a process that changed namespace in between no longer names `ino`, and the next
+// process of the namespace is tried.
+void Visit(int pdir, int pid, uint64_t ino, NsRec *rec) {
+  if (!rec->opened) {
+    int fd = openat(pdir, "ns/user", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || static_cast<uint64_t>(st.st_ino) != ino) {
+      close(fd);
+      return;
+    }
+    rec->opened = true;
+    rec->dev = static_cast<uint64_t>(st.st_dev);
+    rec->has_id = ioctl(fd, NS_GET_ID, &rec->id) == 0;
+    rec->has_owner = ioctl(fd, NS_GET_OWNER_UID, &rec->owner) == 0;
+    int pfd = ioctl(fd, NS_GET_PARENT);
+    if (pfd >= 0) {
+      struct stat pst;
+      if (fstat(pfd, &pst) == 0) {
+        rec->has_parent = true;
+        rec->parent_ino = static_cast<uint64_t>(pst.st_ino);
+      }
+      rec->has_parent_id = ioctl(pfd, NS_GET_ID, &rec->parent_id) == 0;
+      close(pfd);
+    } else {
+      rec->parent_errno = errno;
+    }
+    close(fd);
+  }
+  if (!ReadSmallAt(pdir, "uid_map", &rec->uid_map) || !ReadSmallAt(pdir, "gid_map", &rec->gid_map) ||
+      !ReadSmallAt(pdir, "setgroups", &rec->setgroups))
+    return;
+  char link[64];
+  ssize_t n = readlinkat(pdir, "ns/user", link, sizeof link - 1);
   std::string type;
-  return n > 0 && ParseNsLink(buf, static_cast<size_t>(n), &type, ino);
+  uint64_t again = 0;
+  if (n <= 0 || !ParseNsLink(link, static_cast<size_t>(n), &type, &again) || again != ino) return;
+  rec->maps_pid = pid;
 }
-
-struct NsRec {
-  std::vector<int> pids;
-};
 
 struct FdRec {
   int pid;
@@ -165,6 +217,7 @@ Napi::Value ScanProcUserns(const Napi::CallbackInfo &info) {
       it = users.emplace(ino, NsRec()).first;
     }
     it->second.pids.push_back(pid);
+    if (it->second.maps_pid == 0) Visit(pdir, pid, ino, &it->second);
     if (want_fds) {
       int dfd = openat(pdir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       DIR *fdir = dfd < 0 ? nullptr : fdopendir(dfd);
@@ -193,7 +246,6 @@ Napi::Value ScanProcUserns(const Napi::CallbackInfo &info) {
   closedir(proc);
 
   Napi::Array nss = Napi::Array::New(env, order.size());
-  std::string uid_map, gid_map, setgroups;
   uint32_t k = 0;
   for (uint64_t ino : order) {
     const NsRec &rec = users[ino];
@@ -202,49 +254,19 @@ Napi::Value ScanProcUserns(const Napi::CallbackInfo &info) {
     Napi::Array pids = Napi::Array::New(env, rec.pids.size());
     for (size_t i = 0; i < rec.pids.size(); i++) pids.Set(static_cast<uint32_t>(i), Napi::Number::New(env, rec.pids[i]));
     o.Set("pids", pids);
-    bool opened = false;
-    for (int pid : rec.pids) {
-      snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-      int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-      if (fd < 0) continue;
-      struct stat st;
-      if (fstat(fd, &st) < 0 || static_cast<uint64_t>(st.st_ino) != ino) {
-        close(fd);
-        continue;
-      }
-      if (!opened) {
-        opened = true;
-        o.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(st.st_dev)));
-        uint64_t id = 0;
-        if (ioctl(fd, NS_GET_ID, &id) == 0) o.Set("id", Napi::BigInt::New(env, id));
-        uid_t owner = 0;
-        if (ioctl(fd, NS_GET_OWNER_UID, &owner) == 0) o.Set("ownerUid", Napi::Number::New(env, owner));
-        int pfd = ioctl(fd, NS_GET_PARENT);
-        if (pfd >= 0) {
-          struct stat pst;
-          if (fstat(pfd, &pst) == 0) o.Set("parentIno", Napi::BigInt::New(env, static_cast<uint64_t>(pst.st_ino)));
-          uint64_t pid_ = 0;
-          if (ioctl(pfd, NS_GET_ID, &pid_) == 0) o.Set("parentId", Napi::BigInt::New(env, pid_));
-          close(pfd);
-        } else {
-          o.Set("parentErrno", Napi::Number::New(env, errno));
-        }
-      }
-      close(fd);
-      snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-      if (!ReadSmall(path, &uid_map)) continue;
-      snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-      if (!ReadSmall(path, &gid_map)) continue;
-      snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
-      if (!ReadSmall(path, &setgroups)) continue;
-      snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-      uint64_t again = 0;
-      if (!LinkIno(path, &again) || again != ino) continue;
-      o.Set("mapsPid", Napi::Number::New(env, pid));
-      o.Set("uidMap", Napi::String::New(env, uid_map));
-      o.Set("gidMap", Napi::String::New(env, gid_map));
-      o.Set("setgroups", Napi::String::New(env, setgroups));
-      break;
+    if (rec.opened) {
+      o.Set("dev", Napi::BigInt::New(env, rec.dev));
+      if (rec.has_id) o.Set("id", Napi::BigInt::New(env, rec.id));
+      if (rec.has_owner) o.Set("ownerUid", Napi::Number::New(env, rec.owner));
+      if (rec.has_parent) o.Set("parentIno", Napi::BigInt::New(env, rec.parent_ino));
+      if (rec.has_parent_id) o.Set("parentId", Napi::BigInt::New(env, rec.parent_id));
+      if (rec.parent_errno != 0) o.Set("parentErrno", Napi::Number::New(env, rec.parent_errno));
+    }
+    if (rec.maps_pid != 0) {
+      o.Set("mapsPid", Napi::Number::New(env, rec.maps_pid));
+      o.Set("uidMap", Napi::String::New(env, rec.uid_map));
+      o.Set("gidMap", Napi::String::New(env, rec.gid_map));
+      o.Set("setgroups", Napi::String::New(env, rec.setgroups));
     }
     nss.Set(k++, o);
   }

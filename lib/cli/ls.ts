@@ -3,8 +3,8 @@
  * this process can find, with identity, parent, owner, holders and maps.
  */
 import type { Command } from "commander";
-import { checkInventory, type NamespaceCheck } from "../inventory/check.js";
-import { listUserNamespaces, type UserNamespaceEntry, type UserNamespaceInventory } from "../inventory/inventory.js";
+import type { NamespaceCheck } from "../inventory/check.js";
+import type { UserNamespaceEntry, UserNamespaceInventory } from "../inventory/inventory.js";
 import type { IdMap } from "../model/idmap.js";
 import { formatTable } from "./table.js";
 
@@ -97,8 +97,10 @@ export function registerLsCommand(program: Command, io: Io): void {
     .option("--json", "print JSON")
     .addHelpText("after", "\nExamples:\n  $ userns ls\n  $ userns ls --tree\n  $ userns ls --json --check\n")
     .action(async (opts: { tree?: boolean; check?: boolean; json?: boolean }) => {
+      // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+      const { listUserNamespaces } = await import("../inventory/inventory.js");
       const inv = listUserNamespaces();
-      const checks = opts.check ? await checkInventory(inv) : undefined;
+      const checks = opts.check ? await (await import("../inventory/check.js")).checkInventory(inv) : undefined;
       if (checks?.some((c) => c.result === "disagree")) process.exitCode = 1;
       if (opts.json) {
         io.out(`${JSON.stringify(inventoryJson(inv, checks))}\n`);

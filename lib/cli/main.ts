@@ -6,7 +6,6 @@ import { UsernsError } from "../errors.js";
 import { registerAllocCommands } from "./alloc.js";
 import { registerCheckCommands } from "./check.js";
 import { registerConvertCommand } from "./convert.js";
-import { runDemo } from "./demo.js";
 import { registerDoctorCommand } from "./doctor.js";
 import { registerIdsCommand } from "./ids.js";
 import { registerLsCommand } from "./ls.js";
@@ -67,6 +66,8 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .description("walk through what the library can do, for real, on this machine")
     .option("--json", "print the results as JSON")
     .action(async (opts: { json?: boolean }) => {
+      // Loaded on use: the demo touches every part of the library.
+      const { runDemo } = await import("./demo.js");
       await runDemo(io, { json: opts.json === true });
     });
 

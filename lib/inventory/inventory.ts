@@ -182,6 +182,10 @@ const EPERM = 1;
  */
 function viewFrom(target: UserNs, kind: "uid" | "gid", reader: UserNs): IdMap {
   const lowerNs = readbackLowerNs(target, reader);
+  const map = nsMap(target, kind);
+  // The common case, a namespace right below this process's: translating into a root of the model tree (whose
+  // map is the identity) changes no id, and up to 5 extents print in written order, so the view is the map.
+  if (lowerNs.parent === null && nsMap(lowerNs, kind) === IdMap.IDENTITY && map.printOrder === map.extents) return map;
   return IdMap.of(
     ...nsMap(target, kind).printOrder.map((e) => [e.first, fromKid(lowerNs, kind, e.lowerFirst), e.count] as const),
   );
