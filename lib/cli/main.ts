@@ -2,12 +2,12 @@
  * The `userns` command line. Exit codes: 0 ok, 1 refused or failed check, 2 usage.
  */
 import { Command, CommanderError } from "commander";
-import { UsernsError } from "../errors.js";
 import { registerAllocCommands } from "./alloc.js";
 import { registerCheckCommands } from "./check.js";
 import { registerConvertCommand } from "./convert.js";
 import { registerDoctorCommand } from "./doctor.js";
 import { registerIdsCommand } from "./ids.js";
+import { exitCodeOfError } from "./io.js";
 import { registerLsCommand } from "./ls.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommand } from "./run.js";
@@ -107,10 +107,6 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return EXIT.ok;
       return EXIT.usage;
     }
-    if (UsernsError.isUsernsError(e)) {
-      io.err(`userns: ${e.message}\n`);
-      return e.code === "ERR_USERNS_USAGE" ? EXIT.usage : EXIT.refused;
-    }
-    throw e;
+    return exitCodeOfError(e, io);
   }
 }

@@ -225,12 +225,18 @@ function libc(): "glibc" | "musl" {
  * (prebuildify's layout, the one node-gyp-build's install step checks).
  */
 export function addonCandidates(): string[] {
+  return [...candidates()];
+}
+
+// A generator, so that a loader that finds the local build never asks for the libc (process.report costs ms).
+function* candidates(): Generator<string> {
   const explicit = process.env.USERNS_BINDING;
-  if (explicit) return [explicit];
-  const out = [
-    join(packageRoot, "build", "Release", "userns.node"),
-    join(packageRoot, "build", "Debug", "userns.node"),
-  ];
+  if (explicit) {
+    yield explicit;
+    return;
+  }
+  yield join(packageRoot, "build", "Release", "userns.node");
+  yield join(packageRoot, "build", "Debug", "userns.node");
   const dir = join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
   let files: string[] = [];
   try {
@@ -242,9 +248,8 @@ export function addonCandidates(): string[] {
   const tagged = files.filter((f) => f.split(".").includes(c));
   const untagged = files.filter((f) => !f.split(".").some((t) => t === "glibc" || t === "musl"));
   const chosen = [...tagged, ...untagged].sort();
-  if (chosen.length === 0) out.push(join(dir, `userns.${c}.node`));
-  else out.push(...chosen.map((f) => join(dir, f)));
-  return out;
+  if (chosen.length === 0) yield join(dir, `userns.${c}.node`);
+  else for (const f of chosen) yield join(dir, f);
 }
 
 let lastAttempt: AddonCandidate[] = [];
@@ -253,7 +258,7 @@ let loadedFrom: string | undefined;
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: AddonCandidate[] = [];
-  for (const path of addonCandidates()) {
+  for (const path of candidates()) {
     if (!existsSync(path)) {
       tried.push({ path, outcome: "absent" });
       continue;
