@@ -79,13 +79,16 @@ function holders(e: UserNamespaceEntry): string {
   return parts.join(", ") || "-";
 }
 
-function discoveryLine(inv: UserNamespaceInventory): string {
+/** The lines under the `ls` table: how the namespaces were found, and the listns ids the /proc walk did not reach. */
+export function discoveryLines(inv: UserNamespaceInventory): string {
   const d = inv.discovery;
   const how =
     d.method === "listns"
       ? "listns(2)"
       : `/proc walk (listns(2): ${d.listns.available ? "available" : d.listns.code}): ${d.processes} processes${d.hiddenProcesses ? ` (${d.hiddenProcesses} not ours to read)` : ""}, their fds, nsfs mounts of ${d.mountNamespaces} mount namespaces`;
-  return `found by ${how}; maps read from this process's namespace, PARENT VIEW from the model's readback rules\n`;
+  const unreached =
+    inv.unreached.length > 0 ? `listns ids not reached through /proc: ${inv.unreached.join(", ")}\n` : "";
+  return `found by ${how}; maps read from this process's namespace, PARENT VIEW from the model's readback rules\n${unreached}`;
 }
 
 /** The options of `userns ls`. */
@@ -97,9 +100,13 @@ export interface LsOptions {
 
 /** Runs `userns ls`: sets `process.exitCode` to 1 when `--check` finds a disagreement. */
 export async function runLs(io: Io, opts: LsOptions): Promise<void> {
-  // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
-  const { listUserNamespaces } = await import("../inventory/inventory.js");
-  const inv = listUserNamespaces();
+  // The /proc walk starts on other threads first, and the inventory's modules load meanwhile (they are loaded on
+  // use: the CLI loads every command's module to build --help, so each keeps its imports to itself).
+  const { native } = await import("../kernel/native.js");
+  const walk = native().scanProcUsernsAsync(true);
+  walk.catch(() => undefined); // a failure is thrown where it is awaited, below, not reported as unhandled meanwhile
+  const { inventoryOf, probeListns } = await import("../inventory/inventory.js");
+  const inv = inventoryOf(probeListns(), await walk);
   const checks = opts.check ? await (await import("../inventory/check.js")).checkInventory(inv) : undefined;
   if (checks?.some((c) => c.result === "disagree")) process.exitCode = 1;
   if (opts.json) {
@@ -165,8 +172,7 @@ export async function runLs(io: Io, opts: LsOptions): Promise<void> {
       ],
     }),
   );
-  io.out(discoveryLine(inv));
-  if (inv.unreached.length > 0) io.out(`listns ids not reached through /proc: ${inv.unreached.join(", ")}\n`);
+  io.out(discoveryLines(inv));
 }
 
 /** Adds `ls` to the program. */

@@ -186,6 +186,8 @@ export interface NativeBinding {
   // native/procscan.cc
   /** One pass over /proc: user namespaces with their processes, identity, parent and maps; namespace fds; mount namespaces. */
   scanProcUserns(wantFds: boolean): ProcScanRaw;
+  /** The same walk on other threads, leaving the JS thread free; rejects with the opendir error. */
+  scanProcUsernsAsync(wantFds: boolean): Promise<ProcScanRaw>;
   // native/listns.cc
   /** listns(2) (6.19+): namespace ids of a CLONE_NEW* type (0: all) owned by a user namespace id (0n: any). ENOSYS before 6.19. */
   listns(nsType: number, userNsId: bigint): bigint[];
