@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { usageError } from "../errors.js";
-import { allocateRange, type Lease, releaseLease } from "../inventory/leases.js";
+import type { Lease } from "../inventory/lease.js";
 
 interface Io {
   out: (s: string) => void;
@@ -52,7 +52,7 @@ export function registerAllocCommands(program: Command, io: Io): void {
       "\nExamples:\n  $ userns alloc\n  $ userns alloc --size 131072 --purpose ci --json\n  $ userns alloc --userns /proc/4242/ns/user\n",
     )
     .action(
-      (opts: {
+      async (opts: {
         size: number;
         align: number;
         apart?: boolean;
@@ -63,6 +63,8 @@ export function registerAllocCommands(program: Command, io: Io): void {
         kubeletRoot: string;
         json?: boolean;
       }) => {
+        // Loaded on use (see ls.ts).
+        const { allocateRange } = await import("../inventory/leases.js");
         const a = allocateRange({
           size: opts.size,
           align: opts.align,
@@ -94,7 +96,8 @@ export function registerAllocCommands(program: Command, io: Io): void {
       "after",
       "\nExamples:\n  $ userns release 3f2a9c0d1e4b5a67\n  $ userns release 3f2a9c0d1e4b5a67 --dir /srv/leases --json\n",
     )
-    .action((id: string, opts: { dir?: string; json?: boolean }) => {
+    .action(async (id: string, opts: { dir?: string; json?: boolean }) => {
+      const { releaseLease } = await import("../inventory/leases.js");
       const l = releaseLease(id, { dir: opts.dir });
       if (opts.json) io.out(`${JSON.stringify({ released: leaseJson(l) })}\n`);
       else io.out(`released ${l.id}: uids ${l.uid.start}-${l.uid.start + l.uid.count - 1}\n`);

@@ -4,9 +4,6 @@
  * library's leases) as one table, with the overlaps between claimants.
  */
 import type { Command } from "commander";
-import { claimOverlaps, collectClaims } from "../inventory/claims.js";
-import { listUserNamespaces } from "../inventory/inventory.js";
-import { defaultLeaseDir, readLeases } from "../inventory/leases.js";
 import { formatTable } from "./table.js";
 
 interface Io {
@@ -26,7 +23,14 @@ export function registerIdsCommand(program: Command, io: Io): void {
     .option("--no-systemd", "leave out systemd's documented ranges")
     .option("--json", "print JSON")
     .addHelpText("after", "\nExamples:\n  $ userns ids\n  $ userns ids --no-systemd --json\n")
-    .action((opts: { dir?: string; kubeletRoot: string; systemd: boolean; json?: boolean }) => {
+    .action(async (opts: { dir?: string; kubeletRoot: string; systemd: boolean; json?: boolean }) => {
+      // Loaded on use (see ls.ts).
+      const [{ claimOverlaps, collectClaims }, { listUserNamespaces }, { defaultLeaseDir, readLeases }] =
+        await Promise.all([
+          import("../inventory/claims.js"),
+          import("../inventory/inventory.js"),
+          import("../inventory/leases.js"),
+        ]);
       const inv = listUserNamespaces();
       const dir = opts.dir ?? defaultLeaseDir();
       const claims = collectClaims({

@@ -3,7 +3,7 @@
  * decimal id options, the exit code for a refusal.
  */
 import { readFileSync } from "node:fs";
-import { usageError } from "../errors.js";
+import { UsernsError, usageError } from "../errors.js";
 
 /** Where output goes; tests capture it. `readStdin` defaults to reading fd 0. */
 export interface CliIo {
@@ -30,4 +30,14 @@ export function parseDecimalId(v: string | undefined, what: string): number | un
   if (!/^[0-9]+$/.test(v) || Number(v) > 0xffff_ffff)
     throw usageError(`${what} must be a decimal id, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+/**
+ * The exit code for an error a command threw: a {@link UsernsError} is printed as `userns: MESSAGE` and gives
+ * 2 for a usage error, else {@link EXIT_REFUSED}; anything else is a bug and is thrown on.
+ */
+export function exitCodeOfError(e: unknown, io: Pick<CliIo, "err">): number {
+  if (!UsernsError.isUsernsError(e)) throw e;
+  io.err(`userns: ${e.message}\n`);
+  return e.code === "ERR_USERNS_USAGE" ? 2 : EXIT_REFUSED;
 }

@@ -2,13 +2,12 @@
  * The `userns` command line. Exit codes: 0 ok, 1 refused or failed check, 2 usage.
  */
 import { Command, CommanderError } from "commander";
-import { UsernsError } from "../errors.js";
 import { registerAllocCommands } from "./alloc.js";
 import { registerCheckCommands } from "./check.js";
 import { registerConvertCommand } from "./convert.js";
-import { runDemo } from "./demo.js";
 import { registerDoctorCommand } from "./doctor.js";
 import { registerIdsCommand } from "./ids.js";
+import { exitCodeOfError } from "./io.js";
 import { registerLsCommand } from "./ls.js";
 import { mountCasesVerifyExtension, registerMountCommands } from "./mount.js";
 import { registerRunCommand } from "./run.js";
@@ -67,6 +66,8 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .description("walk through what the library can do, for real, on this machine")
     .option("--json", "print the results as JSON")
     .action(async (opts: { json?: boolean }) => {
+      // Loaded on use: the demo touches every part of the library.
+      const { runDemo } = await import("./demo.js");
       await runDemo(io, { json: opts.json === true });
     });
 
@@ -106,10 +107,6 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return EXIT.ok;
       return EXIT.usage;
     }
-    if (UsernsError.isUsernsError(e)) {
-      io.err(`userns: ${e.message}\n`);
-      return e.code === "ERR_USERNS_USAGE" ? EXIT.usage : EXIT.refused;
-    }
-    throw e;
+    return exitCodeOfError(e, io);
   }
 }

@@ -6,13 +6,11 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { usageError } from "../errors.js";
-import { native } from "../kernel/native.js";
 import type { Extent } from "../model/extent.js";
 import { IdMap } from "../model/idmap.js";
-import { type MountCaseResult as ModelMountCaseResult, predictMountCase } from "../model/mountcases.js";
-import { type MountCaseResult, parseMountCases, runMountCasesKernel } from "../mounts/cases.js";
-import { idmapMount } from "../mounts/idmap-mount.js";
-import { inspectMount } from "../mounts/inspect.js";
+import type { MountCaseResult as ModelMountCaseResult } from "../model/mountcases.js";
+import type { MountCaseResult } from "../mounts/cases.js";
+import type { idmapMount } from "../mounts/idmap-mount.js";
 import { parseMapTriple } from "../mounts/mapformats.js";
 import type { VerifyExtension } from "./verify.js";
 
@@ -59,6 +57,12 @@ interface MountOpts {
 }
 
 async function mountAction(source: string, target: string, o: MountOpts, io: Io): Promise<void> {
+  // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+  const [{ native }, { idmapMount }, { inspectMount }] = await Promise.all([
+    import("../kernel/native.js"),
+    import("../mounts/idmap-mount.js"),
+    import("../mounts/inspect.js"),
+  ]);
   if (o.userns !== undefined && (o.mapUsers.length > 0 || o.mapGroups.length > 0)) {
     throw usageError("give --userns or --map-users/--map-groups, not both");
   }
@@ -166,6 +170,10 @@ export function mountCasesVerifyExtension(): VerifyExtension {
     description: "also replay idmapped-mount cases (JSON lines, case-formats §2) from a file, or - for stdin",
     prefix: "mount.",
     async run(file, { json, kernelOnly, io }) {
+      const [{ predictMountCase }, { parseMountCases, runMountCasesKernel }] = await Promise.all([
+        import("../model/mountcases.js"),
+        import("../mounts/cases.js"),
+      ]);
       let text: string;
       try {
         text = readFileSync(file === "-" ? 0 : file, "utf8");

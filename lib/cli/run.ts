@@ -10,8 +10,7 @@ import { usageError } from "../errors.js";
 import { readIdTriple } from "../formats/text.js";
 import { IdMap } from "../model/idmap.js";
 import type { SandboxOptions } from "../sandbox/types.js";
-import { signalNumber } from "../spawn/child-process.js";
-import { type NamespaceKind, type SpawnOptions, spawn } from "../spawn/index.js";
+import type { NamespaceKind, SpawnOptions } from "../spawn/index.js";
 import { parseSubid } from "../subid/parse.js";
 import { extractSandboxArgs, SANDBOX_FLAGS, type SandboxArgs } from "./sandbox-args.js";
 
@@ -210,6 +209,11 @@ export function registerRunCommand(program: Command, io: Io): void {
       const options = runOptions(flags, sandboxArgs);
       const note = unmappedNote(options, process.geteuid?.() ?? 0, process.getegid?.() ?? 0);
       if (note !== undefined) io.err(note);
+      // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+      const [{ spawn }, { signalNumber }] = await Promise.all([
+        import("../spawn/index.js"),
+        import("../spawn/child-process.js"),
+      ]);
       const child = spawn(command, args, options);
       // Signals meant for the command reach it through the terminal; here they must not kill us first.
       const forward = (sig: NodeJS.Signals): void => {

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { usageError } from "../errors.js";
 import { IdMap } from "../model/idmap.js";
 import { parseMapTriple } from "../mounts/mapformats.js";
-import { resumeShift, rollbackShift, type ShiftReport, shiftOwnership } from "../shift/index.js";
+import type { ShiftReport } from "../shift/index.js";
 
 interface Io {
   out: (s: string) => void;
@@ -47,7 +47,9 @@ function describe(r: ShiftReport): string {
   return `${lines.join("\n")}\n`;
 }
 
-function shiftAction(path: string, o: ShiftOpts, io: Io): void {
+async function shiftAction(path: string, o: ShiftOpts, io: Io): Promise<void> {
+  // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+  const { resumeShift, rollbackShift, shiftOwnership } = await import("../shift/index.js");
   let report: ShiftReport;
   if (o.resume || o.rollback) {
     if (o.resume && o.rollback) throw usageError("give --resume or --rollback, not both");
@@ -98,7 +100,5 @@ export function registerShiftCommands(program: Command, io: Io): void {
     .option("--resume", "finish a shift of PATH that was interrupted")
     .option("--rollback", "undo a shift of PATH that was interrupted")
     .option("--json", "print the report as JSON")
-    .action((path: string, opts: ShiftOpts) => {
-      shiftAction(path, opts, io);
-    });
+    .action((path: string, opts: ShiftOpts) => shiftAction(path, opts, io));
 }

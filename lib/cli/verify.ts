@@ -6,9 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { UsernsError, usageError } from "../errors.js";
-import { type CampaignSummary, type Disagreement, runCampaign } from "../verify/campaign.js";
-import { generateCases } from "../verify/generate.js";
-import { runMapCasesOnKernel } from "../verify/kernel.js";
+import type { CampaignSummary, Disagreement } from "../verify/campaign.js";
 
 /** Where output goes. `progress` (default: stderr is a TTY) enables the progress bar on `err`. */
 export interface VerifyIo {
@@ -119,6 +117,12 @@ export function registerVerifyCommands(
     .option("--shrink <n>", "shrink at most this many disagreements", "5");
   for (const x of extensions) cmd.option(x.flag, x.description);
   cmd.action(async (opts: VerifyOptions) => {
+    // Loaded on use: the CLI loads every command's module to build --help, so each keeps its imports to itself.
+    const [{ runCampaign }, { generateCases }, { runMapCasesOnKernel }] = await Promise.all([
+      import("../verify/campaign.js"),
+      import("../verify/generate.js"),
+      import("../verify/kernel.js"),
+    ]);
     const seed = intOption(opts.seed, "seed", 0, 0xffff_ffff);
     const jobs = intOption(opts.jobs, "jobs", 1, 16);
     const timeoutMs = intOption(opts.timeout, "timeout", 1, 600_000);

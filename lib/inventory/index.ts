@@ -18,6 +18,7 @@ export {
   type DiscoveryMethod,
   type ListUserNamespacesOptions,
   listUserNamespaces,
+  listUserNamespacesAsync,
   type NamespaceHolder,
   type UserNamespaceEntry,
   type UserNamespaceInventory,

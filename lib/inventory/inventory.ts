@@ -7,7 +7,7 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { parseReadbackMap, readKernelMap } from "../child/maps.js";
 import { UsernsError } from "../errors.js";
-import { native } from "../kernel/native.js";
+import { native, type ProcScanRaw } from "../kernel/native.js";
 import { CLONE_NEW, INIT_USER_NS_INO } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
 import { fromKid, INIT_USER_NS, nsMap, type UserNs } from "../model/ns.js";
@@ -182,6 +182,10 @@ const EPERM = 1;
  */
 function viewFrom(target: UserNs, kind: "uid" | "gid", reader: UserNs): IdMap {
   const lowerNs = readbackLowerNs(target, reader);
+  const map = nsMap(target, kind);
+  // The common case, a namespace right below this process's: translating into a root of the model tree (whose
+  // map is the identity) changes no id, and up to 5 extents print in written order, so the view is the map.
+  if (lowerNs.parent === null && nsMap(lowerNs, kind) === IdMap.IDENTITY && map.printOrder === map.extents) return map;
   return IdMap.of(
     ...nsMap(target, kind).printOrder.map((e) => [e.first, fromKid(lowerNs, kind, e.lowerFirst), e.count] as const),
   );
@@ -201,9 +205,32 @@ function viewFrom(target: UserNs, kind: "uid" | "gid", reader: UserNs): IdMap {
  * ```
  */
 export function listUserNamespaces(options: ListUserNamespacesOptions = {}): UserNamespaceInventory {
-  const b = native();
   const listns = probeListns();
-  const raw = b.scanProcUserns(options.fds !== false);
+  return inventoryOf(listns, native().scanProcUserns(options.fds !== false), options);
+}
+
+/**
+ * {@link listUserNamespaces} with the /proc walk on other threads: the event loop stays free while the kernel
+ * answers (tens of ms per thousand processes). The rest (fds and bind mounts of namespaces, their parents, maps
+ * no process shows) runs on the JS thread as in the sync call.
+ */
+export async function listUserNamespacesAsync(
+  options: ListUserNamespacesOptions = {},
+): Promise<UserNamespaceInventory> {
+  const listns = probeListns();
+  return inventoryOf(listns, await native().scanProcUsernsAsync(options.fds !== false), options);
+}
+
+/**
+ * @internal The inventory from a listns(2) answer and a /proc walk (native scanProcUserns or its async twin):
+ * the CLI starts the walk before it loads this module, and tests hand in listns answers the kernel has not.
+ */
+export function inventoryOf(
+  listns: DiscoveryMethod["listns"],
+  raw: ProcScanRaw,
+  options: ListUserNamespacesOptions = {},
+): UserNamespaceInventory {
+  const b = native();
   const byIno = new Map<bigint, Work>();
   const opened: number[] = [];
   const selfIno = inoOfLink("/proc/self/ns/user");

@@ -196,6 +196,8 @@ export interface NativeBinding {
   // native/procscan.cc
   /** One pass over /proc: user namespaces with their processes, identity, parent and maps; namespace fds; mount namespaces. */
   scanProcUserns(wantFds: boolean): ProcScanRaw;
+  /** The same walk on other threads, leaving the JS thread free; rejects with the opendir error. */
+  scanProcUsernsAsync(wantFds: boolean): Promise<ProcScanRaw>;
   // native/listns.cc
   /** listns(2) (6.19+): namespace ids of a CLONE_NEW* type (0: all) owned by a user namespace id (0n: any). ENOSYS before 6.19. */
   listns(nsType: number, userNsId: bigint): bigint[];
@@ -235,12 +237,18 @@ function libc(): "glibc" | "musl" {
  * (prebuildify's layout, the one node-gyp-build's install step checks).
  */
 export function addonCandidates(): string[] {
+  return [...candidates()];
+}
+
+// A generator, so that a loader that finds the local build never asks for the libc (process.report costs ms).
+function* candidates(): Generator<string> {
   const explicit = process.env.USERNS_BINDING;
-  if (explicit) return [explicit];
-  const out = [
-    join(packageRoot, "build", "Release", "userns.node"),
-    join(packageRoot, "build", "Debug", "userns.node"),
-  ];
+  if (explicit) {
+    yield explicit;
+    return;
+  }
+  yield join(packageRoot, "build", "Release", "userns.node");
+  yield join(packageRoot, "build", "Debug", "userns.node");
   const dir = join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
   let files: string[] = [];
   try {
@@ -252,9 +260,8 @@ export function addonCandidates(): string[] {
   const tagged = files.filter((f) => f.split(".").includes(c));
   const untagged = files.filter((f) => !f.split(".").some((t) => t === "glibc" || t === "musl"));
   const chosen = [...tagged, ...untagged].sort();
-  if (chosen.length === 0) out.push(join(dir, `userns.${c}.node`));
-  else out.push(...chosen.map((f) => join(dir, f)));
-  return out;
+  if (chosen.length === 0) yield join(dir, `userns.${c}.node`);
+  else for (const f of chosen) yield join(dir, f);
 }
 
 let lastAttempt: AddonCandidate[] = [];
@@ -263,7 +270,7 @@ let loadedFrom: string | undefined;
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: AddonCandidate[] = [];
-  for (const path of addonCandidates()) {
+  for (const path of candidates()) {
     if (!existsSync(path)) {
       tried.push({ path, outcome: "absent" });
       continue;

@@ -271,3 +271,40 @@ describe("userns doctor", () => {
     }
   });
 });
+
+describe("userns ls", () => {
+  // bin/userns.js runs a plain `ls` without commander (lib/cli/ls.ts plainLsMain); these go both ways.
+  it("plain `ls --json` prints the inventory document, with this process's namespace and the discovery method", () => {
+    const r = run(["ls", "--json"]);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe("");
+    const j = JSON.parse(r.out) as {
+      discovery: { method: string };
+      namespaces: { ino: string; initial: boolean; uidMap: string[] }[];
+      unreached: string[];
+    };
+    expect(Object.keys(j)).toEqual(["discovery", "namespaces", "unreached"]);
+    expect(["proc", "listns"]).toContain(j.discovery.method);
+    const own = readFileSync("/proc/self/uid_map", "utf8").trim().split(/\s+/).join(" ");
+    expect(j.namespaces.find((n) => n.initial)?.uidMap).toEqual(process.getuid?.() === 0 ? [own] : expect.any(Array));
+  });
+
+  it("`ls --tree` and `ls --json --json` (not plain: commander's path) print the same kind of output as before", () => {
+    const t = run(["ls", "--tree"]);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/^NAMESPACE +NS_ID +OWNER +HELD BY/);
+    expect(t.out).toMatch(/found by (\/proc walk|listns\(2\))/);
+    const twice = run(["ls", "--json", "--json"]);
+    expect(twice.code).toBe(0);
+    expect(Object.keys(JSON.parse(twice.out) as object)).toEqual(["discovery", "namespaces", "unreached"]);
+  });
+
+  it("`ls --help` and an unknown flag still go through commander", () => {
+    const h = run(["ls", "--help"]);
+    expect(h.code).toBe(0);
+    expect(h.out).toContain("Examples:");
+    const bad = run(["ls", "--bogus"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/unknown option '--bogus'/);
+  });
+});

@@ -219,9 +219,22 @@ describeKernel("lease allocator", () => {
     const sub = join(work, "subuid-full");
     writeFileSync(sub, "alice:100000:65536\nbob:165536:65536\n");
     let err: unknown;
+    // No live namespaces: other tests on the host map 100000-165535 too, and would be named first.
+    const none = {
+      discovery: {
+        method: "proc",
+        listns: { available: false, code: "ENOSYS" },
+        processes: 0,
+        hiddenProcesses: 0,
+        mountNamespaces: 0,
+      },
+      namespaces: [],
+      unreached: [],
+    };
     try {
       allocateRange({
         ...isolated(join(work, "full")),
+        inventory: none,
         subuid: sub,
         min: 100000,
         max: 231071,

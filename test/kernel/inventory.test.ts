@@ -11,7 +11,12 @@ import { type ChildProcess, execFileSync, spawn as spawnChild } from "node:child
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { checkInventory } from "../../lib/inventory/check.js";
-import { listUserNamespaces, probeListns, type UserNamespaceEntry } from "../../lib/inventory/inventory.js";
+import {
+  listUserNamespaces,
+  listUserNamespacesAsync,
+  probeListns,
+  type UserNamespaceEntry,
+} from "../../lib/inventory/inventory.js";
 import { native } from "../../lib/kernel/native.js";
 import { INIT_USER_NS_INO, nsInfo } from "../../lib/kernel/nsfs.js";
 import { UserNamespace } from "../../lib/namespaces/user-namespace.js";
@@ -284,6 +289,31 @@ describeKernel("inventory of user namespaces", () => {
     for (const [ino, n] of after) {
       if (before.get(ino) === n && n > 0 && ours.has(ino)) expect(ours.get(ino)!.pids.length).toBeGreaterThan(0);
     }
+  });
+
+  it("the async walk (other threads, runs of processes merged in /proc's order) finds what the sync walk finds", async () => {
+    const cs = await Promise.all([0, 1, 2].map(() => startIn(["unshare", "--user", "--map-root-user", "sleep", "60"])));
+    const fds = readdirCount();
+    const [a, b] = [listUserNamespaces(), await listUserNamespacesAsync()];
+    expect(readdirCount()).toBe(fds);
+    expect(b.discovery.method).toBe(a.discovery.method);
+    for (const c of cs) {
+      const ino = inoOf(`/proc/${c.pid}/ns/user`);
+      const [x, y] = [a, b].map((inv) => inv.namespaces.find((n) => n.ino === ino));
+      expect(y?.pids).toEqual([c.pid]);
+      expect(y?.mapsReadVia).toBe("process");
+      expect(lines(y!)).toBe("0 0 1");
+      expect({ ...y, uidMap: lines(y!), gidMap: y!.gidMap.toString(), parentView: undefined }).toEqual({
+        ...x,
+        uidMap: lines(x!),
+        gidMap: x!.gidMap.toString(),
+        parentView: undefined,
+      });
+    }
+    // This process's namespace has processes all over /proc, so in many runs of the walk: each pid once.
+    const own = b.namespaces.find((n) => n.current)!;
+    expect(own.pids).toContain(process.pid);
+    expect(new Set(own.pids).size).toBe(own.pids.length);
   });
 
   it("closes every fd it opened and leaves no child behind", () => {
