@@ -50,7 +50,6 @@ constexpr int kPathMax = 4096;
 
 // The new root and the base tmpfs, as the child sees them between SandboxBase and SandboxPivot.
 const char kNewRoot[] = "/newroot";
-const char kOldRoot[] = "/oldroot";
 
 CHILD_FN size_t Len(const char *s) {
   size_t n = 0;
@@ -517,12 +516,13 @@ CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest
 }
 
 CHILD_FN long SandboxPivot(SandboxState *st) {
-  // The old root goes first, while "/" is still the base: after this it is
-  // reachable from nowhere (MNT_DETACH: busy mounts go when last used).
-  long r = Sys(__NR_umount2, reinterpret_cast<long>(kOldRoot), MNT_DETACH);
-  if (r >= 0) r = Sys(__NR_chdir, reinterpret_cast<long>(kNewRoot));
   // pivot_root(".", "."): the new root becomes "/", the base is stacked on it
-  // and detached right away.
+  // and detached right away, and with it everything mounted below it: the old
+  // root at /oldroot (MNT_DETACH takes the whole subtree; busy mounts go when
+  // last used). One detach, not one for the old root and one for the base:
+  // each detach that frees mounts waits for an RCU grace period
+  // (namespace_unlock), the costliest step of the pivot.
+  long r = Sys(__NR_chdir, reinterpret_cast<long>(kNewRoot));
   if (r >= 0) r = Sys(__NR_pivot_root, reinterpret_cast<long>("."), reinterpret_cast<long>("."));
   if (r >= 0) r = Sys(__NR_umount2, reinterpret_cast<long>("."), MNT_DETACH);
   if (r >= 0) r = Sys(__NR_chdir, reinterpret_cast<long>("/"));

@@ -5,8 +5,9 @@
 // the child: a tmpfs base over /tmp, pivot_root into it with the host's root at /oldroot; in
 // /newroot a recursive read-only bind of /, a writable bind of the working directory, tmpfs
 // /tmp, a minimal /dev (tmpfs, six device binds, devpts, the links and shm), a new /proc with
-// its four read-only covers; the old root detached; pivot_root into /newroot; loopback up; a
-// new session, the parent-death signal, every capability dropped (bounding set too); exec.
+// its four read-only covers; pivot_root into /newroot, the base detached and the old root below
+// it with it (one umount2, as the library); loopback up; a new session, the parent-death signal,
+// every capability dropped (bounding set too); exec.
 //
 //   cc -O2 -o /tmp/sandbox-floor scripts/bench/sandbox-floor.c
 //   /tmp/sandbox-floor ITERATIONS WORKDIR [samples]
@@ -116,11 +117,10 @@ static int child(void) {
     must(mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) == 0, "proc cover");
     bind_ro_rec(dst);
   }
-  // The old root goes; the new root becomes "/".
-  must(umount2("/oldroot", MNT_DETACH) == 0, "umount oldroot");
+  // The new root becomes "/"; the base goes, and the old root below it with it (one detach).
   must(chdir("/newroot") == 0, "chdir newroot");
   must(syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root");
-  must(umount2(".", MNT_DETACH) == 0, "umount base");
+  must(umount2(".", MNT_DETACH) == 0, "umount base and old root");
   must(chdir("/") == 0, "chdir /");
   // Loopback up in the new network namespace.
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
