@@ -34,9 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "floor-common.h"
 
 static const char *workdir;
 static int last_cap = 40;
@@ -146,26 +144,6 @@ static int child(void) {
   return 127;
 }
 
-static void write_file(const char *path, const char *data) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data)) {
-    perror(path);
-    exit(1);
-  }
-  close(fd);
-}
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: sandbox-floor ITERATIONS WORKDIR [samples]\n");
@@ -204,10 +182,7 @@ int main(int argc, char **argv) {
     write_file(path, "0 0 1\n");
     if (write(sp[1], "g", 1) != 1) die("write");
     close(sp[1]);
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
-    close(pidfd);
+    siginfo_t si = wait_pidfd(pidfd);
     if (si.si_code != CLD_EXITED || si.si_status != 0) {
       fprintf(stderr, "sandbox-floor: child ended with %d/%d\n", si.si_code, si.si_status);
       return 1;
@@ -216,12 +191,8 @@ int main(int argc, char **argv) {
   }
   int samples = argc > 3 && strcmp(argv[3], "samples") == 0;
   printf("{\"name\":\"c-sandbox-floor\",\"n\":%d", n);
-  if (samples) {
-    printf(",\"samplesUs\":[");
-    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", t[i]);
-    printf("]");
-  }
-  qsort(t, (size_t)n, sizeof *t, cmp);
-  printf(",\"medianUs\":%.1f,\"p99Us\":%.1f}\n", t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  if (samples) print_samples(t, n);
+  print_median_p99(t, n);
+  printf("}\n");
   return 0;
 }

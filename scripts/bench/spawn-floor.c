@@ -27,9 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "floor-common.h"
 
 static int sync_r, sync_w, err_w;
 
@@ -74,26 +72,6 @@ static long clone3_vm(struct clone_args *ca, int (*fn)(void *), void *arg) {
       : "a"((long)__NR_clone3), "D"(ca), "S"(sizeof(*ca)), "r"(r8), "r"(r9)
       : "rcx", "r11", "memory", "cc");
   return ret;
-}
-
-static void write_file(const char *path, const char *data) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data)) {
-    perror(path);
-    exit(1);
-  }
-  close(fd);
-}
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -148,9 +126,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     close(ep[0]);
-    siginfo_t si;
-    waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
-    close(pidfd);
+    wait_pidfd(pidfd);
     t[i] = now_us() - t0;
   }
   int samples = argc > 3 && strcmp(argv[3], "samples") == 0;
@@ -159,14 +135,10 @@ int main(int argc, char **argv) {
     raw_t = calloc((size_t)n, sizeof *raw_t);
     memcpy(raw_t, t, (size_t)n * sizeof *t);
   }
-  qsort(t, (size_t)n, sizeof *t, cmp);
+  qsort(t, (size_t)n, sizeof *t, cmp_double);
   printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d,\"residentMiB\":%ld,\"medianUs\":%.1f,\"p99Us\":%.1f", n, mib,
          t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
-  if (samples) {
-    printf(",\"samplesUs\":[");
-    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", raw_t[i]);
-    printf("]");
-  }
+  if (samples) print_samples(raw_t, n);
   printf("}\n");
   return 0;
 }
