@@ -136,6 +136,22 @@ CHILD_FN long ResolveParents(const SandboxState *st, Dest *d, int flags, const c
   if (n >= kPathMax) return -ENAMETOOLONG;
   char buf[kPathMax];
   for (size_t i = 0; i <= n; i++) buf[i] = rel[i];
+  // Usually every parent exists already (a bind over a host path inside a
+  // bind of /): one openat2 of the whole parent then, not a mkdirat and an
+  // openat2 per component. Any failure takes the walk below, which creates
+  // what is missing and reports what cannot be, as it always did.
+  size_t slash = n;
+  while (slash > 0 && buf[slash - 1] != '/') slash--;
+  if (slash > 1 && n - slash < sizeof d->leaf) {
+    buf[slash - 1] = 0;
+    long parent = OpenIn(d->root, buf, O_PATH | O_DIRECTORY);
+    buf[slash - 1] = '/';
+    if (parent >= 0) {
+      for (size_t k = slash; k <= n; k++) d->leaf[k - slash] = buf[k];
+      d->parent = parent;
+      return 0;
+    }
+  }
   size_t start = 0;
   for (size_t i = 0; i <= n; i++) {
     if (i < n && buf[i] != '/') continue;
@@ -214,12 +230,19 @@ CHILD_FN long AttachAt(Dest *d, long mfd, long *keep = nullptr) {
     Close(mfd);
     return StageError(err, kStageSource);
   }
-  long r = EnsureMountpoint(d, dir);
-  if (r < 0) {
-    Close(mfd);
-    return StageError(r, kStageMountpoint);
+  // An existing mountpoint (the common case) is opened right away; otherwise it
+  // is made first, as before (mkdirat/mknodat on an existing one is EEXIST, a
+  // no-op that still costs a lookup). The root is always checked (EISDIR).
+  long tfd = d->isRoot ? -ENOENT : OpenDest(d);
+  long r;
+  if (tfd < 0) {
+    r = EnsureMountpoint(d, dir);
+    if (r < 0) {
+      Close(mfd);
+      return StageError(r, kStageMountpoint);
+    }
+    tfd = OpenDest(d);
   }
-  long tfd = OpenDest(d);
   if (tfd < 0) {
     Close(mfd);
     return StageError(tfd, kStageMountpoint);
