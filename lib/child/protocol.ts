@@ -78,7 +78,12 @@ export const SPAWN_OPS = {
   },
   // The sandbox's steps (built by lib/sandbox/prepare.ts, carried out by native/child/sandbox.cc). Their errors
   // are -(errno | stage << 12): the step's `error` hook decodes them. `syscall` here is the default name only.
-  sbBase: { op: 16, syscall: "mount", args: {}, doc: "the base tmpfs, pivot into it, the new root at /newroot" },
+  sbBase: {
+    op: 16,
+    syscall: "mount",
+    args: { a: "a" },
+    doc: "the base tmpfs, pivot into it, the new root at /newroot; a: 1 stacked (no base, the root bind over /)",
+  },
   sbFs: {
     op: 17,
     syscall: "mount",

@@ -389,7 +389,29 @@ function checkSource(label: string, source: string, optional: boolean): string |
   }
 }
 
+/** SandboxBase's mode bits (native/child/sandbox.h). */
+const BASE_STACKED = 1;
+
+/**
+ * True when the plan can be built without the base tmpfs and its pivot_root (native/child/sandbox.cc,
+ * kBaseStacked): it starts with a bind that must exist at "/" (which becomes the root, as the tmpfs root and the
+ * base would be detached below it anyway), mounts nothing else at "/", and needs no scratch space outside the new
+ * root (`file` with `bind`, an overlay's tmpfs upper) nor the /oldroot spelling of host paths (overlay options,
+ * which the program sees in mountinfo). The program sees the same mounts either way. Bind sources equal to "/"
+ * after the first are checked once they are resolved (a clone of "/" would take the stacked root with it).
+ */
+function stackable(ops: readonly FsOperation[]): boolean {
+  const first = ops[0];
+  if (first?.op !== "bind" || first.optional === true || posix.normalize(first.dest) !== "/") return false;
+  return ops.every((op, i) => {
+    if (op.op === "overlay" || (op.op === "file" && op.bind)) return false;
+    return i === 0 || posix.normalize(op.dest).replace(/\/+$/, "") !== "";
+  });
+}
+
 function prepareFs(b: Builder, ops: readonly FsOperation[]): void {
+  let stacked = stackable(ops);
+  const baseAt = b.steps.length;
   b.steps.push({
     op: SANDBOX_OP.base,
     a: 0,
@@ -399,6 +421,8 @@ function prepareFs(b: Builder, ops: readonly FsOperation[]): void {
     path: "/tmp",
     kind: "base",
   });
+  // Bind sources, spelled once it is known where the host's root is in the child (/oldroot, or "/" when stacked).
+  const sources: { at: number; real: string }[] = [];
   ops.forEach((op, i) => {
     const label = describeFsOp(op, i);
     switch (op.op) {
@@ -413,7 +437,9 @@ function prepareFs(b: Builder, ops: readonly FsOperation[]): void {
         const real = checkSource(label, source, op.optional === true);
         if (real === undefined) return;
         const flags = (op.readOnly ? FLAG.ro : 0) | (op.devices ? FLAG.devices : 0) | (op.optional ? FLAG.optional : 0);
-        fsStep(b, label, "bind", SUB.bind, flags, 0, 0, relDest(i, op.op, op.dest), enc.encode(oldroot(real)), source);
+        if (i > 0 && real === "/") stacked = false;
+        sources.push({ at: b.steps.length, real });
+        fsStep(b, label, "bind", SUB.bind, flags, 0, 0, relDest(i, op.op, op.dest), new Uint8Array(0), source);
         return;
       }
       case "tmpfs": {
@@ -604,6 +630,18 @@ function prepareFs(b: Builder, ops: readonly FsOperation[]): void {
       }
     }
   });
+  for (const { at, real } of sources) {
+    const step = b.steps[at] as SandboxStep;
+    b.steps[at] = { ...step, data: enc.encode(stacked ? posix.normalize(real) : oldroot(real)) };
+  }
+  if (stacked) {
+    b.steps[baseAt] = {
+      ...(b.steps[baseAt] as SandboxStep),
+      a: BASE_STACKED,
+      label: "filesystem: the new root (the first bind, over the old root)",
+      path: "/",
+    };
+  }
   b.steps.push({
     op: SANDBOX_OP.pivot,
     a: 0,

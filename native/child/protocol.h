@@ -27,7 +27,7 @@ enum SpawnOp : int32_t {
   kPropagation = 13,  // mount(none, /, 0, a): propagation of the tree
   kDumpable = 14,  // PR_SET_DUMPABLE a
   kFork = 15,  // the later steps run in a new process (CLONE_VM|CLONE_PARENT); this one exits 0
-  kSbBase = 16,  // the base tmpfs, pivot into it, the new root at /newroot
+  kSbBase = 16,  // the base tmpfs, pivot into it, the new root at /newroot; a: 1 stacked (no base, the root bind over /)
   kSbFs = 17,  // a: subop | flags << 8 | mode << 16, b: fd/attrs, s: dest, s2: source/spec/data
   kSbPivot = 18,  // the new root becomes /, the old one is detached
   kSbHostname = 19,  // sethostname(s2)
@@ -59,7 +59,7 @@ constexpr uint8_t SpawnOpSlots(int32_t op) {
     case kPropagation: return 1;
     case kDumpable: return 1;
     case kFork: return 0;
-    case kSbBase: return 0;
+    case kSbBase: return 1;
     case kSbFs: return 15;
     case kSbPivot: return 0;
     case kSbHostname: return 8;

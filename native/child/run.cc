@@ -219,7 +219,7 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
         break;
       // The sandbox's steps (native/child/sandbox.h; prepared by lib/sandbox/prepare.ts).
       case kSbBase:
-        r = SandboxBase(&sb);
+        r = SandboxBase(&sb, s.a);
         break;
       case kSbFs:
         r = SandboxFs(&sb, s.a, s.b, s.s, s.s2, s.s2len);

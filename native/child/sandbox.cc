@@ -50,7 +50,6 @@ constexpr int kPathMax = 4096;
 
 // The new root and the base tmpfs, as the child sees them between SandboxBase and SandboxPivot.
 const char kNewRoot[] = "/newroot";
-const char kOldRoot[] = "/oldroot";
 
 CHILD_FN size_t Len(const char *s) {
   size_t n = 0;
@@ -92,7 +91,15 @@ CHILD_FN long OpenIn(long root, const char *rel, long flags, long mode = 0) {
              sizeof how);
 }
 
-CHILD_FN long OpenRoot(int flags) {
+// The new root (or, kFsInBase, the base), opened O_PATH. Stacked (no base): the
+// root bind stacked over the old root once it is there (no path leads to it:
+// a walk from "/" does not cross a mount on its starting point), the old root
+// before it (only the root bind itself resolves its destination then).
+CHILD_FN long OpenRoot(const SandboxState *st, int flags) {
+  if (st->stacked && !(flags & kFsInBase)) {
+    if (st->rootFd >= 0) return Sys(__NR_fcntl, st->rootFd, F_DUPFD_CLOEXEC, 0);
+    return Sys(__NR_openat, AT_FDCWD, reinterpret_cast<long>("/"), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
   return Sys(__NR_openat, AT_FDCWD, reinterpret_cast<long>((flags & kFsInBase) ? "/" : kNewRoot),
              O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
@@ -115,9 +122,9 @@ CHILD_FN void DestClose(Dest *d) {
 // Resolves the parents of `rel` inside the root, creating missing ones with
 // `parentMode` (bwrap: 0755), each through the previous one, so that every
 // step of the walk stays inside the root.
-CHILD_FN long ResolveParents(Dest *d, int flags, const char *rel, long parentMode) {
+CHILD_FN long ResolveParents(const SandboxState *st, Dest *d, int flags, const char *rel, long parentMode) {
   d->rel = rel;
-  d->root = OpenRoot(flags);
+  d->root = OpenRoot(st, flags);
   if (d->root < 0) return d->root;
   d->parent = d->root;
   size_t n = Len(rel);
@@ -129,6 +136,22 @@ CHILD_FN long ResolveParents(Dest *d, int flags, const char *rel, long parentMod
   if (n >= kPathMax) return -ENAMETOOLONG;
   char buf[kPathMax];
   for (size_t i = 0; i <= n; i++) buf[i] = rel[i];
+  // Usually every parent exists already (a bind over a host path inside a
+  // bind of /): one openat2 of the whole parent then, not a mkdirat and an
+  // openat2 per component. Any failure takes the walk below, which creates
+  // what is missing and reports what cannot be, as it always did.
+  size_t slash = n;
+  while (slash > 0 && buf[slash - 1] != '/') slash--;
+  if (slash > 1 && n - slash < sizeof d->leaf) {
+    buf[slash - 1] = 0;
+    long parent = OpenIn(d->root, buf, O_PATH | O_DIRECTORY);
+    buf[slash - 1] = '/';
+    if (parent >= 0) {
+      for (size_t k = slash; k <= n; k++) d->leaf[k - slash] = buf[k];
+      d->parent = parent;
+      return 0;
+    }
+  }
   size_t start = 0;
   for (size_t i = 0; i <= n; i++) {
     if (i < n && buf[i] != '/') continue;
@@ -198,33 +221,45 @@ CHILD_FN bool IsDirFd(long fd, long *err) {
 }
 
 // Attaches the detached mount `mfd` at the destination, creating the
-// mountpoint to match its type. Takes ownership of mfd.
-CHILD_FN long AttachAt(Dest *d, long mfd) {
+// mountpoint to match its type. Takes ownership of mfd; with `keep`, a
+// successfully attached mfd is handed over there instead of closed.
+CHILD_FN long AttachAt(Dest *d, long mfd, long *keep = nullptr) {
   long err;
   bool dir = IsDirFd(mfd, &err);
   if (err < 0) {
     Close(mfd);
     return StageError(err, kStageSource);
   }
-  long r = EnsureMountpoint(d, dir);
-  if (r < 0) {
-    Close(mfd);
-    return StageError(r, kStageMountpoint);
+  // An existing mountpoint (the common case) is opened right away; otherwise it
+  // is made first, as before (mkdirat/mknodat on an existing one is EEXIST, a
+  // no-op that still costs a lookup). The root is always checked (EISDIR).
+  long tfd = d->isRoot ? -ENOENT : OpenDest(d);
+  long r;
+  if (tfd < 0) {
+    r = EnsureMountpoint(d, dir);
+    if (r < 0) {
+      Close(mfd);
+      return StageError(r, kStageMountpoint);
+    }
+    tfd = OpenDest(d);
   }
-  long tfd = OpenDest(d);
   if (tfd < 0) {
     Close(mfd);
     return StageError(tfd, kStageMountpoint);
   }
   r = MoveTo(mfd, tfd);
   Close(tfd);
+  if (r >= 0 && keep != nullptr) {
+    *keep = mfd;
+    return 0;
+  }
   Close(mfd);
   return StageError(r, kStageAttach);
 }
 
 // A recursive bind of `src` (nosuid; nodev unless devices; read-only
 // recursively when asked), attached at the destination.
-CHILD_FN long Bind(Dest *d, long dirfd, const char *src, int flags) {
+CHILD_FN long Bind(Dest *d, long dirfd, const char *src, int flags, long *keep = nullptr) {
   long mfd = Sys(__NR_open_tree, dirfd, reinterpret_cast<long>(src),
                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (src[0] == 0 ? AT_EMPTY_PATH : 0));
   if (mfd == -ENOENT && (flags & kFsOptional)) return 0;
@@ -237,7 +272,7 @@ CHILD_FN long Bind(Dest *d, long dirfd, const char *src, int flags) {
     Close(mfd);
     return StageError(r, kStageAttr);
   }
-  return AttachAt(d, mfd);
+  return AttachAt(d, mfd, keep);
 }
 
 // fsopen(type) with "key\0value\0" pairs (an empty value sets a flag), then
@@ -285,7 +320,7 @@ CHILD_FN long Symlink(long dirfd, const char *leaf, const char *target) {
 // A minimal /dev, as bwrap's --dev: a tmpfs with the host's null, zero, full,
 // random, urandom and tty bound in, a private devpts (ptmx through pts/ptmx),
 // shm, and the fd/stdin/stdout/stderr/core links.
-CHILD_FN long Dev(Dest *d) {
+CHILD_FN long Dev(const SandboxState *st, Dest *d) {
   long r = EnsureMountpoint(d, true);
   if (r < 0) return StageError(r, kStageMountpoint);
   static const char kTmpfs[] = "tmpfs\0source\0tmpfs\0mode\0" "0755\0";
@@ -305,13 +340,15 @@ CHILD_FN long Dev(Dest *d) {
   // `dev` is the root of the new tmpfs, now attached: the rest is relative to it.
   static const char *const kNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
   for (const char *node : kNodes) {
+    // The host's device, where the old root is: at /oldroot, or still "/" when stacked.
     char src[32] = "/oldroot/dev/";
+    const char *from = st->stacked ? src + 8 : src;
     size_t k = Len(src);
     for (size_t i = 0; node[i] != 0; i++) src[k++] = node[i];
     src[k] = 0;
     r = Sys(__NR_mknodat, dev, reinterpret_cast<long>(node), S_IFREG | 0444, 0);
     if (r < 0) break;
-    long m = Sys(__NR_open_tree, AT_FDCWD, reinterpret_cast<long>(src), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    long m = Sys(__NR_open_tree, AT_FDCWD, reinterpret_cast<long>(from), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (m < 0) {
       r = StageError(m, kStageSource);
       break;
@@ -383,8 +420,18 @@ CHILD_FN long File(Dest *d, int flags, long mode, long dataFd, const char *scrat
 
 }  // namespace
 
-CHILD_FN long SandboxBase(SandboxState *st) {
+CHILD_FN long SandboxBase(SandboxState *st, int64_t mode) {
   st->oldUmask = Sys(__NR_umask, 0);
+  if (mode & kBaseStacked) {
+    // No base, no pivot into it: the plan starts with the bind that becomes the
+    // root, which goes straight over "/" (SandboxFs), and sources are bound from
+    // the old root, still "/". One pivot_root fewer (it walks every thread of the
+    // system, chroot_fs_refs) and two tmpfs mounts fewer.
+    st->stacked = true;
+    long p = Sys(__NR_openat, AT_FDCWD, reinterpret_cast<long>("/proc"), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    st->procFd = p >= 0 ? static_cast<int>(p) : -1;
+    return 0;
+  }
   // The base: a tmpfs over /tmp in this (private) mount namespace; it becomes
   // "/" and the host's root goes to /oldroot, from where sources are bound.
   long r = Sys(__NR_mount, reinterpret_cast<long>("tmpfs"), reinterpret_cast<long>("/tmp"),
@@ -418,7 +465,7 @@ CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest
   long r;
   if (subop == kFsChmod || subop == kFsRemountRo) {
     // Existing paths only: nothing is created.
-    d.root = OpenRoot(flags);
+    d.root = OpenRoot(st, flags);
     if (d.root < 0) return StageError(d.root, kStageResolve);
     d.parent = d.root;
     d.rel = dest;
@@ -444,10 +491,16 @@ CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest
     if (sr == -ENOENT && (flags & kFsOptional)) return 0;
     if (sr < 0) return StageError(sr, kStageSource);
   }
-  r = ResolveParents(&d, flags, dest, parentMode);
+  r = ResolveParents(st, &d, flags, dest, parentMode);
   if (r < 0) {
     DestClose(&d);
     return StageError(r, kStageParents);
+  }
+  // Stacked, only the first operation (the root bind) may mount at "/": the
+  // pivot takes the mount it kept, and a later one there would be lost.
+  if (st->stacked && d.isRoot && subop != kFsChmod && subop != kFsDir && (subop != kFsBind || st->rootFd >= 0)) {
+    DestClose(&d);
+    return StageError(-EINVAL, kStageMountpoint);
   }
   switch (subop) {
     case kFsBind:
@@ -464,7 +517,8 @@ CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest
         r = Bind(&d, src, "", flags);
         Close(src);
       } else {
-        r = Bind(&d, AT_FDCWD, s2, flags);
+        long *keep = st->stacked && d.isRoot ? &st->rootFd : nullptr;
+        r = Bind(&d, AT_FDCWD, s2, flags, keep);
       }
       break;
     case kFsNewMount: {
@@ -482,7 +536,7 @@ CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest
       break;
     }
     case kFsDev:
-      r = Dev(&d);
+      r = Dev(st, &d);
       break;
     case kFsDir:
       if (d.isRoot) break;
@@ -512,20 +566,25 @@ CHILD_FN long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest
       r = -EINVAL;
   }
   DestClose(&d);
-  (void)st;
   return r;
 }
 
 CHILD_FN long SandboxPivot(SandboxState *st) {
-  // The old root goes first, while "/" is still the base: after this it is
-  // reachable from nowhere (MNT_DETACH: busy mounts go when last used).
-  long r = Sys(__NR_umount2, reinterpret_cast<long>(kOldRoot), MNT_DETACH);
-  if (r >= 0) r = Sys(__NR_chdir, reinterpret_cast<long>(kNewRoot));
   // pivot_root(".", "."): the new root becomes "/", the base is stacked on it
-  // and detached right away.
+  // and detached right away, and with it everything mounted below it: the old
+  // root at /oldroot (MNT_DETACH takes the whole subtree; busy mounts go when
+  // last used). One detach, not one for the old root and one for the base:
+  // each detach that frees mounts waits for an RCU grace period
+  // (namespace_unlock), the costliest step of the pivot.
+  // Stacked: the root bind over the old root, through the fd kept (no path leads there).
+  long r = st->stacked ? Sys(__NR_fchdir, st->rootFd) : Sys(__NR_chdir, reinterpret_cast<long>(kNewRoot));
   if (r >= 0) r = Sys(__NR_pivot_root, reinterpret_cast<long>("."), reinterpret_cast<long>("."));
   if (r >= 0) r = Sys(__NR_umount2, reinterpret_cast<long>("."), MNT_DETACH);
   if (r >= 0) r = Sys(__NR_chdir, reinterpret_cast<long>("/"));
+  if (st->stacked) {
+    Close(st->rootFd);
+    st->rootFd = -1;
+  }
   if (r < 0) return StageError(r, kStagePivot);
   if (st->oldUmask >= 0) Sys(__NR_umask, st->oldUmask);
   st->pivoted = true;

@@ -63,14 +63,26 @@ struct SandboxState {
   long oldUmask = -1;
   int procFd = -1;  // the host's /proc (under /oldroot) while it is there, O_PATH
   bool pivoted = false;
+  bool stacked = false;  // kBaseStacked: no base; the root bind sits over "/"
+  long rootFd = -1;      // stacked: that bind, once attached (the new root)
+};
+
+// SandboxBase's mode (the step's a).
+enum : int64_t {
+  // The plan starts with a bind at "/" and mounts nothing else there, needs no
+  // scratch space on a base, and its host paths are given as they are on the
+  // host (no /oldroot prefix): the bind goes over "/" and becomes the root.
+  kBaseStacked = 1,
 };
 
 // mount a tmpfs on /tmp, pivot_root into it (old root at /oldroot), and a
 // tmpfs at /newroot: the sandbox's root. umask 0 until SandboxPivot.
-long SandboxBase(SandboxState *st);
+// With kBaseStacked, only the umask and the /proc fd: see sandbox.cc.
+long SandboxBase(SandboxState *st, int64_t mode);
 // One filesystem operation; `a` packs subop | flags << 8 | mode << 16.
 long SandboxFs(SandboxState *st, int64_t a, int64_t b, const char *dest, const char *s2, size_t s2len);
-// Detach /oldroot, make /newroot the root (pivot_root(".", ".")), detach the base, chdir "/".
+// Make /newroot (stacked: the root bind) the root (pivot_root(".", ".")), detach
+// the old root stacked on it (the base with /oldroot below it, or the host's root), chdir "/".
 long SandboxPivot(SandboxState *st);
 long SandboxHostname(const char *name, size_t len);
 // Keep `keep` (a bit per capability) in every set up to lastCap, bounding and ambient included.

@@ -13,16 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "floor-common.h"
 
 int main(int argc, char **argv) {
   if (argc < 4) {
@@ -48,12 +39,8 @@ int main(int argc, char **argv) {
     t[i] = now_us() - t0;
   }
   printf("{\"name\":\"bwrap-from-c\",\"n\":%d", n);
-  if (samples) {
-    printf(",\"samplesUs\":[");
-    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", t[i]);
-    printf("]");
-  }
-  qsort(t, (size_t)n, sizeof *t, cmp);
-  printf(",\"medianUs\":%.1f,\"p99Us\":%.1f}\n", t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  if (samples) print_samples(t, n);
+  print_median_p99(t, n);
+  printf("}\n");
   return 0;
 }

@@ -7,8 +7,11 @@
 //   floor     a C program building the same sandbox itself (scripts/bench/sandbox-floor.c)
 // and what the sandbox adds over a plain spawn() of /bin/true (no namespaces; and the same
 // namespaces without the sandbox). All ways run interleaved in small batches, in rounds, in this
-// process, so that load from elsewhere hits every column alike. Root: bwrap's user namespace maps
-// 0 to 0 (one id), and so do ours and the floor's.
+// process, so that load from elsewhere hits every column alike: 10 per way per round, rounds until
+// 100 (1,000 samples per way, so that p99 is the 11th-slowest and not the slowest of a few) or
+// 30 s, at least 8. Afterwards the floor's own per-step medians (sandbox-floor ... phases) go to
+// stderr: where the time of a sandboxed spawn goes. Root: bwrap's user namespace maps 0 to 0 (one
+// id), and so do ours and the floor's.
 import { spawn as cpSpawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -95,10 +98,12 @@ export async function run({ compileC, median, percentile, root }) {
     await batch(ways.ours, 10);
     await batch(ways.bwrapCp, 3);
     cBatch(floor, ["5", work, "samples"]);
-    const rounds = 8;
+    const maxRounds = 100;
+    const minRounds = 8;
+    const budgetMs = 30_000;
     const n = 10;
     const t0 = Date.now();
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < maxRounds && (r < minRounds || Date.now() - t0 < budgetMs); r++) {
       samples.floor.push(...cBatch(floor, [String(n), work, "samples"]));
       samples.ours.push(...(await batch(ways.ours, n)));
       samples.bwrapC.push(...cBatch(bwrapC, [String(n), "samples", bwrap, ...bwrapArgs]));
@@ -106,7 +111,10 @@ export async function run({ compileC, median, percentile, root }) {
       samples.sameNs.push(...(await batch(ways.sameNs, n)));
       samples.plain.push(...(await batch(ways.plain, n)));
     }
-    console.error(`bench: sandbox: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(`bench: sandbox: ${((Date.now() - t0) / 1000).toFixed(1)} s, ${samples.ours.length} per way`);
+    const phases = JSON.parse(execFileSync(floor, ["200", work, "phases"], { encoding: "utf8" })).phasesUs;
+    console.error("bench: sandbox: the C floor, step by step (median, p99 of 200):");
+    for (const p of phases) console.error(`  ${us(p.medianUs).padStart(10)} ${us(p.p99Us).padStart(10)}  ${p.step}`);
     const p99 = (xs) => percentile(xs, 99);
     const rows = [];
     const N = samples.ours.length;

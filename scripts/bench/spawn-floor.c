@@ -37,9 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "floor-common.h"
 
 // What one child reads: complete before clone3, never written while it runs (it shares our memory).
 struct job {
@@ -104,26 +102,6 @@ static long clone3_vm(struct clone_args *ca, int (*fn)(void *), void *arg) {
   return ret;
 }
 
-static void write_file(const char *path, const char *data) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data)) {
-    perror(path);
-    exit(1);
-  }
-  close(fd);
-}
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 static const size_t stack_size = 64 * 1024;
 
 static char *new_stack(void) {
@@ -180,9 +158,7 @@ static void spawn_one(char *stack) {
     exit(1);
   }
   close(ep[0]);
-  siginfo_t si;
-  waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
-  close(pidfd);
+  wait_pidfd(pidfd);
 }
 
 static double deadline_us;
@@ -228,20 +204,9 @@ int main(int argc, char **argv) {
     spawn_one(stack);
     t[i] = now_us() - t0;
   }
-  int samples = argc > 3 && strcmp(argv[3], "samples") == 0;
-  double *raw_t = NULL;
-  if (samples) {
-    raw_t = calloc((size_t)n, sizeof *raw_t);
-    memcpy(raw_t, t, (size_t)n * sizeof *t);
-  }
-  qsort(t, (size_t)n, sizeof *t, cmp);
-  printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d,\"medianUs\":%.1f,\"p99Us\":%.1f", n, t[n / 2],
-         t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
-  if (samples) {
-    printf(",\"samplesUs\":[");
-    for (int i = 0; i < n; i++) printf("%s%.1f", i ? "," : "", raw_t[i]);
-    printf("]");
-  }
+  printf("{\"name\":\"c-clone3-vm-floor\",\"n\":%d", n);
+  if (argc > 3 && strcmp(argv[3], "samples") == 0) print_samples(t, n);
+  print_median_p99(t, n);
   printf("}\n");
   return 0;
 }
