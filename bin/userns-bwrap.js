@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // userns-bwrap: a bubblewrap-compatible front end. It parses bwrap's command line with fromBwrapArgs and runs the
 // sandbox through the library's spawn(). Kept to the few modules it needs: tools start it once per command.
-import { closeSync, openSync, readlinkSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readlinkSync, writeSync } from "node:fs";
 import { constants } from "node:os";
 import { join as joinPath } from "node:path";
 import { BwrapArgsError, fromBwrapArgs } from "../dist/formats/bwrap.js";
@@ -93,18 +93,9 @@ userns-bwrap ${VERSION}: bubblewrap's command line, run by the userns library.
 
 const NS_NAMES = ["cgroup", "ipc", "mnt", "net", "pid", "uts"];
 
-/** The namespace ids bwrap reports: the inode numbers of /proc/PID/ns/*, in its order. */
-function namespaceIds(pid) {
-  const out = [];
-  for (const ns of NS_NAMES) {
-    try {
-      const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/${ns}`));
-      if (m) out.push([`${ns}-namespace`, Number(m[1])]);
-    } catch {
-      // gone already, or no such namespace type: bwrap leaves it out too
-    }
-  }
-  return out;
+/** The namespace ids bwrap reports, in its order, from spawn's beforeExec (a type the kernel lacks is left out). */
+function namespaceIds(namespaces) {
+  return NS_NAMES.filter((ns) => namespaces[ns] !== undefined).map((ns) => [`${ns}-namespace`, namespaces[ns]]);
 }
 
 function writeAll(fd, text) {
@@ -112,18 +103,6 @@ function writeAll(fd, text) {
     writeSync(fd, text);
   } catch {
     // bwrap ignores a monitoring fd that cannot be written
-  }
-}
-
-function blockOn(fd) {
-  const buf = Buffer.alloc(1);
-  for (;;) {
-    try {
-      readSync(fd, buf, 0, 1, null);
-      return;
-    } catch (err) {
-      if (err.code !== "EAGAIN" && err.code !== "EINTR") return;
-    }
   }
 }
 
@@ -247,19 +226,29 @@ async function main(argv) {
       return 1;
     }
   }
-  if (frontEnd.blockFd !== undefined) blockOn(frontEnd.blockFd);
-
   let child;
-  let ids = [];
+  // As bwrap: the sandbox's pid and namespace ids go out while it waits just before exec (spawn's beforeExec), so a
+  // caller reading --info-fd sees them before the program runs; then --block-fd holds it (spawn's blockFd).
+  const announce = (info) => {
+    const ids = [["child-pid", info.pid], ...namespaceIds(info.namespaces)];
+    if (frontEnd.infoFd !== undefined) {
+      writeAll(frontEnd.infoFd, `{\n${ids.map(([k, v]) => `    "${k}": ${v}`).join(",\n")}\n}\n`);
+      closeSync(frontEnd.infoFd);
+    }
+    if (frontEnd.jsonStatusFd !== undefined)
+      writeAll(frontEnd.jsonStatusFd, `{ ${ids.map(([k, v]) => `"${k}": ${v}`).join(", ")} }\n`);
+  };
+  const hold = {
+    ...(frontEnd.infoFd !== undefined || frontEnd.jsonStatusFd !== undefined ? { beforeExec: announce } : {}),
+    ...(frontEnd.blockFd !== undefined ? { blockFd: frontEnd.blockFd } : {}),
+  };
   // Without --chdir bwrap tries the caller's cwd inside the sandbox, then $HOME, then /; spawn checks one cwd, so a
   // chdir failure (before anything was exec'd) is retried with the next one, PWD following.
   const cwds = [options.cwd, ...frontEnd.cwdFallbacks];
   for (let i = 0; ; i++) {
     const cwd = cwds[i];
     try {
-      child = spawn(file, args, { ...options, cwd, env: { ...options.env, PWD: cwd }, stdio: "inherit" });
-      // Read at once: a short-lived program (and its namespaces) may be gone by the next tick.
-      ids = child.pid !== undefined ? namespaceIds(child.pid) : [];
+      child = spawn(file, args, { ...options, cwd, env: { ...options.env, PWD: cwd }, stdio: "inherit", ...hold });
       // 'spawn' comes once execve succeeded; a failure before it (here: chdir) rejects the handle instead.
       await new Promise((resolve, reject) => {
         child.once("spawn", resolve);
@@ -271,16 +260,6 @@ async function main(argv) {
       say(3, bwrapMessage(err, file, options.filesystem));
       return 1;
     }
-  }
-  const pid = child.pid;
-  if (frontEnd.infoFd !== undefined) {
-    const lines = [[`child-pid`, pid], ...ids].map(([k, v]) => `    "${k}": ${v}`).join(",\n");
-    writeAll(frontEnd.infoFd, `{\n${lines}\n}\n`);
-    closeSync(frontEnd.infoFd);
-  }
-  if (frontEnd.jsonStatusFd !== undefined) {
-    const fields = [[`child-pid`, pid], ...ids].map(([k, v]) => `"${k}": ${v}`).join(", ");
-    writeAll(frontEnd.jsonStatusFd, `{ ${fields} }\n`);
   }
   let ppidWatch;
   if (frontEnd.dieWithParent) {

@@ -107,7 +107,8 @@ export interface SpawnOptions extends SandboxOptions {
    * Called while the program's process waits just before execve, with everything built (namespaces, maps, ids,
    * sandbox): its pid and its namespace ids. What it writes is therefore out before the program runs (bwrap's
    * --info-fd). Called synchronously: inside spawn(), or after newuidmap has written the maps; an exception it throws
-   * cancels the spawn (the child is killed and reaped, the handle fails with that exception). Costs one more round
+   * cancels the spawn (the child is killed and reaped; the handle fails with an error whose `cause` is that
+   * exception). Costs one more round
    * trip with the child; without it nothing waits.
    */
   beforeExec?: (info: BeforeExecInfo) => void;
@@ -557,6 +558,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const mapReq = { uid, gid, setgroups };
     const method = prepared?.method;
 
+    const hold = options.beforeExec !== undefined || options.blockFd !== undefined;
     let flags = 0;
     for (const n of newNs) flags |= CLONE_NEW[NS_KIND[n]];
     const steps: ChildStep[] = [];
@@ -569,6 +571,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}`, path: nsFilePath(j) });
       if (creator) steps.push(...becomeCreatorSteps(creator));
       if (flags !== 0) steps.push({ op: "unshare", flags });
+      // beforeExec's namespace ids are read here, where they are final (the program's pid namespace is then this
+      // process's pid_for_children) and before any step changes the ids the process runs as, which would make it
+      // unreadable for an unprivileged parent (a credential change resets the shared mm's dumpable flag).
+      if (hold && !mapsNeeded) steps.push({ op: "wait", notify: true });
       if (mapsNeeded) steps.push({ op: "wait", notify: true });
       // Everything below runs in the program's process: pid 1 of the new pid namespace, or a process of the joined one.
       if (forkProgram) steps.push({ op: "fork" });
@@ -626,7 +632,6 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     if (pdeath && !(sandbox?.reaper.length ?? 0)) steps.push(pdeath);
     // The hold: everything is built, the program's process waits (before stdio, which may reuse the sync pipe's fd
     // number, and before seccomp, which may forbid the read).
-    const hold = options.beforeExec !== undefined || options.blockFd !== undefined;
     if (hold) steps.push({ op: "wait", notify: true });
     steps.push({ op: "stdio" });
     if (sandbox) steps.push(...sandbox.last);
@@ -651,6 +656,12 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     });
     // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.
     if (!forkProgram) child.pid = held.pid;
+    // beforeExec's ids. Without joins every namespace exists from clone3 on, and the child cannot have changed its
+    // ids yet in a way that hides it from us (root may read anyway; an unprivileged parent needs a maps wait, at
+    // which the child is blocked from the start, to change them). With joins: at the first wait (below).
+    let ids: NamespaceIds | undefined = hold && !childSide ? namespaceIds(held.pid, false) : undefined;
+    // The child is at a wait not yet released (the maps', or the ids' with joins).
+    let unreleased = mapsNeeded;
     // The child has its own copies now.
     releaseStdio(stdio, false);
     const what = `spawning ${file} (pid ${held.pid})`;
@@ -667,14 +678,19 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     // a promise then), then to execve. The maps' wait, if there is one, is still to be released.
     const finish = (): Promise<void> | undefined => {
       if (!hold) {
-        toExec(mapsNeeded);
+        toExec(unreleased);
         return undefined;
       }
-      const r = resumeChild(h, what, mapsNeeded);
+      const r = resumeChild(h, what, unreleased);
       if (r.kind !== "ready")
         throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `expected the hold wait, got ${r.kind}` });
       child.pid = r.pid;
-      options.beforeExec?.({ pid: r.pid, namespaces: namespaceIds(r.pid) });
+      if (options.beforeExec !== undefined) {
+        // A new pid namespace made before a fork step has no id to read until its pid 1 exists: read what is
+        // missing from the program's process, now that it waits.
+        const namespaces = ids?.pid !== undefined ? ids : { ...namespaceIds(r.pid, false), ...ids };
+        options.beforeExec({ pid: r.pid, namespaces });
+      }
       const blockFd = options.blockFd;
       if (blockFd === undefined) {
         toExec(true);
@@ -718,6 +734,22 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       else pending.catch(fail).finally(closeJoins);
     };
     if (!mapsNeeded) {
+      if (hold && childSide) {
+        try {
+          const r = resumeChild(h, what, false);
+          if (r.kind !== "ready")
+            throw new UsernsError(what, {
+              code: "ERR_USERNS_PROTOCOL",
+              reason: `expected the ids wait, got ${r.kind}`,
+            });
+          ids = namespaceIds(h.pid, forkProgram);
+          unreleased = true;
+        } catch (e) {
+          fail(e);
+          closeJoins();
+          return child;
+        }
+      }
       finishNow();
       return child;
     }
@@ -728,6 +760,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
           code: "ERR_USERNS_PROTOCOL",
           reason: `expected the child to wait, got ${r.kind}`,
         });
+      if (hold) ids = namespaceIds(h.pid, forkProgram);
     }
     const result: MappingResult = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
     if (method === "newuidmap") {
@@ -785,12 +818,16 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
 
 const NS_TYPES: readonly NamespaceType[] = ["user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time"];
 
-/** The namespace ids of a process that waits (it cannot exit meanwhile); a type the kernel lacks is left out. */
-function namespaceIds(pid: number): NamespaceIds {
+/**
+ * The namespace ids of a process that waits (it cannot exit meanwhile); a type the kernel lacks is left out. With
+ * `forked`, the pid namespace is its pid_for_children: the program is a child it makes later.
+ */
+function namespaceIds(pid: number, forked: boolean): NamespaceIds {
   const out: Partial<Record<NamespaceType, number>> = {};
   for (const t of NS_TYPES) {
     try {
-      const m = /\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/${t}`));
+      const link = t === "pid" && forked ? "pid_for_children" : t;
+      const m = /\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/${link}`));
       if (m) out[t] = Number(m[1]);
     } catch {
       // no such namespace type on this kernel

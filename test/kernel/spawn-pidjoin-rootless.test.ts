@@ -1,7 +1,8 @@
 /**
  * forkAfterJoin as the unprivileged CI user (test/helpers/rootless.ts): joining the user and pid namespaces of
  * another of its sandboxes puts the program itself in that pid namespace (bwrap's test-specifying-pidns.sh), and a
- * pid namespace it has no rights over fails in the child with setns's EPERM, naming the step.
+ * pid namespace it has no rights over fails in the child with setns's EPERM, naming the step; beforeExec on the
+ * newuidmap path.
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -47,5 +48,24 @@ describeRootless("forkAfterJoin (as the unprivileged CI user)", () => {
     expect(r.pid).toBeUndefined();
     expect([r.children, r.fdsLeft]).toEqual(["", 0]);
     expect(r.errors).toBeLessThanOrEqual(1);
+  });
+
+  it("beforeExec after newuidmap's maps: the pid and ids of the waiting program, equal to what it sees", () => {
+    const r = scenario("hold") as {
+      ok: boolean;
+      stdout: string;
+      pid: number;
+      info: { pid: number; namespaces: Record<string, number>; cmdline: string };
+      ownCmdline: string;
+      children: string;
+      fdsLeft: number;
+    };
+    expect(r.ok).toBe(true);
+    expect(r.info.pid).toBe(r.pid);
+    // Still this process's memory (not exec'd) when the hook ran.
+    expect(r.info.cmdline).toBe(r.ownCmdline);
+    const ids = ["user", "mnt", "pid", "net"].map((t) => `${t}:[${r.info.namespaces[t]}]`).join("\n");
+    expect(r.stdout).toBe(`${ids}\n`);
+    expect([r.children, r.fdsLeft]).toEqual(["", 0]);
   });
 });

@@ -216,12 +216,18 @@ describeKernel("spawn: forkAfterJoin into a joined pid namespace", () => {
     const fds = fdTable();
     const { holder, fd, ns } = await heldPidNs();
     expect(ns).not.toBe(nsIno("self", "pid"));
+    let before: { pid: number; pidNs: number | undefined } | undefined;
     const child = spawn("sh", ["-c", "readlink /proc/self/ns/pid; echo $$; echo end; sleep 5"], {
       join: fd,
       forkAfterJoin: true,
+      beforeExec: (info) => {
+        before = { pid: info.pid, pidNs: info.namespaces.pid };
+      },
     });
     const out = await waitFor(child.stdout!, "end\n");
     const pid = child.pid!;
+    // beforeExec saw the program's process (not the intermediate one) and the joined namespace.
+    expect(before).toEqual({ pid, pidNs: Number(/\[(\d+)\]/.exec(ns)![1]) });
     // The next free pid of the joined namespace: its init (the sleep) is pid 1.
     expect(out).toBe(`${ns}\n2\nend\n`);
     expect(nsIno(pid, "pid")).toBe(ns);
