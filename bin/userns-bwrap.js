@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // userns-bwrap: a bubblewrap-compatible front end. It parses bwrap's command line with fromBwrapArgs and runs the
 // sandbox through the library's spawn(). Kept to the few modules it needs: tools start it once per command.
-import { closeSync, openSync, readlinkSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { constants } from "node:os";
-import { join as joinPath } from "node:path";
 import { BwrapArgsError, fromBwrapArgs } from "../dist/formats/bwrap.js";
 import { native } from "../dist/kernel/native.js";
 import { spawn } from "../dist/spawn/spawn.js";
@@ -106,36 +105,12 @@ function writeAll(fd, text) {
   }
 }
 
-/**
- * What an existing symlink at `dest` points to, for bwrap's "existing destination is …": the plan is known, so it is
- * either an earlier --symlink to the same place, or a link on the host below the last bind that covers `dest`.
- */
-function existingLinkTarget(plan, index, dest) {
-  for (let i = index - 1; i >= 0; i--) {
-    const op = plan[i];
-    if (op.op === "symlink" && op.dest === dest) return op.target;
-    const under = dest === op.dest || dest.startsWith(op.dest.endsWith("/") ? op.dest : `${op.dest}/`);
-    if (!under) continue;
-    if (op.op === "bind" && typeof op.source === "string") {
-      try {
-        return readlinkSync(joinPath(op.source, dest.slice(op.dest.length)));
-      } catch {
-        return undefined;
-      }
-    }
-    if (op.op === "tmpfs" || op.op === "dev" || op.op === "proc" || op.op === "overlay") return undefined;
-  }
-  return undefined;
-}
-
 /** A library error as the one line bwrap prints for the same failure. */
-function bwrapMessage(err, command, plan = []) {
+function bwrapMessage(err, command) {
   const code = err?.code;
-  const step = /^filesystem step (\d+) \(symlink /.exec(err?.step ?? "");
-  if (code === "EEXIST" && step && err.path) {
-    const target = existingLinkTarget(plan, Number(step[1]), err.path);
-    if (target !== undefined) return `Can't make symlink at ${err.path}: existing destination is ${target}`;
-  }
+  // The library names the link that is in the way (reason "existing destination is TARGET"), in bwrap's words.
+  if (code === "EEXIST" && err.path && /^existing destination is /.test(err.reason ?? ""))
+    return `Can't make symlink at ${err.path}: ${err.reason}`;
   const text = (constants.errno[code] !== undefined && errnoText(code)) || err?.message || String(err);
   if (err?.syscall === "execve") return `execvp ${command}: ${text}`;
   if (code === "ENOENT" && err?.path && /bind|source|realpath/i.test(`${err.step} ${err.syscall} ${err.message}`))
@@ -257,7 +232,7 @@ async function main(argv) {
       break;
     } catch (err) {
       if (err?.step === "chdir" && i + 1 < cwds.length) continue;
-      say(3, bwrapMessage(err, file, options.filesystem));
+      say(3, bwrapMessage(err, file));
       return 1;
     }
   }
