@@ -213,9 +213,13 @@ async function main(argv) {
     if (frontEnd.jsonStatusFd !== undefined)
       writeAll(frontEnd.jsonStatusFd, `{ ${ids.map(([k, v]) => `"${k}": ${v}`).join(", ")} }\n`);
   };
+  // The waiting sandbox must not hold the monitoring fds (bwrap's child closes them): a reader of --info-fd waits
+  // for its end before it writes --block-fd.
+  const monitors = [frontEnd.infoFd, frontEnd.jsonStatusFd, frontEnd.blockFd].filter((fd) => fd !== undefined);
   const hold = {
     ...(frontEnd.infoFd !== undefined || frontEnd.jsonStatusFd !== undefined ? { beforeExec: announce } : {}),
     ...(frontEnd.blockFd !== undefined ? { blockFd: frontEnd.blockFd } : {}),
+    ...(monitors.length > 0 ? { closeFds: monitors } : {}),
   };
   // Without --chdir bwrap tries the caller's cwd inside the sandbox, then $HOME, then /; spawn checks one cwd, so a
   // chdir failure (before anything was exec'd) is retried with the next one, PWD following.

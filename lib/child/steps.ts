@@ -49,6 +49,8 @@ export type ChildStep =
    * namespace. At most one per plan; the handle's pid and pidfd are then the new process's.
    */
   | { readonly op: "fork" }
+  /** close(fd) in the child (its own copy of the fd table): a monitoring fd a reader waits to see closed. */
+  | { readonly op: "closeFd"; readonly fd: number }
   /** A sandbox step, built by lib/sandbox/prepare.ts. */
   | SandboxStep;
 

@@ -118,6 +118,12 @@ export interface SpawnOptions extends SandboxOptions {
    * spawn() returns at once, 'spawn' comes after the release, and kill() before then cancels the spawn (ABORT_ERR).
    */
   blockFd?: number;
+  /**
+   * fds of this process that the program's process closes before it waits for `beforeExec`/`blockFd` (and so before
+   * execve): a monitoring fd whose reader waits for it to be closed (bwrap's --info-fd) would otherwise stay open
+   * in the waiting process. Without a hold, every fd above stdio is closed at execve anyway.
+   */
+  closeFds?: readonly number[];
   /** Environment; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** argv[0]; defaults to `file`. */
@@ -171,6 +177,7 @@ const KNOWN_OPTIONS: readonly (keyof SpawnOptions)[] = [
   "cwd",
   "beforeExec",
   "blockFd",
+  "closeFds",
   "env",
   "argv0",
   "stdio",
@@ -301,6 +308,15 @@ export function validateSpawnOptions(options: SpawnOptions): void {
     throw usageError("beforeExec must be a function");
   if (options.blockFd !== undefined && !(Number.isInteger(options.blockFd) && options.blockFd >= 0))
     throw usageError("blockFd must be an open fd (an integer >= 0)");
+  if (
+    options.closeFds !== undefined &&
+    !(Array.isArray(options.closeFds) && options.closeFds.every((fd) => Number.isInteger(fd) && fd >= 0))
+  )
+    throw usageError("closeFds must be an array of fds (integers >= 0)");
+  if (options.closeFds !== undefined && Array.isArray(options.stdio))
+    for (const fd of options.closeFds)
+      if ((options.stdio as readonly unknown[]).includes(fd))
+        throw usageError(`closeFds: fd ${fd} is also a stdio entry (the program's fd ${fd} would be closed)`);
   if (options.cwd !== undefined && typeof options.cwd !== "string" && !(options.cwd instanceof URL))
     throw usageError("cwd must be a string or a file: URL");
   if (options.env !== undefined && (typeof options.env !== "object" || options.env === null))
@@ -632,6 +648,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     if (pdeath && !(sandbox?.reaper.length ?? 0)) steps.push(pdeath);
     // The hold: everything is built, the program's process waits (before stdio, which may reuse the sync pipe's fd
     // number, and before seccomp, which may forbid the read).
+    for (const fd of options.closeFds ?? []) steps.push({ op: "closeFd", fd });
     if (hold) steps.push({ op: "wait", notify: true });
     steps.push({ op: "stdio" });
     if (sandbox) steps.push(...sandbox.last);

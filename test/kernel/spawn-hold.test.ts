@@ -2,7 +2,7 @@
  * spawn's hold before execve: `beforeExec` sees the program's pid and namespace ids while it waits (bwrap's --info-fd
  * is written from there), and `blockFd` keeps it waiting until a byte arrives (bwrap's --block-fd).
  */
-import { readFileSync, readlinkSync, writeSync } from "node:fs";
+import { read as fsRead, readFileSync, readlinkSync, writeSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
@@ -193,5 +193,27 @@ describeKernel("spawn: beforeExec and blockFd", () => {
     const bad = await rejection(spawn("/bin/true", [], { blockFd: 9999, stdio: "ignore" }));
     expect([bad.code, bad.syscall, bad.step]).toEqual(["EBADF", "read", "blockFd"]);
     expect(children()).toEqual([]);
+  });
+
+  it("closeFds: the held program's process does not keep a monitoring fd open (its reader sees the end)", async () => {
+    const [br, bw] = native().pipe();
+    const [ir, iw] = native().pipe();
+    const child = spawn("/bin/true", [], { namespaces: ["user"], blockFd: br, closeFds: [iw], stdio: "ignore" });
+    await new Promise((res) => setTimeout(res, 100));
+    native().close(iw);
+    // Our copy was the last one: end of file while the child still waits on the block fd.
+    const buf = Buffer.alloc(1);
+    const got = await Promise.race([
+      new Promise((res) => fsRead(ir, buf, 0, 1, null, (e, n) => res(e ? e.code : n))),
+      new Promise((res) => setTimeout(() => res("still open after 2 s"), 2000)),
+    ]);
+    expect(got).toBe(0);
+    expect(child.exitCode).toBeNull();
+    writeSync(bw, "x");
+    expect((await child).code).toBe(0);
+    for (const fd of [br, bw, ir]) native().close(fd);
+    expect(() => spawn("/bin/true", [], { closeFds: [5], stdio: ["ignore", "ignore", "ignore", 5] })).toThrow(
+      /closeFds: fd 5 is also a stdio entry/,
+    );
   });
 });
