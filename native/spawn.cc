@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,14 +268,19 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   Child *c = ArgChild(info, 0);
   if (c->state != State::kHeld) ThrowUsage(env, "spawn handle already finished");
   bool release = info.Length() > 1 ? info[1].ToBoolean().Value() : true;
+  // The last release: the sync pipe stays open until the error pipe has
+  // spoken, so that EOF can tell an exec from a death before the release.
+  bool lastRelease = false;
+  bool releaseRefused = false;
   if (release && c->waitsLeft > 0) {
     char go = 1;
     ssize_t w;
     do w = write(c->syncW, &go, 1);
     while (w < 0 && errno == EINTR);
     // EPIPE: the child is gone already; the error pipe says why.
+    releaseRefused = w < 0;
     c->waitsLeft--;
-    if (c->waitsLeft == 0) CloseFd(c->syncW);
+    lastRelease = c->waitsLeft == 0;
   }
   Record rec;
   size_t got = 0;
@@ -323,9 +329,37 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
     out.Set("signal", si.si_code == CLD_EXITED ? env.Null() : Napi::Value(Napi::Number::New(env, si.si_status)));
     return out;
   }
-  // EOF: execve replaced the child's memory (or it died by a signal before
-  // exec, which the exit watcher will report). Either way it no longer runs
-  // on our stack or reads the Child.
+  // EOF without a record: execve replaced the child's memory, or it died.
+  // Nothing but a signal ends it silently. It cannot have exec'd while a
+  // wait is still ahead of it, nor if it never read its last release (the
+  // byte is still in the pipe, or the pipe had no reader left): then it died
+  // before a release, a failure before exec like any other, at that wait.
+  int unread = 0;
+  bool lastUnread =
+      lastRelease && (releaseRefused || (ioctl(c->syncW, FIONREAD, &unread) == 0 && unread > 0));
+  if (c->waitsLeft > 0 || lastUnread) {
+    siginfo_t si;
+    int e = Reap(c, &si);
+    CloseFd(c->pidfd);
+    // Killed at a wait after the fork step before its READY was read: the program is our child too.
+    if (e == 0) e = ReapGrandchild(c, true);
+    Release(c, e != 0);
+    if (e != 0) ThrowErrno(env, e, "waitid", "reaping a child that died before its release");
+    // The wait it was not released from: the first whose release it did not read.
+    int waits = 0;
+    for (const Step &st : c->steps) waits += st.op == kWait;
+    int consumed = waits - c->waitsLeft - (lastUnread ? 1 : 0);
+    int wait = -1;
+    for (int i = 0, k = 0; i < static_cast<int>(c->steps.size()) && wait < 0; i++)
+      if (c->steps[i].op == kWait && k++ == consumed) wait = i;
+    out.Set("kind", "failed");
+    out.Set("step", wait);
+    out.Set("errno", ECHILD);
+    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) out.Set("signal", si.si_status);
+    return out;
+  }
+  // It exec'd (or died after its release, which the exit watcher reports):
+  // either way it no longer runs on our stack or reads the Child.
   if (c->forkStep >= 0 && !c->grandDone) return ForkedExec(env, c, out);
   int pidfd = c->pidfd;
   c->pidfd = -1;

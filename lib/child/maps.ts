@@ -60,14 +60,11 @@ export interface PreparedMap {
  * format is valid input too); an empty text is the unwritten map. Throws
  * EINVAL with the model's reason for bad text.
  *
- * The library's map-text parsers, by source:
- * - text to write, and /proc text read back: the model's byte-exact parser
- *   (lib/model/parse.ts), through this function and {@link readKernelMap};
- *   crossCheck and the CLI's check use the model's directly.
- * - text a user hands `userns convert` as the "kernel" format:
- *   lib/formats/kernel.ts, a strict interop reader that on purpose refuses
- *   values wider than 32 bits instead of truncating them as the kernel
- *   does, and reports line/column positions.
+ * Map text has one parser, the model's byte-exact one (lib/model/parse.ts):
+ * text to write and /proc text read back come through this function and
+ * {@link readKernelMap}; crossCheck and the CLI's check call it directly; the
+ * "kernel" interop format (lib/formats/kernel.ts) calls it too, after its one
+ * extra rule: a value wider than 32 bits is refused instead of truncated.
  */
 export function parseMapText(text: string, kind: "uid" | "gid"): IdMap {
   if (text === "") return IdMap.EMPTY;

@@ -4,6 +4,7 @@
  * TS decides the list; native/child/run.cc only runs it, with raw syscalls.
  * The op numbers and argument slots are in ./protocol.ts (how to add a step is written there).
  */
+import { constants } from "node:os";
 import { UsernsError } from "../errors.js";
 import { native } from "../kernel/native.js";
 import { SPAWN_OPS, type SpawnOpName, type SpawnSlot } from "./protocol.js";
@@ -275,13 +276,19 @@ export function resumeChild(child: HeldChild, what: string, release = true): Res
     if (s !== undefined && "error" in s && s.error !== undefined) throw s.error(r.errno);
     const path = stepPath(child.plan, r.step);
     const err = new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step, path });
-    const reason = explain(s, err.code);
+    const reason = s?.op === "wait" && err.code === "ECHILD" ? diedBeforeRelease(r.signal) : explain(s, err.code);
     throw reason === undefined
       ? err
       : new UsernsError(`${what}: step ${step} (${syscall})`, { errno: r.errno, syscall, step, path, reason });
   }
   if (r.kind !== "ready") child.done = true;
   return r;
+}
+
+/** Why a child that never read its release ended: it can only have been a signal. */
+function diedBeforeRelease(signal: number | undefined): string {
+  const name = signal === undefined ? undefined : Object.entries(constants.signals).find(([, n]) => n === signal)?.[0];
+  return `the child was killed${name === undefined ? "" : ` by ${name}`} before execve, before it was released`;
 }
 
 /** Kills (SIGKILL via the pidfd) and reaps a held child; safe to call twice. */

@@ -153,7 +153,8 @@ export interface NativeBinding {
     release: boolean,
   ):
     | { kind: "ready"; step: number; pid: number }
-    | { kind: "failed"; step: number; errno: number }
+    /** `signal`: the child died of it before it read its release (errno ECHILD at the wait step). */
+    | { kind: "failed"; step: number; errno: number; signal?: number }
     | { kind: "exec"; pidfd: number; pid: number }
     | { kind: "exit"; code: number | null; signal: number | null };
   /** SIGKILL, reap and free a held child (and the program's process, after a fork step). */

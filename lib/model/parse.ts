@@ -31,7 +31,16 @@ export type ParseRule =
 /** Parse outcome: the map as written (lower values still in the parent's ids), or the first failing rule. */
 export type ParseResult =
   | { ok: true; map: IdMap }
-  | { ok: false; errno: "EINVAL"; rule: ParseRule; line: number; reason: string };
+  | {
+      ok: false;
+      errno: "EINVAL";
+      rule: ParseRule;
+      /** 1-based line of the refusal; 0 when it concerns the whole text (`page_size`). */
+      line: number;
+      /** 1-based byte column in that line where the refused field or byte starts; 0 with line 0. */
+      column: number;
+      reason: string;
+    };
 
 const encoder = new TextEncoder();
 
@@ -74,8 +83,8 @@ function range(first: number, count: number): string {
   return count === 1 ? `${first}` : `${first}-${first + count - 1}`;
 }
 
-function fail(rule: ParseRule, line: number, reason: string): ParseResult {
-  return { ok: false, errno: "EINVAL", rule, line, reason: line > 0 ? `line ${line}: ${reason}` : reason };
+function fail(rule: ParseRule, line: number, column: number, reason: string): ParseResult {
+  return { ok: false, errno: "EINVAL", rule, line, column, reason: line > 0 ? `line ${line}: ${reason}` : reason };
 }
 
 /** Mirrors mappings_overlap: the index of an earlier extent whose upper or lower range meets e's, and which side. */
@@ -152,22 +161,43 @@ const rows = new Uint32Array(MAX_EXTENTS * 3);
 // every byte, and a local constant is cheaper there than the imported binding.
 const TWO_32 = 0x1_0000_0000;
 const uppers = new Intervals();
+// The 1-based byte column where each field of the current line starts.
+const fieldColumns = new Uint32Array(3);
 const lowers = new Intervals();
 
 const FIELD_NAMES = ["first", "lower", "count"] as const;
 
-function fieldError(f: number, lineNo: number, c: number, empty: boolean): ParseResult {
+function fieldError(f: number, lineNo: number, column: number, c: number, empty: boolean): ParseResult {
   const name = FIELD_NAMES[f];
   if (empty && c !== 0) {
-    return fail("syntax", lineNo, `the ${name} field starts with ${showByte(c)}; only decimal digits are accepted`);
+    return fail(
+      "syntax",
+      lineNo,
+      column,
+      `the ${name} field starts with ${showByte(c)}; only decimal digits are accepted`,
+    );
   }
   if (empty || c === 0) {
-    return fail("syntax", lineNo, `the ${name} field is missing; expected three numbers: first lower count`);
+    // Not empty: this field was read and the line ended right after it, so the next one is missing.
+    const missing = empty ? name : FIELD_NAMES[f + 1];
+    return fail("syntax", lineNo, column, `the ${missing} field is missing; expected three numbers: first lower count`);
   }
-  return fail("syntax", lineNo, `unexpected ${showByte(c)} in the ${name} field; only decimal digits are accepted`);
+  return fail(
+    "syntax",
+    lineNo,
+    column,
+    `unexpected ${showByte(c)} in the ${name} field; only decimal digits are accepted`,
+  );
 }
 
-function overlapError(n: number, lineNo: number, first: number, lower: number, count: number): ParseResult {
+function overlapError(
+  n: number,
+  lineNo: number,
+  columns: Uint32Array,
+  first: number,
+  lower: number,
+  count: number,
+): ParseResult {
   const earlier: Extent[] = [];
   for (let i = 0; i < n * 3; i += 3) earlier.push({ first: rows[i]!, lowerFirst: rows[i + 1]!, count: rows[i + 2]! });
   // Name the line the kernel's own scan would meet first.
@@ -179,7 +209,12 @@ function overlapError(n: number, lineNo: number, first: number, lower: number, c
       : [range(lower, count), range(o.lowerFirst, o.count)];
   const side = ov.side === "upper" ? "inside" : "outside";
   const what = count === 1 ? `${side} id ${mine} overlaps` : `${side} ids ${mine} overlap`;
-  return fail("mappings_overlap", lineNo, `${what} line ${ov.index + 1}'s ${theirs}`);
+  return fail(
+    "mappings_overlap",
+    lineNo,
+    columns[ov.side === "upper" ? 0 : 1]!,
+    `${what} line ${ov.index + 1}'s ${theirs}`,
+  );
 }
 
 /**
@@ -209,7 +244,7 @@ export function parseReadbackText(input: string): ParseResult {
 export function parseMapBytes(buf: Uint8Array, source: string | undefined, readBack = false): ParseResult {
   const len = buf.length;
   if (len >= PAGE_SIZE && !readBack) {
-    return fail("page_size", 0, `the text is ${len} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`);
+    return fail("page_size", 0, 0, `the text is ${len} bytes; the kernel takes at most ${PAGE_SIZE - 1} in one write`);
   }
   // Whether the bytes so far are exactly what IdMap.toString would print.
   let canon = source !== undefined;
@@ -223,6 +258,8 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined, readB
   let p = 0;
   let n = 0;
   let c = len > 0 ? buf[0]! : 0;
+  // Where the current line starts, for the columns of a refusal.
+  let lineStart = 0;
   for (;;) {
     const lineNo = n + 1;
     if (c !== 10 && SPACE[c] === 1) {
@@ -231,11 +268,17 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined, readB
       while (c !== 10 && SPACE[c] === 1);
     }
     if (c === 0 || c === 10) {
-      return fail("empty_line", lineNo, "the line is empty; every line needs three numbers: first lower count");
+      return fail(
+        "empty_line",
+        lineNo,
+        p - lineStart + 1,
+        "the line is empty; every line needs three numbers: first lower count",
+      );
     }
     const row = n * 3;
     for (let f = 0; f < 3; f++) {
       const startP = p;
+      fieldColumns[f] = p - lineStart + 1;
       // simple_strtoul(p, &p, 10) reduced mod 2^32: exact, since the u64
       // result's low 32 bits depend only on the low 32 bits at each step.
       let v = 0;
@@ -248,7 +291,7 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined, readB
         c = ++p < len ? buf[p]! : 0;
       }
       if (f < 2 ? c === 10 || SPACE[c] === 0 : c !== 0 && SPACE[c] === 0) {
-        return fieldError(f, lineNo, c === 10 ? 0 : c, p === startP);
+        return fieldError(f, lineNo, p - lineStart + 1, c === 10 ? 0 : c, p === startP);
       }
       if (p - startP > 1 && buf[startP] === 48) canon = false;
       rows[row + f] = v;
@@ -264,7 +307,12 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined, readB
       }
     }
     if (c !== 0 && c !== 10) {
-      return fail("syntax", lineNo, `unexpected ${showByte(c)} after the count; a line has exactly three fields`);
+      return fail(
+        "syntax",
+        lineNo,
+        p - lineStart + 1,
+        `unexpected ${showByte(c)} after the count; a line has exactly three fields`,
+      );
     }
     // A `\n` that is the very last character ends the input instead of starting an empty line.
     const more = c === 10 && p + 1 < len && buf[p + 1] !== 0;
@@ -273,23 +321,39 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined, readB
     const count = rows[row + 2]!;
     if (first === INVALID_ID || lower === INVALID_ID) {
       const which = first === INVALID_ID ? "first" : "lower";
-      return fail("invalid_id", lineNo, `${which} id 4294967295 is (u32)-1, which is never a valid id`);
+      return fail(
+        "invalid_id",
+        lineNo,
+        fieldColumns[first === INVALID_ID ? 0 : 1]!,
+        `${which} id 4294967295 is (u32)-1, which is never a valid id`,
+      );
     }
     if (extentWraps(first, count) || extentWraps(lower, count)) {
       if (count === 0) {
-        return fail("extent_wrap", lineNo, "count is 0 (missing or zero); a line must map at least one id");
+        return fail(
+          "extent_wrap",
+          lineNo,
+          fieldColumns[2]!,
+          "count is 0 (missing or zero); a line must map at least one id",
+        );
       }
       const which = extentWraps(first, count) ? `inside ids from ${first}` : `outside ids from ${lower}`;
-      return fail("extent_wrap", lineNo, `${which} with count ${count} reach past 4294967294, the last usable id`);
+      return fail(
+        "extent_wrap",
+        lineNo,
+        fieldColumns[2]!,
+        `${which} with count ${count} reach past 4294967294, the last usable id`,
+      );
     }
     // Both indexes are discarded on any refusal, so adding while testing is safe.
     if (uppers.meetsOrAdd(first, first + count - 1) || lowers.meetsOrAdd(lower, lower + count - 1)) {
-      return overlapError(n, lineNo, first, lower, count);
+      return overlapError(n, lineNo, fieldColumns, first, lower, count);
     }
     if (lineNo === MAX_EXTENTS && more) {
       return fail(
         "max_extents",
         lineNo,
+        p - lineStart + 1,
         `text follows the ${MAX_EXTENTS}th line; a map has at most ${MAX_EXTENTS} lines`,
       );
     }
@@ -300,6 +364,7 @@ export function parseMapBytes(buf: Uint8Array, source: string | undefined, readB
       break;
     }
     c = buf[++p]!;
+    lineStart = p;
   }
   const extents: Extent[] = [];
   for (let i = 0; i < n * 3; i += 3) {

@@ -262,7 +262,11 @@ export class UserNamespace {
       writeMaps(held.pid, method, req, parent?.fd);
       const ns = finish();
       return allowAsync ? Promise.resolve(ns) : ns;
-    } catch (e) {
+    } catch (err) {
+      // A map write may fail because the holder was killed meanwhile (a dead task's /proc files belong to root, so
+      // an unprivileged writer gets EACCES): say that, not the symptom.
+      const d = held.done ? undefined : diedWhileHeld(held.pid);
+      const e = d ? diedError(what, d.signal) : err;
       abortChild(held);
       if (allowAsync) return Promise.reject(e);
       throw e;

@@ -816,7 +816,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       writeMaps(h.pid, method!, mapReq, userJoin?.fd);
       child.mapping = result;
     } catch (e) {
-      fail(e);
+      // A map write may fail because the child was killed meanwhile (a dead task's /proc files belong to root, so
+      // an unprivileged writer gets EACCES): say that, not the symptom.
+      const died = h.done ? undefined : diedWhileHeld(h.pid);
+      fail(died ? diedError(what, died.signal) : e);
       closeJoins();
       return child;
     }

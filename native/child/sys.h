@@ -17,6 +17,8 @@
 
 #include <cerrno>
 
+#include "raw-syscall.h"
+
 namespace userns {
 namespace child {
 
@@ -28,18 +30,10 @@ namespace child {
 
 #if defined(__x86_64__)
 #define USERNS_CLONE_VM 1
-// A syscall that returns -errno and never writes errno.
+// A syscall that returns -errno and never writes errno (raw-syscall.h).
 __attribute__((always_inline)) inline long Sys(long n, long a = 0, long b = 0, long c = 0, long d = 0,
                                                long e = 0, long f = 0) {
-  long ret;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return ret;
+  return userns_raw_syscall(n, a, b, c, d, e, f);
 }
 
 // clone3 onto a new stack. The child cannot return into this function (its

@@ -18,16 +18,13 @@
 #include <linux/signalfd.h>
 #include <asm/unistd.h>
 
+#include "../child/raw-syscall.h"
+
 #define SIGCHLD_ 17
 #define WNOHANG_ 1
 #define SFD_CLOEXEC_ 02000000
 
-static inline long sys(long n, long a, long b, long c, long d) {
-  long ret;
-  register long r10 __asm__("r10") = d;
-  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-  return ret;
-}
+static inline long sys(long n, long a, long b, long c, long d) { return userns_raw_syscall(n, a, b, c, d, 0, 0); }
 
 static __attribute__((noreturn)) void quit(int code) {
   for (;;) sys(__NR_exit_group, code, 0, 0, 0);

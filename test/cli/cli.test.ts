@@ -152,7 +152,7 @@ describe("userns convert", () => {
     const r = run(["convert", "--from", "kernel", "--to", "oci"], "0 0 1\n1 x 1\n");
     expect(r.code).toBe(1);
     expect(r.err).toBe(
-      'userns: parsing kernel at line 2, column 3: ERR_USERNS_FORMAT: lower: expected a decimal number, got "x"\n',
+      "userns: parsing kernel at line 2, column 3: ERR_USERNS_FORMAT: the lower field starts with 'x'; only decimal digits are accepted\n",
     );
   });
 

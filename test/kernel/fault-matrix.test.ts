@@ -28,6 +28,7 @@ interface Cell {
   spawned: number;
   exits: number;
   name?: string;
+  message?: string;
   code?: string;
   errno?: number;
   syscall?: string;
@@ -54,8 +55,9 @@ interface Matrix {
 const env = (): NodeJS.ProcessEnv => ({ USERNS_LIB: compiledLib(), USERNS_BINDING: nativePath() });
 const SAN = process.env.USERNS_EXPECT_SANITIZER === "1";
 
-function asRoot(writer: string): Matrix {
-  const r = spawnSync(process.execPath, [script, writer], {
+function asRoot(args: string): Matrix {
+  const writer = args;
+  const r = spawnSync(process.execPath, [script, ...args.split(" ")], {
     env: { ...process.env, ...env() },
     encoding: "utf8",
     timeout: 120_000,
@@ -146,6 +148,30 @@ function checkRow(m: Matrix): void {
   expect(e.childrenAfter).toEqual([]);
 }
 
+/** The SIGKILL-before-release cell of a writer whose window no JavaScript reaches (a tracer injects the signal). */
+function checkSigkill(m: Matrix): void {
+  const c = m.cells.sigkillBeforeRelease!;
+  const [code, syscall, step] = EXPECTED.sigkillBeforeRelease!;
+  // The whole cell in the message: a wrong code alone would not say what happened instead.
+  expect(c.code, `${m.writer}: ${JSON.stringify({ ...c, fdsBefore: undefined, childrenBefore: undefined })}`).toBe(
+    code,
+  );
+  expect(c, m.writer).toMatchObject({
+    settled: "rejected",
+    rejections: 1,
+    errors: 1,
+    spawned: 0,
+    exits: 0,
+    name: "UsernsError",
+    code,
+    syscall,
+    step,
+  });
+  expect(c.message, m.writer).toMatch(/killed by SIGKILL before execve/);
+  expect(c.fdsAfter, m.writer).toEqual(c.fdsBefore);
+  expect(c.childrenAfter, m.writer).toEqual([]);
+}
+
 describe("fault matrix", () => {
   // The compiled copy of lib/ is built once per change of lib/: that can take a while on a loaded machine.
   beforeAll(() => {
@@ -159,12 +185,26 @@ describe("fault matrix", () => {
       },
       120_000,
     );
+    it.each(["direct", "parent-helper"])(
+      "%s: the child SIGKILLed before its release (strace injects it) rejects once, leaks nothing",
+      (writer) => {
+        checkSigkill(asRoot(`sigkill ${writer}`));
+      },
+      120_000,
+    );
   });
   describeRootless("as the unprivileged test user", () => {
     it.each(["newuidmap", "self", "parent-helper"])(
       "%s: every fault rejects once, names itself, leaks nothing",
       (writer) => {
         checkRow(runAsTestUser<Matrix>(script, [writer], env()));
+      },
+      120_000,
+    );
+    it.each(["self", "parent-helper"])(
+      "%s: the child SIGKILLed before its release (strace injects it) rejects once, leaks nothing",
+      (writer) => {
+        checkSigkill(runAsTestUser<Matrix>(script, ["sigkill", writer], env()));
       },
       120_000,
     );

@@ -13,14 +13,19 @@ interface Bad {
 }
 
 const rows: Bad[] = [
-  { format: "kernel", input: "0 0 1\n\n1 1 1\n", where: { line: 2, column: 1 }, says: /empty line/ },
-  { format: "kernel", input: "0 0 1 9\n", where: { line: 1, column: 7 }, says: /3 fields/ },
-  { format: "kernel", input: "0 0\n", where: { line: 1 }, says: /3 fields/ },
-  { format: "kernel", input: "0 +1 1\n", where: { line: 1, column: 3 }, says: /lower: expected a decimal/ },
-  { format: "kernel", input: "0 0 0x10\n", where: { line: 1, column: 5 }, says: /count/ },
+  { format: "kernel", input: "0 0 1\n\n1 1 1\n", where: { line: 2, column: 1 }, says: /line is empty/ },
+  { format: "kernel", input: "0 0 1 9\n", where: { line: 1, column: 7 }, says: /exactly three fields/ },
+  { format: "kernel", input: "0 0\n", where: { line: 1, column: 4 }, says: /count field is missing/ },
+  { format: "kernel", input: "0 +1 1\n", where: { line: 1, column: 3 }, says: /lower field starts with '\+'/ },
+  { format: "kernel", input: "0 0 0x10\n", where: { line: 1, column: 6 }, says: /unexpected 'x' in the count field/ },
   { format: "kernel", input: "0 4294967296 1\n", where: { line: 1, column: 3 }, says: /does not fit in 32 bits/ },
-  { format: "kernel", input: "5 0 0\n", where: { line: 1, column: 5 }, says: /at least 1/ },
-  { format: "kernel", input: "2 0 4294967295\n", where: { line: 1 }, says: /runs past/ },
+  { format: "kernel", input: "5 0 0\n", where: { line: 1, column: 5 }, says: /count is 0/ },
+  { format: "kernel", input: "2 0 4294967295\n", where: { line: 1, column: 5 }, says: /reach past 4294967294/ },
+  // What the model's own map_write parser refuses, now that the kernel format reads through it.
+  { format: "kernel", input: "0 0 10\n5 10 1\n", where: { line: 2, column: 1 }, says: /overlaps line 1's 0-9/ },
+  { format: "kernel", input: "4294967295 0 1\n", where: { line: 1, column: 1 }, says: /\(u32\)-1/ },
+  { format: "kernel", input: "0 0 1\n\u00e9 1 1\n", where: { line: 2, column: 1 }, says: /byte 0xc3/ },
+  { format: "kernel", input: "0 0 1 \u00e9\n", where: { line: 1, column: 7 }, says: /byte 0xc3/ },
   {
     format: "oci",
     input: '{"uidMappings": [{"containerID": 0, "hostID": 1}]}',
