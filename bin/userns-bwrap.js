@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // userns-bwrap: a bubblewrap-compatible front end. It parses bwrap's command line with fromBwrapArgs and runs the
 // sandbox through the library's spawn(). Kept to the few modules it needs: tools start it once per command.
-import { closeSync, openSync, readlinkSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { constants } from "node:os";
-import { join as joinPath } from "node:path";
 import { BwrapArgsError, fromBwrapArgs } from "../dist/formats/bwrap.js";
 import { native } from "../dist/kernel/native.js";
 import { spawn } from "../dist/spawn/spawn.js";
@@ -93,18 +92,9 @@ userns-bwrap ${VERSION}: bubblewrap's command line, run by the userns library.
 
 const NS_NAMES = ["cgroup", "ipc", "mnt", "net", "pid", "uts"];
 
-/** The namespace ids bwrap reports: the inode numbers of /proc/PID/ns/*, in its order. */
-function namespaceIds(pid) {
-  const out = [];
-  for (const ns of NS_NAMES) {
-    try {
-      const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/${ns}`));
-      if (m) out.push([`${ns}-namespace`, Number(m[1])]);
-    } catch {
-      // gone already, or no such namespace type: bwrap leaves it out too
-    }
-  }
-  return out;
+/** The namespace ids bwrap reports, in its order, from spawn's beforeExec (a type the kernel lacks is left out). */
+function namespaceIds(namespaces) {
+  return NS_NAMES.filter((ns) => namespaces[ns] !== undefined).map((ns) => [`${ns}-namespace`, namespaces[ns]]);
 }
 
 function writeAll(fd, text) {
@@ -115,48 +105,12 @@ function writeAll(fd, text) {
   }
 }
 
-function blockOn(fd) {
-  const buf = Buffer.alloc(1);
-  for (;;) {
-    try {
-      readSync(fd, buf, 0, 1, null);
-      return;
-    } catch (err) {
-      if (err.code !== "EAGAIN" && err.code !== "EINTR") return;
-    }
-  }
-}
-
-/**
- * What an existing symlink at `dest` points to, for bwrap's "existing destination is …": the plan is known, so it is
- * either an earlier --symlink to the same place, or a link on the host below the last bind that covers `dest`.
- */
-function existingLinkTarget(plan, index, dest) {
-  for (let i = index - 1; i >= 0; i--) {
-    const op = plan[i];
-    if (op.op === "symlink" && op.dest === dest) return op.target;
-    const under = dest === op.dest || dest.startsWith(op.dest.endsWith("/") ? op.dest : `${op.dest}/`);
-    if (!under) continue;
-    if (op.op === "bind" && typeof op.source === "string") {
-      try {
-        return readlinkSync(joinPath(op.source, dest.slice(op.dest.length)));
-      } catch {
-        return undefined;
-      }
-    }
-    if (op.op === "tmpfs" || op.op === "dev" || op.op === "proc" || op.op === "overlay") return undefined;
-  }
-  return undefined;
-}
-
 /** A library error as the one line bwrap prints for the same failure. */
-function bwrapMessage(err, command, plan = []) {
+function bwrapMessage(err, command) {
   const code = err?.code;
-  const step = /^filesystem step (\d+) \(symlink /.exec(err?.step ?? "");
-  if (code === "EEXIST" && step && err.path) {
-    const target = existingLinkTarget(plan, Number(step[1]), err.path);
-    if (target !== undefined) return `Can't make symlink at ${err.path}: existing destination is ${target}`;
-  }
+  // The library names the link that is in the way (reason "existing destination is TARGET"), in bwrap's words.
+  if (code === "EEXIST" && err.path && /^existing destination is /.test(err.reason ?? ""))
+    return `Can't make symlink at ${err.path}: ${err.reason}`;
   const text = (constants.errno[code] !== undefined && errnoText(code)) || err?.message || String(err);
   if (err?.syscall === "execve") return `execvp ${command}: ${text}`;
   if (code === "ENOENT" && err?.path && /bind|source|realpath/i.test(`${err.step} ${err.syscall} ${err.message}`))
@@ -247,19 +201,33 @@ async function main(argv) {
       return 1;
     }
   }
-  if (frontEnd.blockFd !== undefined) blockOn(frontEnd.blockFd);
-
   let child;
-  let ids = [];
+  // As bwrap: the sandbox's pid and namespace ids go out while it waits just before exec (spawn's beforeExec), so a
+  // caller reading --info-fd sees them before the program runs; then --block-fd holds it (spawn's blockFd).
+  const announce = (info) => {
+    const ids = [["child-pid", info.pid], ...namespaceIds(info.namespaces)];
+    if (frontEnd.infoFd !== undefined) {
+      writeAll(frontEnd.infoFd, `{\n${ids.map(([k, v]) => `    "${k}": ${v}`).join(",\n")}\n}\n`);
+      closeSync(frontEnd.infoFd);
+    }
+    if (frontEnd.jsonStatusFd !== undefined)
+      writeAll(frontEnd.jsonStatusFd, `{ ${ids.map(([k, v]) => `"${k}": ${v}`).join(", ")} }\n`);
+  };
+  // The waiting sandbox must not hold the monitoring fds (bwrap's child closes them): a reader of --info-fd waits
+  // for its end before it writes --block-fd.
+  const monitors = [frontEnd.infoFd, frontEnd.jsonStatusFd, frontEnd.blockFd].filter((fd) => fd !== undefined);
+  const hold = {
+    ...(frontEnd.infoFd !== undefined || frontEnd.jsonStatusFd !== undefined ? { beforeExec: announce } : {}),
+    ...(frontEnd.blockFd !== undefined ? { blockFd: frontEnd.blockFd } : {}),
+    ...(monitors.length > 0 ? { closeFds: monitors } : {}),
+  };
   // Without --chdir bwrap tries the caller's cwd inside the sandbox, then $HOME, then /; spawn checks one cwd, so a
   // chdir failure (before anything was exec'd) is retried with the next one, PWD following.
   const cwds = [options.cwd, ...frontEnd.cwdFallbacks];
   for (let i = 0; ; i++) {
     const cwd = cwds[i];
     try {
-      child = spawn(file, args, { ...options, cwd, env: { ...options.env, PWD: cwd }, stdio: "inherit" });
-      // Read at once: a short-lived program (and its namespaces) may be gone by the next tick.
-      ids = child.pid !== undefined ? namespaceIds(child.pid) : [];
+      child = spawn(file, args, { ...options, cwd, env: { ...options.env, PWD: cwd }, stdio: "inherit", ...hold });
       // 'spawn' comes once execve succeeded; a failure before it (here: chdir) rejects the handle instead.
       await new Promise((resolve, reject) => {
         child.once("spawn", resolve);
@@ -268,19 +236,9 @@ async function main(argv) {
       break;
     } catch (err) {
       if (err?.step === "chdir" && i + 1 < cwds.length) continue;
-      say(3, bwrapMessage(err, file, options.filesystem));
+      say(3, bwrapMessage(err, file));
       return 1;
     }
-  }
-  const pid = child.pid;
-  if (frontEnd.infoFd !== undefined) {
-    const lines = [[`child-pid`, pid], ...ids].map(([k, v]) => `    "${k}": ${v}`).join(",\n");
-    writeAll(frontEnd.infoFd, `{\n${lines}\n}\n`);
-    closeSync(frontEnd.infoFd);
-  }
-  if (frontEnd.jsonStatusFd !== undefined) {
-    const fields = [[`child-pid`, pid], ...ids].map(([k, v]) => `"${k}": ${v}`).join(", ");
-    writeAll(frontEnd.jsonStatusFd, `{ ${fields} }\n`);
   }
   let ppidWatch;
   if (frontEnd.dieWithParent) {

@@ -80,6 +80,7 @@ export {
 export type * from "./sandbox/types.js";
 export * from "./shift/index.js";
 export {
+  type BeforeExecInfo,
   type ChildStreams,
   DEFAULT_MAX_BUFFER,
   type ExitStatus,
@@ -89,6 +90,7 @@ export {
   type MapMethod,
   type MappingResult,
   type MapWriter,
+  type NamespaceIds,
   type NamespaceKind,
   RunError,
   type RunOptions,

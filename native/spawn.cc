@@ -239,8 +239,39 @@ void SendRelease(Child *c) {
   c->lastReleaseSent = c->waitsLeft == 0;
 }
 
+// READY from a wait after the kFork step: the program's process waits at
+// it, so the first child is past its clone3 and exits (grandPid is final
+// once it is reaped). The program becomes the held child: its pidfd
+// replaces the first child's and grandDone is set, so that release, abort
+// and EOF then go as for a child without fork step.
+Napi::Value ForkedReady(Napi::Env env, Child *c, Napi::Object out) {
+  siginfo_t si;
+  int e = Reap(c, &si);
+  CloseFd(c->pidfd);
+  if (e != 0 || c->grandPid <= 0) {
+    e = e != 0 ? e : ECHILD;
+    int ke = ReapGrandchild(c, true);
+    Release(c, ke != 0);
+    ThrowErrno(env, e, "waitid", "reaping the intermediate child");
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, c->grandPid, 0));
+  if (pidfd < 0) {
+    int pe = errno;
+    e = ReapGrandchild(c, true);
+    Release(c, e != 0);
+    ThrowErrno(env, pe, "pidfd_open", "opening a pidfd for the program");
+  }
+  c->pidfd = pidfd;
+  c->pid = c->grandPid;
+  c->grandDone = true;
+  out.Set("pid", c->pid);
+  return out;
+}
+
 // spawnResume(handle) -> one of
-//   {kind: "ready", step}                 the child told us it reached a wait
+//   {kind: "ready", step, pid}            the child told us it reached a wait
+//                                         (pid: the waiting process's; after
+//                                         a fork step, the program's)
 //   {kind: "failed", step, errno}         a step failed; the child is reaped
 //   {kind: "exec", pidfd, pid}            execve succeeded; the pidfd is yours
 //                                         (after a fork step: the program's)
@@ -266,6 +297,10 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   if (got == sizeof rec && rec.kind == kReady) {
     out.Set("kind", "ready");
     out.Set("step", rec.step);
+    // A wait after the fork step is the program's process telling us it waits: the first child has created it
+    // and is exiting. Reap that one and hold the program by a pidfd from here on, as a child without fork step.
+    if (c->forkStep >= 0 && rec.step > c->forkStep && !c->grandDone) return ForkedReady(env, c, out);
+    out.Set("pid", c->pid);
     return out;
   }
   if (got == sizeof rec && rec.kind == kFail) {
@@ -309,6 +344,8 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
     siginfo_t si;
     int e = Reap(c, &si);
     CloseFd(c->pidfd);
+    // Killed at a wait after the fork step before its READY was read: the program is our child too.
+    if (e == 0) e = ReapGrandchild(c, true);
     Release(c, e != 0);
     if (e != 0) ThrowErrno(env, e, "waitid", "reaping a child that died before its release");
     // The wait it was not released from: the first whose release it did not read.
@@ -326,7 +363,7 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   }
   // It exec'd (or died after its release, which the exit watcher reports):
   // either way it no longer runs on our stack or reads the Child.
-  if (c->forkStep >= 0) return ForkedExec(env, c, out);
+  if (c->forkStep >= 0 && !c->grandDone) return ForkedExec(env, c, out);
   int pidfd = c->pidfd;
   c->pidfd = -1;
   Release(c);

@@ -120,6 +120,12 @@ export const SPAWN_OPS = {
     args: { blob: "data" },
     doc: "s2: candidate paths, NUL-separated: execve each until one is not ENOENT",
   },
+  closeFd: {
+    op: 28,
+    syscall: "close",
+    args: { a: "fd" },
+    doc: "close(a) in the child's own fd table (EBADF ignored): an fd of the parent the program must not hold",
+  },
 } as const satisfies Record<string, SpawnOpSpec>;
 
 /** Name of a spawn op. */

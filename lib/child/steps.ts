@@ -50,6 +50,8 @@ export type ChildStep =
    * namespace. At most one per plan; the handle's pid and pidfd are then the new process's.
    */
   | { readonly op: "fork" }
+  /** close(fd) in the child (its own copy of the fd table): a monitoring fd a reader waits to see closed. */
+  | { readonly op: "closeFd"; readonly fd: number }
   /** A sandbox step, built by lib/sandbox/prepare.ts. */
   | SandboxStep;
 
@@ -149,7 +151,8 @@ export interface HeldChild {
 
 /** What {@link resumeChild} saw next. */
 export type ResumeResult =
-  | { readonly kind: "ready"; readonly step: number }
+  /** `pid`: the waiting process's pid (after a fork step, the program's). */
+  | { readonly kind: "ready"; readonly step: number; readonly pid: number }
   /** `pid`: the program's pid (after a fork step, not the first child's). */
   | { readonly kind: "exec"; readonly pidfd: number; readonly pid: number }
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
@@ -229,6 +232,8 @@ function explain(s: ChildStep | undefined, errno: string): string | undefined {
     return "the creator's uid or gid is not mapped in the parent user namespace, or it lacks CAP_SYS_ADMIN there";
   if (s.op === "unshare" && errno === "ENOSPC")
     return "the nesting limit (32 levels below the initial namespace) or max_user_namespaces was reached";
+  if (s.op === "fork" && errno === "ENOMEM")
+    return "the pid namespace has no init any more (its pid 1 exited): no process can be made in it";
   if (s.op === "fork" && errno === "ECHILD")
     return "the intermediate process ended (a signal) before it created the program";
   if ((s.op === "setuid" || s.op === "setgid") && errno === "EINVAL")

@@ -744,6 +744,8 @@ export function fromBwrapArgs(argv: readonly string[], context: BwrapContext = p
       : {}),
     ...(makeUser || usernsFd !== undefined ? { uid: sandboxUid, gid: sandboxGid } : {}),
     ...(join.length > 0 ? { join } : {}),
+    // bwrap forks after setns(CLONE_NEWPID), which moves only later children: the program is such a child.
+    ...(pidnsFd !== undefined ? { forkAfterJoin: true } : {}),
     // bwrap makes its mount namespace a slave of the caller's: host mounts still propagate in, none out.
     mountPropagation: "slave",
     filesystem: plan,

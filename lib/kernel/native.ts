@@ -144,12 +144,15 @@ export interface NativeBinding {
     blobs?: Uint8Array[],
     noVm?: boolean,
   ): [number, unknown];
-  /** Releases the child from its current wait and blocks until the next event. */
+  /**
+   * Releases the child from its current wait and blocks until the next event. A ready's `pid` is the waiting
+   * process's (after a fork step, the program's: the first child is reaped then).
+   */
   spawnResume(
     handle: unknown,
     release: boolean,
   ):
-    | { kind: "ready"; step: number }
+    | { kind: "ready"; step: number; pid: number }
     /** `signal`: the child died of it before it read its release (errno ECHILD at the wait step). */
     | { kind: "failed"; step: number; errno: number; signal?: number }
     | { kind: "exec"; pidfd: number; pid: number }

@@ -513,6 +513,7 @@ function prepareFs(b: Builder, ops: readonly FsOperation[]): void {
         return;
       case "symlink":
         fsStep(b, label, "symlink", SUB.symlink, 0, 0, 0, relDest(i, op.op, op.dest), enc.encode(op.target), op.dest);
+        existingLinks.set(b.steps[b.steps.length - 1]!, () => existingLinkTarget(ops, i, op.dest));
         return;
       case "file": {
         const c = op.content;
@@ -849,6 +850,54 @@ function reasonFor(step: SandboxStep, stage: number, code: string): string | und
   return undefined;
 }
 
+/**
+ * For a symlink step: what the link already at its destination points to, when that can be known (see
+ * {@link existingLinkTarget}). Keyed by the step as built, before its error hook is attached.
+ */
+const existingLinks = new WeakMap<SandboxStep, () => string | undefined>();
+
+/** A path made comparable: absolute, no `.`, `..`, double or trailing slashes. */
+function normal(p: string): string {
+  const n = posix.normalize(`/${p}`);
+  return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
+}
+
+/**
+ * What a symlink at `dest` points to before operation `index` of the plan runs, for the EEXIST of a symlink
+ * operation (bwrap: "existing destination is TARGET"). The child has exited by the time the error is made, so it is
+ * read from what made it: an earlier symlink operation to the same place, or the host file below the last bind that
+ * covers `dest`. Undefined when it is not a symlink, or came from a filesystem made in the sandbox.
+ */
+export function existingLinkTarget(ops: readonly FsOperation[], index: number, dest: string): string | undefined {
+  const d = normal(dest);
+  for (let i = index - 1; i >= 0; i--) {
+    const op = ops[i]!;
+    if (!("dest" in op) || typeof op.dest !== "string") continue;
+    const at = normal(op.dest);
+    if (op.op === "symlink" && at === d) return op.target;
+    const under = at === "/" || d === at || d.startsWith(`${at}/`);
+    if (!under) continue;
+    if (op.op === "bind" || op.op === "idmappedBind") {
+      const source = typeof op.source === "string" ? op.source : readlinkOrUndefined(`/proc/self/fd/${op.source.fd}`);
+      return source === undefined ? undefined : readlinkOrUndefined(join(source, d.slice(at === "/" ? 0 : at.length)));
+    }
+    // Changes nothing at `dest`: look further back.
+    if (op.op === "chmod" || op.op === "remountReadOnly" || (op.op === "dir" && d !== at) || op.op === "symlink")
+      continue;
+    // A directory, file or filesystem made in the sandbox: no host link below it.
+    return undefined;
+  }
+  return undefined;
+}
+
+function readlinkOrUndefined(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The error for a failed sandbox step: the child's code packs the errno with the stage (bits 12..). */
 export function sandboxStepError(step: SandboxStep, raw: number): UsernsError {
   const errno = raw & 0xfff;
@@ -856,11 +905,13 @@ export function sandboxStepError(step: SandboxStep, raw: number): UsernsError {
   const probe = new UsernsError("x", { errno });
   const st = STAGE[stage];
   const syscall = st !== undefined && st.syscall !== "" ? st.syscall : step.syscall;
+  // bwrap's words for a symlink over a different one: "existing destination is TARGET".
+  const existing = stage === 8 && probe.code === "EEXIST" ? existingLinks.get(step)?.() : undefined;
   return new UsernsError(step.label, {
     errno,
     syscall,
     step: step.label,
     path: step.path,
-    reason: reasonFor(step, stage, probe.code),
+    reason: existing !== undefined ? `existing destination is ${existing}` : reasonFor(step, stage, probe.code),
   });
 }

@@ -16,7 +16,9 @@ export {
 } from "./child-process.js";
 export { DEFAULT_MAX_BUFFER, RunError, type RunOptions, type RunOutput, type RunResult, run } from "./run.js";
 export {
+  type BeforeExecInfo,
   type JoinTarget,
+  type NamespaceIds,
   type NamespaceKind,
   resolveExecutable,
   type SpawnOptions,

@@ -6,7 +6,7 @@
  * a child that waits, write setgroups/uid_map/gid_map while it waits,
  * release it, and learn from the error pipe whether execve succeeded.
  */
-import { accessSync, constants as fsConstants, openSync, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, read as fsRead, openSync, readlinkSync, statSync } from "node:fs";
 import { Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,6 +48,20 @@ export type { StdioEntry, StdioOption } from "./child-process.js";
 /** An existing namespace to join: an open nsfs fd, a path such as /proc/PID/ns/net, or a held handle (anything with `fd`). */
 export type JoinTarget = number | string | { readonly fd: number };
 
+/** The namespaces of a process, by type: the inode numbers of /proc/PID/ns/* (what `ls -i` and bwrap's --info-fd show). */
+export type NamespaceIds = Readonly<Partial<Record<NamespaceType, number>>>;
+
+/** What {@link SpawnOptions.beforeExec} is called with. */
+export interface BeforeExecInfo {
+  /**
+   * The program's pid as this process sees it; with a reaping pid 1 (`init: "reaper"`), pid 1's, which the
+   * program's namespaces are (bwrap's child-pid).
+   */
+  readonly pid: number;
+  /** The namespaces the program will run in, read from /proc/PID/ns while it waits. */
+  readonly namespaces: NamespaceIds;
+}
+
 /** The `stdio` option of an options type: undefined (all pipes) when it has none. */
 export type StdioOf<O> = "stdio" extends keyof O ? O["stdio"] : undefined;
 
@@ -85,10 +99,40 @@ export interface SpawnOptions extends SandboxOptions {
    * Joining a pid namespace affects only the program's own children, as setns(2) does. With `namespaces` including
    * "pid", the program runs as pid 1 of a new pid namespace owned by its final user namespace (the joined one, or
    * the new nested one), as `nsenter … unshare --pid --fork` does; joining a pid namespace and creating one is refused.
+   * For the program itself to run in a joined pid namespace, use `forkAfterJoin`.
    */
   join?: JoinTarget | readonly JoinTarget[];
+  /**
+   * Create the program's process after the joins and unshares (a clone3 in the child, which then exits), as nsenter
+   * does by default when it enters a pid namespace: setns(CLONE_NEWPID) moves only the children made after it, so
+   * this is how the program itself runs in a joined pid namespace (bwrap's `--pidns FD` without `--unshare-pid`).
+   * The program is still this process's child; in the joined namespace it gets the next free pid (not pid 1: that
+   * namespace has its init). Needs `join`; implied by `join` together with `namespaces` including "pid".
+   */
+  forkAfterJoin?: boolean;
   /** Working directory of the program, entered after the ids are set. */
   cwd?: string | URL;
+  /**
+   * Called while the program's process waits just before execve, with everything built (namespaces, maps, ids,
+   * sandbox): its pid and its namespace ids. What it writes is therefore out before the program runs (bwrap's
+   * --info-fd). Called synchronously: inside spawn(), or after newuidmap has written the maps; an exception it throws
+   * cancels the spawn (the child is killed and reaped; the handle fails with an error whose `cause` is that
+   * exception). Costs one more round
+   * trip with the child; without it nothing waits.
+   */
+  beforeExec?: (info: BeforeExecInfo) => void;
+  /**
+   * Hold the program after its sandbox is built, just before execve, until one byte can be read from this fd (or
+   * it reaches end of file), as bwrap's --block-fd; after `beforeExec`. This process reads the byte, asynchronously:
+   * spawn() returns at once, 'spawn' comes after the release, and kill() before then cancels the spawn (ABORT_ERR).
+   */
+  blockFd?: number;
+  /**
+   * fds of this process that the program's process closes before it waits for `beforeExec`/`blockFd` (and so before
+   * execve): a monitoring fd whose reader waits for it to be closed (bwrap's --info-fd) would otherwise stay open
+   * in the waiting process. Without a hold, every fd above stdio is closed at execve anyway.
+   */
+  closeFds?: readonly number[];
   /** Environment; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** argv[0]; defaults to `file`. */
@@ -138,7 +182,11 @@ const KNOWN_OPTIONS: readonly (keyof SpawnOptions)[] = [
   "gid",
   "groups",
   "join",
+  "forkAfterJoin",
   "cwd",
+  "beforeExec",
+  "blockFd",
+  "closeFds",
   "env",
   "argv0",
   "stdio",
@@ -260,6 +308,24 @@ export function validateSpawnOptions(options: SpawnOptions): void {
         throw usageError("join entries must be an nsfs fd, a path, or an object with an fd");
     }
   }
+  if (options.forkAfterJoin !== undefined) {
+    if (typeof options.forkAfterJoin !== "boolean") throw usageError("forkAfterJoin must be a boolean");
+    if (options.forkAfterJoin && options.join === undefined)
+      throw usageError("forkAfterJoin needs join (without joins the program is the first process made)");
+  }
+  if (options.beforeExec !== undefined && typeof options.beforeExec !== "function")
+    throw usageError("beforeExec must be a function");
+  if (options.blockFd !== undefined && !(Number.isInteger(options.blockFd) && options.blockFd >= 0))
+    throw usageError("blockFd must be an open fd (an integer >= 0)");
+  if (
+    options.closeFds !== undefined &&
+    !(Array.isArray(options.closeFds) && options.closeFds.every((fd) => Number.isInteger(fd) && fd >= 0))
+  )
+    throw usageError("closeFds must be an array of fds (integers >= 0)");
+  if (options.closeFds !== undefined && Array.isArray(options.stdio))
+    for (const fd of options.closeFds)
+      if ((options.stdio as readonly unknown[]).includes(fd))
+        throw usageError(`closeFds: fd ${fd} is also a stdio entry (the program's fd ${fd} would be closed)`);
   if (options.cwd !== undefined && typeof options.cwd !== "string" && !(options.cwd instanceof URL))
     throw usageError("cwd must be a string or a file: URL");
   if (options.env !== undefined && (typeof options.env !== "object" || options.env === null))
@@ -323,7 +389,21 @@ interface OpenedJoin {
 }
 
 function typeOfFd(fd: number): NamespaceType {
-  const v = native().nsGetNstype(fd);
+  let v: number;
+  try {
+    v = native().nsGetNstype(fd);
+  } catch (e) {
+    if (!UsernsError.isUsernsError(e) || e.errno === undefined) throw e;
+    // Named as a failed join, as the child's setns failures are.
+    throw new UsernsError(`join: fd ${fd}`, {
+      errno: e.errno,
+      syscall: e.syscall ?? "ioctl",
+      step: "join",
+      path: `/proc/${process.pid}/fd/${fd}`,
+      reason: e.code === "EBADF" ? "not an open fd" : e.code === "ENOTTY" ? "not a namespace file" : e.reason,
+      cause: e,
+    });
+  }
   for (const [name, flag] of Object.entries(CLONE_NEW) as [NamespaceType, number][]) if (flag === v) return name;
   throw usageError(`join: fd ${fd} is not a namespace of a known type`);
 }
@@ -474,16 +554,17 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     joins = openJoins(options.join);
     const userJoin = joins.find((j) => j.type === "user");
     const childSide = joins.length > 0;
-    // unshare(CLONE_NEWPID) in the child only sets the pid namespace of its future children: the program must be
-    // such a child, cloned after the unshare (and after the maps, which belong to the first child's namespace).
-    const forkProgram = childSide && newNs.has("pid");
-    if (forkProgram && joins.some((j) => j.type === "pid"))
+    // unshare(CLONE_NEWPID) and setns(CLONE_NEWPID) in the child only set the pid namespace of its future children:
+    // the program must be such a child, cloned after them (and after the maps, which belong to the first child's
+    // namespace).
+    const forkProgram = childSide && (newNs.has("pid") || options.forkAfterJoin === true);
+    if (newNs.has("pid") && joins.some((j) => j.type === "pid"))
       throw usageError(
         'join of a pid namespace together with namespaces "pid" is not supported: after setns(CLONE_NEWPID) the kernel refuses unshare(CLONE_NEWPID) (EINVAL)',
       );
     if (forkProgram && !native().spawnUsesCloneVm())
       throw usageError(
-        `join together with namespaces "pid" is not supported on ${process.arch}: it needs the CLONE_VM spawn path (x86_64)`,
+        `join together with namespaces "pid" or forkAfterJoin is not supported on ${process.arch}: it needs the CLONE_VM spawn path (x86_64)`,
       );
     // Maps: validated before any syscall.
     const parentMaps = userJoin && newNs.has("user") ? readParentMaps(userJoin) : undefined;
@@ -505,6 +586,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const mapReq = { uid, gid, setgroups };
     const method = prepared?.method;
 
+    const hold = options.beforeExec !== undefined || options.blockFd !== undefined;
     let flags = 0;
     for (const n of newNs) flags |= CLONE_NEW[NS_KIND[n]];
     const steps: ChildStep[] = [];
@@ -517,8 +599,12 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}`, path: nsFilePath(j) });
       if (creator) steps.push(...becomeCreatorSteps(creator));
       if (flags !== 0) steps.push({ op: "unshare", flags });
+      // beforeExec's namespace ids are read here, where they are final (the program's pid namespace is then this
+      // process's pid_for_children) and before any step changes the ids the process runs as, which would make it
+      // unreadable for an unprivileged parent (a credential change resets the shared mm's dumpable flag).
+      if (hold && !mapsNeeded) steps.push({ op: "wait", notify: true });
       if (mapsNeeded) steps.push({ op: "wait", notify: true });
-      // Everything below runs in the program's process, pid 1 of the new pid namespace.
+      // Everything below runs in the program's process: pid 1 of the new pid namespace, or a process of the joined one.
       if (forkProgram) steps.push({ op: "fork" });
     }
     if (newNs.has("mount") && (options.mountPropagation ?? "private") !== "unchanged")
@@ -572,6 +658,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       steps.push({ op: "chdir", path: cwd });
     }
     if (pdeath && !(sandbox?.reaper.length ?? 0)) steps.push(pdeath);
+    // The hold: everything is built, the program's process waits (before stdio, which may reuse the sync pipe's fd
+    // number, and before seccomp, which may forbid the read).
+    for (const fd of options.closeFds ?? []) steps.push({ op: "closeFd", fd });
+    if (hold) steps.push({ op: "wait", notify: true });
     steps.push({ op: "stdio" });
     if (sandbox) steps.push(...sandbox.last);
 
@@ -599,16 +689,56 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     };
     // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.
     if (!forkProgram) child.pid = held.pid;
+    // beforeExec's ids. Without joins every namespace exists from clone3 on, and the child cannot have changed its
+    // ids yet in a way that hides it from us (root may read anyway; an unprivileged parent needs a maps wait, at
+    // which the child is blocked from the start, to change them). With joins: at the first wait (below).
+    let ids: NamespaceIds | undefined = hold && !childSide ? namespaceIds(held.pid, false) : undefined;
+    // The child is at a wait not yet released (the maps', or the ids' with joins).
+    let unreleased = mapsNeeded;
     // The child has its own copies now.
     releaseStdio(stdio, false);
     const what = `spawning ${file} (pid ${held.pid})`;
     const h = held;
-    const finish = (): void => {
-      const r = resumeChild(h, what, true);
+    // Runs the child on to execve. `release`: it is at an earlier wait (the maps') that must be released first.
+    const toExec = (release: boolean): void => {
+      const r = resumeChild(h, what, release);
       if (r.kind !== "exec")
         throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
       child.pid = r.pid;
       child._started(r.pidfd);
+    };
+    // After the maps (if any): with a hold, first to the hold wait (beforeExec, then blockFd, which is asynchronous:
+    // a promise then), then to execve. The maps' wait, if there is one, is still to be released.
+    const finish = (): Promise<void> | undefined => {
+      if (!hold) {
+        toExec(unreleased);
+        return undefined;
+      }
+      const r = resumeChild(h, what, unreleased);
+      if (r.kind !== "ready")
+        throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `expected the hold wait, got ${r.kind}` });
+      child.pid = r.pid;
+      if (options.beforeExec !== undefined) {
+        // A new pid namespace made before a fork step has no id to read until its pid 1 exists: read what is
+        // missing from the program's process, now that it waits.
+        const namespaces = ids?.pid !== undefined ? ids : { ...namespaceIds(r.pid, false), ...ids };
+        options.beforeExec({ pid: r.pid, namespaces });
+      }
+      const blockFd = options.blockFd;
+      if (blockFd === undefined) {
+        toExec(true);
+        return undefined;
+      }
+      child._cancel = (signal) => {
+        if (h.done) return false;
+        fail(new UsernsError(what, { code: "ABORT_ERR", reason: `killed with ${signal} before execve (blockFd)` }));
+        return true;
+      };
+      return readOneByte(blockFd, `${what}: reading blockFd ${blockFd}`).then(() => {
+        if (h.done) return;
+        child._cancel = undefined;
+        toExec(true);
+      });
     };
     // Settles the handle once: a cancel (kill before execve) and the map writer's own failure can both arrive.
     let failed = false;
@@ -630,24 +760,27 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       // The child has exec'd or is gone: the fds prepared for it (memfds, idmapped mounts) are no longer needed.
       sb?.close();
     };
-    const settle = (): void => {
+    // Settles the rest of a spawn: finish() now, and when it returns a promise (blockFd), once that settles.
+    const finishNow = (): void => {
+      let pending: Promise<void> | undefined;
       try {
-        finish();
+        pending = finish();
       } catch (e) {
         fail(e);
-      } finally {
-        closeJoins();
       }
+      if (pending === undefined) closeJoins();
+      else pending.catch(fail).finally(closeJoins);
     };
     // With other programs of ours starting or running, release the child and learn of its exec from the event
     // loop instead of blocking this thread until then: the child's last steps and its execve take longer than the
     // rest of a spawn, and the thread can start the next program meanwhile. Alone, waiting here is quicker: this
     // thread sleeps at once and the child gets its CPU without an event-loop turn in between. Not with a fork step
-    // or a sandbox (a reaping pid 1 may stand between the handle and the program): those always wait here.
+    // or a sandbox (a reaping pid 1 may stand between the handle and the program), nor with a hold (beforeExec,
+    // blockFd: the hold wait is resumed here): those always wait here.
     const settleAfterRelease = (): void => {
-      const fd = live < 2 || forkProgram || sb !== undefined ? -1 : releaseChild(h);
+      const fd = live < 2 || forkProgram || sb !== undefined || hold ? -1 : releaseChild(h);
       if (fd < 0) {
-        settle();
+        finishNow();
         return;
       }
       child._signalBeforeExec = (sig) => signalChild(h, sig);
@@ -655,7 +788,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         child._signalBeforeExec = undefined;
         // Aborted meanwhile (the handle failed): nothing is left to settle.
         if (h.done) closeJoins();
-        else settle();
+        else finishNow();
       };
       try {
         native().fdWatch(fd, done);
@@ -665,6 +798,22 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       }
     };
     if (!mapsNeeded) {
+      if (hold && childSide) {
+        try {
+          const r = resumeChild(h, what, false);
+          if (r.kind !== "ready")
+            throw new UsernsError(what, {
+              code: "ERR_USERNS_PROTOCOL",
+              reason: `expected the ids wait, got ${r.kind}`,
+            });
+          ids = namespaceIds(h.pid, forkProgram);
+          unreleased = true;
+        } catch (e) {
+          fail(e);
+          closeJoins();
+          return child;
+        }
+      }
       settleAfterRelease();
       return child;
     }
@@ -675,6 +824,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
           code: "ERR_USERNS_PROTOCOL",
           reason: `expected the child to wait, got ${r.kind}`,
         });
+      if (hold) ids = namespaceIds(h.pid, forkProgram);
     }
     const result: MappingResult = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
     if (method === "newuidmap") {
@@ -697,6 +847,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
           if (died) throw diedError(what, died.signal);
           child._cancel = undefined;
           child.mapping = result;
+          if (hold) return finish();
           settleAfterRelease();
         })
         // finish() itself throws for a step that failed after release (setgid, chdir, execve ...): the child is
@@ -735,6 +886,44 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
 
 /** Programs started by spawn() in this thread that have not exited (nor failed) yet. */
 let live = 0;
+
+const NS_TYPES: readonly NamespaceType[] = ["user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time"];
+
+/**
+ * The namespace ids of a process that waits (it cannot exit meanwhile); a type the kernel lacks is left out. With
+ * `forked`, the pid namespace is its pid_for_children: the program is a child it makes later.
+ */
+function namespaceIds(pid: number, forked: boolean): NamespaceIds {
+  const out: Partial<Record<NamespaceType, number>> = {};
+  for (const t of NS_TYPES) {
+    try {
+      const link = t === "pid" && forked ? "pid_for_children" : t;
+      const m = /\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/${link}`));
+      if (m) out[t] = Number(m[1]);
+    } catch {
+      // no such namespace type on this kernel
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads one byte from `fd` (end of file counts too), off the event loop; a non-blocking fd is polled. Rejects with
+ * the read's error, naming `what`.
+ */
+function readOneByte(fd: number, what: string): Promise<void> {
+  const buf = Buffer.alloc(1);
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      fsRead(fd, buf, 0, 1, null, (err) => {
+        if (err === null) resolve();
+        else if (err.code === "EAGAIN" || err.code === "EINTR") setTimeout(attempt, 10);
+        else reject(new UsernsError(what, { errno: -(err.errno ?? 0), syscall: "read", step: "blockFd", cause: err }));
+      });
+    };
+    attempt();
+  });
+}
 
 function mapsInclude0(m: PreparedMap | undefined): boolean {
   return m?.map.extents.some((e) => e.first === 0) === true;

@@ -39,8 +39,9 @@ enum SpawnOp : int32_t {
   kSbDisableUserns = 25,  // max_user_namespaces 1, then a nested user namespace mapping a/b (-1: same) to the current ids
   kSbReaper = 26,  // this process stays as the reaping pid 1 (b: init binary fd, or -1), the rest runs in its child
   kExecSearch = 27,  // s2: candidate paths, NUL-separated: execve each until one is not ENOENT
+  kCloseFd = 28,  // close(a) in the child's own fd table (EBADF ignored): an fd of the parent the program must not hold
 };
-constexpr int32_t kSpawnOpMax = 27;
+constexpr int32_t kSpawnOpMax = 28;
 // Slots an op reads: 1 a, 2 b, 4 s (required), 8 s2 (required: a string or a blob), 16 gids (a offset, b count).
 constexpr uint8_t SpawnOpSlots(int32_t op) {
   switch (op) {
@@ -71,6 +72,7 @@ constexpr uint8_t SpawnOpSlots(int32_t op) {
     case kSbDisableUserns: return 3;
     case kSbReaper: return 2;
     case kExecSearch: return 8;
+    case kCloseFd: return 1;
     default: return 0;
   }
 }
@@ -103,6 +105,7 @@ constexpr bool SpawnOpKnown(int32_t op) {
     case kSbDisableUserns:
     case kSbReaper:
     case kExecSearch:
+    case kCloseFd:
       return true;
     default:
       return false;

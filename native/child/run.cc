@@ -217,6 +217,11 @@ CHILD_FN int RunSteps(const Child *c, int from, long ppid) {
         r = -ENOSYS;
 #endif
         break;
+      case kCloseFd:
+        // The child's own fd table (no CLONE_FILES): Node's fd stays open.
+        r = Sys(__NR_close, s.a);
+        if (r == -EBADF) r = 0;
+        break;
       // The sandbox's steps (native/child/sandbox.h; prepared by lib/sandbox/prepare.ts).
       case kSbBase:
         r = SandboxBase(&sb, s.a);

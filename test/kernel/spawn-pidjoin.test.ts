@@ -2,7 +2,7 @@
  * spawn with `join` and a new pid namespace: the first child joins and unshares, then clones the program
  * (CLONE_PARENT) as pid 1 of the new pid namespace; this process is its parent.
  */
-import { readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
@@ -195,5 +195,121 @@ describeKernel("spawn: join + new pid namespace", () => {
     expect(e.code).toBe("ERR_USERNS_USAGE");
     expect(e.message).toMatch(/join of a pid namespace together with namespaces "pid"/);
     expect(child.pid).toBeUndefined();
+  });
+});
+
+/**
+ * forkAfterJoin: the program is created after setns(CLONE_NEWPID), so the joined pid namespace is its own (bwrap's
+ * `--pidns FD` without `--unshare-pid`, nsenter's default fork).
+ */
+describeKernel("spawn: forkAfterJoin into a joined pid namespace", () => {
+  /** A `sleep` as pid 1 of a new pid namespace, and an fd of that namespace. */
+  async function heldPidNs() {
+    const holder = spawn("sleep", ["30"], { namespaces: ["pid"], stdio: "ignore" });
+    await new Promise<void>((r) => holder.once("spawn", () => r()));
+    const fd = native().openNs(`/proc/${holder.pid}/ns/pid`);
+    return { holder, fd, ns: nsIno(holder.pid!, "pid") };
+  }
+
+  it("runs the program itself in the joined pid namespace, as this process's child", async () => {
+    await settle();
+    const fds = fdTable();
+    const { holder, fd, ns } = await heldPidNs();
+    expect(ns).not.toBe(nsIno("self", "pid"));
+    let before: { pid: number; pidNs: number | undefined } | undefined;
+    const child = spawn("sh", ["-c", "readlink /proc/self/ns/pid; echo $$; echo end; sleep 5"], {
+      join: fd,
+      forkAfterJoin: true,
+      beforeExec: (info) => {
+        before = { pid: info.pid, pidNs: info.namespaces.pid };
+      },
+    });
+    const out = await waitFor(child.stdout!, "end\n");
+    const pid = child.pid!;
+    // beforeExec saw the program's process (not the intermediate one) and the joined namespace.
+    expect(before).toEqual({ pid, pidNs: Number(/\[(\d+)\]/.exec(ns)![1]) });
+    // The next free pid of the joined namespace: its init (the sleep) is pid 1.
+    expect(out).toBe(`${ns}\n2\nend\n`);
+    expect(nsIno(pid, "pid")).toBe(ns);
+    expect(status(pid, "NSpid")).toBe(`${pid}\t2`);
+    expect(status(pid, "PPid")).toBe(String(process.pid));
+    expect(child.kill("SIGKILL")).toBe(true);
+    expect(await child).toEqual({ pid, code: null, signal: "SIGKILL" });
+    // Without forkAfterJoin setns moves only the program's children: the program stays in ours.
+    const plain = await run("readlink", ["/proc/self/ns/pid"], { join: fd });
+    expect(plain.stdout).toBe(`${nsIno("self", "pid")}\n`);
+    const itsChild = await run("sh", ["-c", "readlink /proc/self/ns/pid"], { join: fd });
+    expect(itsChild.stdout).toBe(`${ns}\n`);
+    native().close(fd);
+    holder.kill("SIGKILL");
+    await holder;
+    expect(children()).toEqual([]);
+    await settle();
+    expect(fdTable()).toEqual(fds);
+  });
+
+  it("passes exit status, setsid and the parent-death signal through the program's process", async () => {
+    const { holder, fd } = await heldPidNs();
+    const r = await run(
+      "sh",
+      ["-c", "cut -d' ' -f6 /proc/self/stat; grep SigPnd /proc/self/status >/dev/null; exit 7"],
+      {
+        join: fd,
+        forkAfterJoin: true,
+        detached: true,
+        parentDeathSignal: "SIGKILL",
+      },
+    );
+    expect(r.code).toBe(7);
+    // The session of its child (cut), as our /proc shows it: the program's own pid.
+    expect(r.stdout).toBe(`${r.pid}\n`);
+    native().close(fd);
+    holder.kill("SIGKILL");
+    await holder;
+  });
+
+  it("a pid namespace whose init has exited: the fork step fails with ENOMEM, once, and leaves nothing", async () => {
+    const { holder, fd } = await heldPidNs();
+    holder.kill("SIGKILL");
+    await holder;
+    await settle();
+    const fds = fdTable();
+    const child = spawn("/bin/true", [], { join: fd, forkAfterJoin: true });
+    let errors = 0;
+    child.on("error", () => errors++);
+    const e = await rejection(child);
+    expect([e.code, e.errno, e.syscall, e.step]).toEqual(["ENOMEM", 12, "clone3", "fork"]);
+    expect(e.message).toMatch(/pid namespace has no init/);
+    expect(child.pid).toBeUndefined();
+    await settle();
+    expect(errors).toBeLessThanOrEqual(1);
+    expect(children()).toEqual([]);
+    expect(fdTable()).toEqual(fds);
+    native().close(fd);
+  });
+
+  it("a bad fd and an fd that is not a namespace are refused before anything is spawned, with a Node-style error", async () => {
+    await settle();
+    const fds = fdTable();
+    const file = openSync("/etc/hostname", "r");
+    for (const [fd, code] of [
+      [9999, "EBADF"],
+      [file, "ENOTTY"],
+    ] as const) {
+      const child = spawn("/bin/true", [], { join: fd, forkAfterJoin: true, stdio: "ignore" });
+      const e = await rejection(child);
+      expect([e.code, e.syscall]).toEqual([code, "ioctl"]);
+      expect(typeof e.errno).toBe("number");
+      expect(e.step).toBe("join");
+      expect(e.path).toBe(`/proc/${process.pid}/fd/${fd}`);
+      expect(e.message).toMatch(code === "EBADF" ? /not an open fd/ : /not a namespace file/);
+      expect(child.pid).toBeUndefined();
+    }
+    closeSync(file);
+    // Option errors throw at the call, as every spawn option's.
+    expect(() => spawn("/bin/true", [], { forkAfterJoin: true })).toThrow(/forkAfterJoin needs join/);
+    expect(children()).toEqual([]);
+    await settle();
+    expect(fdTable()).toEqual(fds);
   });
 });

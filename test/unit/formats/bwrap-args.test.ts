@@ -119,6 +119,9 @@ describe("fromBwrapArgs: bwrap.xml, option by option", () => {
       "t",
     ]).options;
     expect(o.join).toEqual([4, 5]);
+    // bwrap forks after joining the pid namespace: the program itself is in it.
+    expect(o.forkAfterJoin).toBe(true);
+    expect(run(["--userns", "4", "t"]).options.forkAfterJoin).toBeUndefined();
     expect(o.namespaces).toEqual(["mount", "uts"]);
     expect([o.hostname, o.cwd, o.argv0]).toEqual(["h", "/x", "a"]);
   });
