@@ -123,19 +123,21 @@ std::string Join(const std::string &a, const char *b, size_t blen) {
   return s;
 }
 
-// lgetxattr into a Buffer; returns empty when absent. Sets err on failure.
-bool GetXattr(const std::string &path, const char *name, std::vector<char> &out, int &err) {
+// Reads a whole xattr value with `get(buf, size)` (an lgetxattr-like call):
+// the size first, then the value, again while it grows meanwhile (ERANGE).
+// False when absent (err 0) or on failure (err set).
+template <typename Get>
+bool ReadXattrValue(Get get, std::vector<char> &out, int &err) {
   out.clear();
   err = 0;
   for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = lgetxattr(path.c_str(), name, nullptr, 0);
+    ssize_t n = get(nullptr, 0);
     if (n < 0) {
-      if (errno == ENODATA) return false;
-      err = errno;
+      if (errno != ENODATA) err = errno;
       return false;
     }
     out.resize(static_cast<size_t>(n));
-    ssize_t m = lgetxattr(path.c_str(), name, out.data(), out.size());
+    ssize_t m = get(out.data(), out.size());
     if (m >= 0) {
       out.resize(static_cast<size_t>(m));
       return true;
@@ -147,6 +149,11 @@ bool GetXattr(const std::string &path, const char *name, std::vector<char> &out,
   }
   err = ERANGE;
   return false;
+}
+
+// lgetxattr into a Buffer; returns empty when absent. Sets err on failure.
+bool GetXattr(const std::string &path, const char *name, std::vector<char> &out, int &err) {
+  return ReadXattrValue([&](char *buf, size_t size) { return lgetxattr(path.c_str(), name, buf, size); }, out, err);
 }
 
 // The *xattrat calls (6.13+) take a directory fd and a name: no path walk
@@ -196,28 +203,8 @@ ssize_t GetXattrAtRaw(int dfd, const char *name, const std::string &dirFull, con
 // GetXattr relative to a directory fd; false when absent. Sets err on failure.
 bool GetXattrAt(int dfd, const char *name, const std::string &dirFull, const char *xname, std::vector<char> &out,
                 int &err) {
-  out.clear();
-  err = 0;
-  for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = GetXattrAtRaw(dfd, name, dirFull, xname, nullptr, 0);
-    if (n < 0) {
-      if (errno == ENODATA) return false;
-      err = errno;
-      return false;
-    }
-    out.resize(static_cast<size_t>(n));
-    ssize_t m = GetXattrAtRaw(dfd, name, dirFull, xname, out.data(), out.size());
-    if (m >= 0) {
-      out.resize(static_cast<size_t>(m));
-      return true;
-    }
-    if (errno != ERANGE) {
-      err = errno;
-      return false;
-    }
-  }
-  err = ERANGE;
-  return false;
+  return ReadXattrValue(
+      [&](char *buf, size_t size) { return GetXattrAtRaw(dfd, name, dirFull, xname, buf, size); }, out, err);
 }
 
 // lsetxattr relative to a directory fd (setxattrat where the kernel has it).

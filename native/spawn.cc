@@ -188,6 +188,20 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// A pidfd for the program made by the kFork step, once the first child is
+// reaped. pidfd_open by pid is race-free here: the program is our child and
+// nobody has waited for it. On failure the program is killed and reaped.
+int ProgramPidfd(Napi::Env env, Child *c) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, c->grandPid, 0));
+  if (pidfd < 0) {
+    int pe = errno;
+    int e = ReapGrandchild(c, true);
+    Release(c, e != 0);
+    ThrowErrno(env, pe, "pidfd_open", "opening a pidfd for the program");
+  }
+  return pidfd;
+}
+
 // EOF after a kFork step: the first child has exited (it held a write end)
 // and the program has exec'd, or died. Reaps the first child, then hands
 // over a pidfd for the program. pidfd_open by pid is race-free here: the
@@ -208,13 +222,7 @@ Napi::Value ForkedExec(Napi::Env env, Child *c, Napi::Object out) {
     out.Set("errno", ECHILD);
     return out;
   }
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, c->grandPid, 0));
-  if (pidfd < 0) {
-    int pe = errno;
-    e = ReapGrandchild(c, true);
-    Release(c, e != 0);
-    ThrowErrno(env, pe, "pidfd_open", "opening a pidfd for the program");
-  }
+  int pidfd = ProgramPidfd(env, c);
   c->grandDone = true;
   Release(c);
   out.Set("kind", "exec");
@@ -254,13 +262,7 @@ Napi::Value ForkedReady(Napi::Env env, Child *c, Napi::Object out) {
     Release(c, ke != 0);
     ThrowErrno(env, e, "waitid", "reaping the intermediate child");
   }
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, c->grandPid, 0));
-  if (pidfd < 0) {
-    int pe = errno;
-    e = ReapGrandchild(c, true);
-    Release(c, e != 0);
-    ThrowErrno(env, pe, "pidfd_open", "opening a pidfd for the program");
-  }
+  int pidfd = ProgramPidfd(env, c);
   c->pidfd = pidfd;
   c->pid = c->grandPid;
   c->grandDone = true;
