@@ -1,8 +1,10 @@
-// Exit watching for spawned programs: libuv polls each pidfd with the rest of
-// the loop and the callback reaps with waitid(P_PIDFD); children left over
-// when an environment ends are reaped by one thread.
+// Exit watching for spawned programs: the pidfds are in one epoll set per
+// environment, which libuv polls with the rest of the loop, and the callback
+// reaps with waitid(P_PIDFD); children left over when an environment ends are
+// reaped by one thread.
 #include <dlfcn.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,42 +30,58 @@ void CloseFd(int &fd) {
 }
 
 // Exit tracking without a thread per child: the pidfd becomes readable when
-// the process exits, so libuv polls it with the rest of the loop, and the
-// callback reaps with waitid(P_PIDFD).
+// the process exits. Every watch of an environment is in one epoll set of
+// ours, and libuv polls only that set's fd: a uv_poll_t per watch would cost
+// six epoll_ctl calls and an ioctl on libuv's epoll (its pollability check,
+// the registration, the removals at stop and at close), against one ADD and
+// one DEL here.
 struct Watch;
 struct WatchSet {
+  uv_poll_t poll;  // on epfd, started for the life of the set
+  int epfd = -1;
   std::unordered_set<Watch *> live;
+  // Live watches that keep the loop alive (ChildProcess.ref()): the shared
+  // handle is ref'd exactly while there is one.
+  size_t refs = 0;
+  // Ended (CleanupWatches) during a dispatch: freed when the dispatch ends.
+  bool dispatching = false;
+  bool dead = false;
 };
 
 struct Watch {
-  uv_poll_t poll;
-  int pidfd;
+  int fd;
   napi_env env;
   Napi::FunctionReference cb;
   std::unique_ptr<Napi::AsyncContext> ctx;
   WatchSet *set;
   // false: a plain fd (fdWatch), reported once readable and closed, never reaped.
   bool reap = true;
-  bool exited = false;
-  bool exitedNormally = false;
-  int status = 0;
+  bool ref = true;
 };
 
-void OnWatchClosed(uv_handle_t *h);
-
-void StopWatch(Watch *w) {
-  w->set->live.erase(w);
-  uv_poll_stop(&w->poll);
-  uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), OnWatchClosed);
+void SetRef(Watch *w, bool ref) {
+  if (w->ref == ref) return;
+  w->ref = ref;
+  WatchSet *set = w->set;
+  if (ref && set->refs++ == 0) uv_ref(reinterpret_cast<uv_handle_t *>(&set->poll));
+  if (!ref && --set->refs == 0) uv_unref(reinterpret_cast<uv_handle_t *>(&set->poll));
 }
 
-// The JS callback runs only once libuv has let go of the fd and we have
-// closed it, so by 'exit' the pidfd is gone from the fd table. (Closing it
-// earlier is unsafe: libuv's close path still names the fd number to epoll,
-// and a reused number would be deregistered by mistake.)
-void OnWatchClosed(uv_handle_t *h) {
-  std::unique_ptr<Watch> w(static_cast<Watch *>(h->data));
-  CloseFd(w->pidfd);
+// Takes the watch out of the set and closes its fd. The DEL comes first and
+// is not optional: a child cloned while this fd was open holds the same file
+// in its own fd table until it execs, and a registration outlives a close
+// while the file does.
+void Unwatch(Watch *w) {
+  WatchSet *set = w->set;
+  SetRef(w, false);
+  set->live.erase(w);
+  epoll_ctl(set->epfd, EPOLL_CTL_DEL, w->fd, nullptr);
+}
+
+// Calls the watch's JS callback with the exit status (or none), then frees
+// the watch. By then the fd is closed, so by 'exit' the pidfd is gone from
+// the fd table.
+void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int status) {
   if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
   // Raw N-API with status checks, not the throwing wrappers: while a worker
   // is being terminated its loop still runs but JS cannot, and that must not
@@ -74,7 +92,7 @@ void OnWatchClosed(uv_handle_t *h) {
   napi_value args[2], recv, result;
   napi_get_null(env, &args[0]);
   napi_get_null(env, &args[1]);
-  if (w->exited) napi_create_int32(env, w->status, &args[w->exitedNormally ? 0 : 1]);
+  if (exited) napi_create_int32(env, status, &args[exitedNormally ? 0 : 1]);
   napi_get_global(env, &recv);
   napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), 2, args, &result);
   if (st == napi_pending_exception) {
@@ -85,20 +103,51 @@ void OnWatchClosed(uv_handle_t *h) {
   napi_close_handle_scope(env, scope);
 }
 
-void OnPidfdReadable(uv_poll_t *h, int status, int events) {
-  Watch *w = static_cast<Watch *>(h->data);
+// One watch's event: a pidfd that has not exited yet (a spurious wake-up) is
+// re-armed; otherwise the watch ends.
+void OnWatchReady(Watch *w) {
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  if (status == 0 && w->reap) {
-    int e = child::ReapPidfd(w->pidfd, &si, WNOHANG);
-    if (e == 0 && si.si_pid == 0) return;  // not exited yet
-    if (e == 0) {
-      w->exited = true;
-      w->exitedNormally = si.si_code == CLD_EXITED;
-      w->status = si.si_status;
+  bool exited = false;
+  if (w->reap) {
+    int e = child::ReapPidfd(w->fd, &si, WNOHANG);
+    if (e == 0 && si.si_pid == 0) {
+      struct epoll_event ev = {};
+      ev.events = EPOLLIN | EPOLLONESHOT;
+      ev.data.ptr = w;
+      if (epoll_ctl(w->set->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0) return;
+      // Cannot re-arm: reap it the hard way, as the leftovers are.
+      e = child::ReapPidfd(w->fd, &si, 0);
     }
+    exited = e == 0;
   }
-  StopWatch(w);
+  Unwatch(w);
+  CloseFd(w->fd);
+  Report(std::unique_ptr<Watch>(w), exited, si.si_code == CLD_EXITED, si.si_status);
+}
+
+void FreeSet(uv_handle_t *h) {
+  WatchSet *set = static_cast<WatchSet *>(h->data);
+  CloseFd(set->epfd);
+  delete set;
+}
+
+void OnSetReadable(uv_poll_t *h, int status, int) {
+  WatchSet *set = static_cast<WatchSet *>(h->data);
+  if (status < 0) return;
+  struct epoll_event ev[64];
+  int n;
+  do n = epoll_wait(set->epfd, ev, 64, 0);
+  while (n < 0 && errno == EINTR);
+  set->dispatching = true;
+  for (int i = 0; i < n && !set->dead; i++) {
+    Watch *w = static_cast<Watch *>(ev[i].data.ptr);
+    // EPOLLONESHOT: one event per watch per batch, and only this loop ends a
+    // watch, so a watch named here is still live unless the set ended.
+    if (set->live.count(w) != 0) OnWatchReady(w);
+  }
+  set->dispatching = false;
+  if (set->dead) uv_close(reinterpret_cast<uv_handle_t *>(&set->poll), FreeSet);
 }
 
 thread_local WatchSet *tlsWatches = nullptr;
@@ -136,19 +185,17 @@ void CleanupWatches(WatchSet *set) {
   std::vector<Watch *> all(set->live.begin(), set->live.end());
   std::vector<int> leftovers;
   for (Watch *w : all) {
-    w->cb.Reset();
-    w->ctx.reset();
-    if (!w->reap) {
-      StopWatch(w);  // its close callback closes the fd
-      continue;
-    }
-    // The reaper owns the pidfd from here; libuv only deregisters it.
-    leftovers.push_back(w->pidfd);
-    StopWatch(w);
-    w->pidfd = -1;
+    Unwatch(w);
+    // The reaper owns a pidfd from here; a plain fd is only closed.
+    if (w->reap)
+      leftovers.push_back(w->fd);
+    else
+      CloseFd(w->fd);
+    delete w;
   }
-  delete set;
   if (!leftovers.empty()) std::thread(ReapLeftovers, std::move(leftovers)).detach();
+  set->dead = true;
+  if (!set->dispatching) uv_close(reinterpret_cast<uv_handle_t *>(&set->poll), FreeSet);
 }
 
 // Keeps this library mapped for the life of the process. A worker that
@@ -166,11 +213,41 @@ void PinAddon() {
 
 // One set per environment (one per thread: a worker has its own env and
 // loop); the cleanup hook closes what is still watched when the env ends.
-WatchSet *Watches(Napi::Env env) {
-  if (tlsWatches == nullptr) {
-    tlsWatches = new WatchSet();
-    env.AddCleanupHook(CleanupWatches, tlsWatches);
+// Returns nullptr with errno and the failed call on failure.
+WatchSet *Watches(Napi::Env env, const char **failed) {
+  if (tlsWatches != nullptr) return tlsWatches;
+  uv_loop_t *loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    *failed = "napi_get_uv_event_loop";
+    errno = EINVAL;
+    return nullptr;
   }
+  auto set = std::make_unique<WatchSet>();
+  set->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (set->epfd < 0) {
+    *failed = "epoll_create1";
+    return nullptr;
+  }
+  int r = uv_poll_init(loop, &set->poll, set->epfd);
+  if (r == 0) {
+    set->poll.data = set.get();
+    r = uv_poll_start(&set->poll, UV_READABLE, OnSetReadable);
+    if (r < 0) {
+      WatchSet *raw = set.release();
+      uv_close(reinterpret_cast<uv_handle_t *>(&raw->poll), FreeSet);
+    }
+  } else {
+    CloseFd(set->epfd);
+  }
+  if (r < 0) {
+    *failed = "uv_poll_start";
+    errno = -r;
+    return nullptr;
+  }
+  // Nothing watched yet: the set alone does not keep the loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t *>(&set->poll));
+  tlsWatches = set.release();
+  env.AddCleanupHook(CleanupWatches, tlsWatches);
   return tlsWatches;
 }
 
@@ -185,32 +262,28 @@ void FinalizeWatch(Napi::Env, Watch *) {}
 // without blocking the thread until then.
 Napi::Value Watch1(const Napi::CallbackInfo &info, bool reap) {
   Napi::Env env = info.Env();
-  int pidfd = ArgFd(info, 0, reap ? "pidfd" : "fd");
+  int fd = ArgFd(info, 0, reap ? "pidfd" : "fd");
   if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(env, "cb must be a function");
-  uv_loop_t *loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
-    ThrowUsage(env, "no event loop for this environment");
+  const char *failed = nullptr;
+  WatchSet *set = Watches(env, &failed);
+  if (set == nullptr) ThrowErrno(env, errno, failed, "watching the child's pidfd");
   auto w = std::make_unique<Watch>();
   w->reap = reap;
-  w->pidfd = pidfd;
+  w->fd = fd;
   w->env = env;
+  w->set = set;
+  w->ref = false;
   w->cb = Napi::Persistent(info[1].As<Napi::Function>());
   w->ctx = std::make_unique<Napi::AsyncContext>(env, "userns.spawn");
-  int r = uv_poll_init(loop, &w->poll, pidfd);
-  if (r < 0) ThrowErrno(env, -r, "uv_poll_init", "watching the child's pidfd");
-  w->poll.data = w.get();
-  w->set = Watches(env);
-  r = uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable);
-  if (r < 0) {
-    Watch *raw = w.release();
-    raw->set->live.insert(raw);
-    raw->pidfd = -1;  // the caller still owns it on failure
-    raw->cb.Reset();
-    StopWatch(raw);
-    ThrowErrno(env, -r, "uv_poll_start", "watching the child's pidfd");
-  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.ptr = w.get();
+  // On failure the caller still owns the fd.
+  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+    ThrowErrno(env, errno, "epoll_ctl", reap ? "watching the child's pidfd" : "watching the child's error pipe");
   Watch *raw = w.release();
-  raw->set->live.insert(raw);
+  set->live.insert(raw);
+  SetRef(raw, true);
   return Napi::External<Watch>::New(env, raw, FinalizeWatch);
 }
 
@@ -224,15 +297,18 @@ Napi::Value PidfdWatchRef(const Napi::CallbackInfo &info) {
   // The pointer may be stale (the watch closed and was freed): look it up
   // before touching it.
   if (tlsWatches == nullptr || tlsWatches->live.count(w) == 0) return info.Env().Undefined();
-  if (info[1].ToBoolean().Value())
-    uv_ref(reinterpret_cast<uv_handle_t *>(&w->poll));
-  else
-    uv_unref(reinterpret_cast<uv_handle_t *>(&w->poll));
+  SetRef(w, info[1].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
 void Register(Napi::Env env, Napi::Object exports) {
   PinAddon();
+  // The set's fd lives as long as the environment, like libuv's own: made
+  // here, with the addon, it is part of the fds a process has before its
+  // first spawn, not a change that the first spawn leaves behind. A failure
+  // here is retried (and reported) by the first watch.
+  const char *failed = nullptr;
+  Watches(env, &failed);
   exports.Set("pidfdWatch", Napi::Function::New(env, PidfdWatch, "pidfdWatch"));
   exports.Set("pidfdWatchRef", Napi::Function::New(env, PidfdWatchRef, "pidfdWatchRef"));
   exports.Set("fdWatch", Napi::Function::New(env, FdWatch, "fdWatch"));
