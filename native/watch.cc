@@ -67,8 +67,8 @@ void SetRef(Watch *w, bool ref) {
   if (!ref && --set->refs == 0) uv_unref(reinterpret_cast<uv_handle_t *>(&set->poll));
 }
 
-// Takes the watch out of the set and closes its fd. The DEL comes first and
-// is not optional: a child cloned while this fd was open holds the same file
+// Takes the watch out of the set; the caller closes its fd (or hands a pidfd
+// to the leftover reaper). The DEL comes before that close and is not optional: a child cloned while this fd was open holds the same file
 // in its own fd table until it execs, and a registration outlives a close
 // while the file does.
 void Unwatch(Watch *w) {
@@ -229,17 +229,17 @@ WatchSet *Watches(Napi::Env env, const char **failed) {
     return nullptr;
   }
   int r = uv_poll_init(loop, &set->poll, set->epfd);
-  if (r == 0) {
-    set->poll.data = set.get();
-    r = uv_poll_start(&set->poll, UV_READABLE, OnSetReadable);
-    if (r < 0) {
-      WatchSet *raw = set.release();
-      uv_close(reinterpret_cast<uv_handle_t *>(&raw->poll), FreeSet);
-    }
-  } else {
-    CloseFd(set->epfd);
-  }
   if (r < 0) {
+    CloseFd(set->epfd);
+    *failed = "uv_poll_init";
+    errno = -r;
+    return nullptr;
+  }
+  set->poll.data = set.get();
+  r = uv_poll_start(&set->poll, UV_READABLE, OnSetReadable);
+  if (r < 0) {
+    // An initialized handle is freed through libuv's close.
+    uv_close(reinterpret_cast<uv_handle_t *>(&set.release()->poll), FreeSet);
     *failed = "uv_poll_start";
     errno = -r;
     return nullptr;
