@@ -21,8 +21,8 @@
 //     error pipe (exec replaced the child's mm, or it exited) or after the
 //     child was reaped.
 // * Signals are blocked around clone3; CLONE_CLEAR_SIGHAND resets handled
-//   signals in the kernel, the child resets ignored ones too (as libuv does)
-//   and restores the parent's mask just before execve.
+//   signals in the kernel, the child resets ignored ones among 1-31 too (as
+//   libuv does) and restores the parent's mask just before execve.
 // * Every failure writes one fixed-size Record {kind, step, errno} to the
 //   O_CLOEXEC error pipe and exits 127. EOF without a record means execve
 //   succeeded (or, for exit-mode helpers, that the steps all ran).

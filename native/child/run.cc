@@ -343,14 +343,17 @@ CHILD_FN int ChildMain(void *arg) {
   // own sync pipe open and never see EOF if the parent died.
   Sys(__NR_close, c->childSyncW);
   Sys(__NR_close, c->childErrR);
-  // CLONE_CLEAR_SIGHAND reset handled signals; reset ignored ones as well so
-  // the program starts with default dispositions (SIGPIPE above all).
+  // CLONE_CLEAR_SIGHAND reset handled signals, real-time ones included. An
+  // ignored signal stays ignored through execve: reset the standard ones,
+  // 1-31 (SIGPIPE above all: Node ignores it), as child_process's child
+  // (libuv) does; an ignored real-time signal stays ignored there too. The 33
+  // calls more for 32-64 would cost ~11 us before every program starts.
   KSigaction dfl;
   dfl.handler = reinterpret_cast<unsigned long>(SIG_DFL);
   dfl.flags = 0;
   dfl.restorer = 0;
   dfl.mask = 0;
-  for (long sig = 1; sig < 65; sig++) {
+  for (long sig = 1; sig < 32; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     Sys(__NR_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
   }

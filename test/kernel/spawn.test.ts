@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync, readlinkSync } from "node:fs";
 import { afterAll, expect, it } from "vitest";
 import { UsernsError } from "../../lib/errors.js";
@@ -81,6 +82,32 @@ describeKernel("spawn into new namespaces", () => {
     expect(u).toBe(expected(uidMap));
     expect(g).toBe(expected(gidMap));
     expect(ids).toBe("0\n0\n");
+  });
+
+  it("starts the program with no signal caught or ignored, as child_process does", async () => {
+    // Node ignores SIGPIPE; a listener makes SIGUSR2 and SIGWINCH caught here. None of it may reach the program:
+    // CLONE_CLEAR_SIGHAND resets the caught ones, the child resets the ignored ones among 1-31.
+    const sigMasks = (status: string): string[] =>
+      ["SigIgn", "SigCgt"].map((k) => new RegExp(`^${k}:\\s*([0-9a-f]+)$`, "m").exec(status)![1]!);
+    const onSignal = (): void => {};
+    process.on("SIGUSR2", onSignal);
+    process.on("SIGWINCH", onSignal);
+    try {
+      const [ign, cgt] = sigMasks(readFileSync("/proc/self/status", "utf8")).map((h) => BigInt(`0x${h}`));
+      expect(ign! & (1n << 12n)).not.toBe(0n); // SIGPIPE (13) is ignored in this process
+      expect(cgt! & (1n << 11n)).not.toBe(0n); // SIGUSR2 (12) is caught
+      const r = await run("cat", ["/proc/self/status"], {
+        namespaces: ["user"],
+        uidMap: "0 100000 1",
+        gidMap: "0 100000 1",
+      });
+      expect(r.code).toBe(0);
+      expect(sigMasks(r.stdout)).toEqual(["0000000000000000", "0000000000000000"]);
+      expect(sigMasks(execFileSync("cat", ["/proc/self/status"], { encoding: "utf8" }))).toEqual(sigMasks(r.stdout));
+    } finally {
+      process.off("SIGUSR2", onSignal);
+      process.off("SIGWINCH", onSignal);
+    }
   });
 
   it("writes setgroups before gid_map and id shows the mapped groups", async () => {
