@@ -79,10 +79,21 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   std::vector<std::string> argv = ArgStrings(info, 2, "argv");
   // null: this process's environment as libc holds it (what process.env
   // reads and writes on the main thread), copied here without a JS string
-  // per variable.
+  // per variable, into one block (one allocation, not one per variable).
   std::vector<std::string> envp;
-  if (info.Length() > 3 && info[3].IsNull()) {
-    for (char **e = environ; e != nullptr && *e != nullptr; e++) envp.emplace_back(*e);
+  bool ownEnviron = info.Length() > 3 && info[3].IsNull();
+  if (ownEnviron) {
+    size_t total = 0, n = 0;
+    for (char **e = environ; e != nullptr && *e != nullptr; e++, n++) total += strlen(*e) + 1;
+    c->envBlock.resize(total);
+    c->envp.reserve(n + 1);
+    char *p = c->envBlock.data();
+    for (char **e = environ; e != nullptr && *e != nullptr; e++) {
+      size_t len = strlen(*e) + 1;
+      memcpy(p, *e, len);
+      c->envp.push_back(p);
+      p += len;
+    }
   } else {
     envp = ArgStrings(info, 3, "envp");
   }
@@ -129,7 +140,8 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   for (auto &s : blobs) c->storage.push_back(std::move(s));
   for (size_t k = 0; k < nArgv; k++) c->argv.push_back(c->storage[k].data());
   c->argv.push_back(nullptr);
-  for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
+  if (!ownEnviron)
+    for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
   c->envp.push_back(nullptr);
   const std::string *str = c->storage.data() + nArgv + nEnv;
   size_t nStr = nStrings;

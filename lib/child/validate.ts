@@ -131,15 +131,7 @@ export function prepareMapRequest(req: {
   const key =
     (req.uidMap === undefined || typeof req.uidMap === "string") &&
     (req.gidMap === undefined || typeof req.gidMap === "string")
-      ? JSON.stringify([
-          req.uidMap,
-          req.gidMap,
-          req.setgroups,
-          req.mapWriter,
-          privileged,
-          process.geteuid?.(),
-          process.getegid?.(),
-        ])
+      ? cacheKey(req.uidMap, req.gidMap, req.setgroups, req.mapWriter, privileged)
       : undefined;
   const hit = key === undefined ? undefined : preparedCache.get(key);
   if (hit !== undefined) return checkedForNewidmap(hit);
@@ -165,6 +157,22 @@ export function prepareMapRequest(req: {
 function checkedForNewidmap(p: PreparedMaps): PreparedMaps {
   if (p.method === "newuidmap") assertNewidmapAllows({ uid: p.uid?.map, gid: p.gid?.map, setgroups: p.setgroups });
   return p;
+}
+
+/**
+ * The cache's key: every input of the validation, each text field written as its length, ":" and the text (an
+ * absent one as "-"), so that the key is unambiguous whatever the text holds. A template string, not
+ * JSON.stringify: this runs on every spawn.
+ */
+function cacheKey(
+  uidMap: string | undefined,
+  gidMap: string | undefined,
+  setgroups: string | undefined,
+  mapWriter: string | undefined,
+  privileged: boolean,
+): string {
+  const f = (v: string | undefined): string => (v === undefined ? "-" : `${v.length}:${v}`);
+  return `${f(uidMap)}${f(gidMap)}${f(setgroups)}${f(mapWriter)}${privileged ? 1 : 0} ${process.geteuid?.()} ${process.getegid?.()}`;
 }
 
 const PREPARED_CACHE_MAX = 64;

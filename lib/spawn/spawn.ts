@@ -232,6 +232,9 @@ function isU32(n: unknown): n is number {
   return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 }
 
+/** The same names, for the per-key check every spawn makes. */
+const KNOWN_OPTION_SET: ReadonlySet<string> = new Set(KNOWN_OPTIONS);
+
 function closest(name: string): string | undefined {
   const lower = name.toLowerCase();
   return KNOWN_OPTIONS.find((k) => k.toLowerCase() === lower || k.toLowerCase().startsWith(lower.slice(0, 4)));
@@ -239,19 +242,21 @@ function closest(name: string): string | undefined {
 
 /** Checks an options object before anything touches the kernel; throws ERR_USERNS_USAGE naming the option. */
 export function validateSpawnOptions(options: SpawnOptions): void {
-  for (const key of Object.keys(options)) {
-    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+  for (const key in options) {
+    if (!Object.hasOwn(options, key)) continue;
+    if (!KNOWN_OPTION_SET.has(key)) {
       const hint = closest(key);
       throw usageError(`unknown spawn option "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
     }
   }
   const ns = options.namespaces ?? [];
   if (!Array.isArray(ns)) throw usageError("namespaces must be an array");
-  for (const n of ns) {
+  for (let i = 0; i < ns.length; i++) {
+    const n = ns[i]!;
     if (!(n in NS_KIND))
       throw usageError(`unknown namespace "${String(n)}" (one of ${Object.keys(NS_KIND).join(", ")})`);
+    if (ns.indexOf(n) !== i) throw usageError("namespaces lists a namespace twice");
   }
-  if (new Set(ns).size !== ns.length) throw usageError("namespaces lists a namespace twice");
   const hasUser = ns.includes("user");
   for (const k of ["uidMap", "gidMap", "setgroups"] as const) {
     if (options[k] !== undefined && !hasUser) throw usageError(`${k} needs namespaces to include "user"`);
@@ -345,7 +350,8 @@ export function validateSpawnOptions(options: SpawnOptions): void {
       typeof (options.signal as Partial<AbortSignal>).aborted !== "boolean")
   )
     throw usageError("signal must be an AbortSignal");
-  validateSandboxOptions(options, { namespaces: new Set(ns), joins: options.join !== undefined });
+  if (hasSandboxOptions(options))
+    validateSandboxOptions(options, { namespaces: new Set(ns), joins: options.join !== undefined });
   // The plan mounts over /tmp and more before pivot_root: with shared propagation those mounts would reach the host.
   if (
     options.filesystem !== undefined &&

@@ -97,6 +97,7 @@ enum class State { kHeld, kDone };
 struct Child {
   std::string path;
   std::vector<std::string> storage;  // argv, envp and step strings
+  std::vector<char> envBlock;        // this process's environ, copied: "K=V\0K=V\0..."
   std::vector<char *> argv;
   std::vector<char *> envp;
   std::vector<Step> steps;
