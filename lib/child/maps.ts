@@ -165,17 +165,23 @@ export function writeMapsDirect(
   pid: number,
   req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
 ): void {
-  const files: [string, string][] = [];
-  if (req.setgroups !== undefined) files.push(["setgroups", req.setgroups]);
-  if (req.uid) files.push(["uid_map", req.uid.text]);
-  if (req.gid) files.push(["gid_map", req.gid.text]);
-  if (files.length === 0) return;
-  const r = native().writeProcFiles(
-    pid,
-    files.map((f) => f[0]),
-    files.map((f) => f[1]),
-  );
-  if (r !== null) throw mapWriteError(pid, files[r.index]![0], r.errno, r.syscall);
+  const names: string[] = [];
+  const data: string[] = [];
+  if (req.setgroups !== undefined) {
+    names.push("setgroups");
+    data.push(req.setgroups);
+  }
+  if (req.uid) {
+    names.push("uid_map");
+    data.push(req.uid.text);
+  }
+  if (req.gid) {
+    names.push("gid_map");
+    data.push(req.gid.text);
+  }
+  if (names.length === 0) return;
+  const r = native().writeProcFiles(pid, names, data);
+  if (r !== null) throw mapWriteError(pid, names[r.index]!, r.errno, r.syscall);
 }
 
 /**

@@ -163,6 +163,7 @@ export type ResumeResult =
  * from {@link SPAWN_OPS}, the table native/child/protocol.h is generated from.
  */
 function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[]; blobs: Uint8Array[] } {
+  // Plain loops and no closures: this runs on every spawn, and each closure and its context is garbage.
   const steps: number[] = [];
   const strings: string[] = [];
   const gids: number[] = [];
@@ -170,31 +171,31 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
   for (const s of plan.steps) {
     const spec = SPAWN_OPS[s.op];
     const args: Partial<Record<SpawnSlot, string>> = spec.args;
-    const field = (slot: SpawnSlot): unknown => {
-      const name = args[slot];
-      return name === undefined ? undefined : (s as unknown as Record<string, unknown>)[name];
-    };
-    const num = (slot: "a" | "b"): number => {
-      const v = field(slot);
-      return typeof v === "number" ? v : v === true ? 1 : 0;
-    };
-    const str = (slot: "s" | "s2"): number => {
-      const v = field(slot);
-      return typeof v === "string" ? strings.push(v) - 1 : -1;
-    };
-    let a = num("a");
-    let b = num("b");
-    const list = field("gids");
+    const fields = s as unknown as Record<string, unknown>;
+    let a = slotNumber(fields, args.a);
+    let b = slotNumber(fields, args.b);
+    const list = args.gids === undefined ? undefined : fields[args.gids];
     if (Array.isArray(list)) {
       a = gids.length;
       b = list.length;
-      gids.push(...(list as number[]));
+      for (const g of list as number[]) gids.push(g);
     }
-    const blob = field("blob");
-    const s2 = blob instanceof Uint8Array ? -2 - (blobs.push(blob) - 1) : str("s2");
-    steps.push(spec.op, a, b, str("s"), s2);
+    const blob = args.blob === undefined ? undefined : fields[args.blob];
+    let s2 = -1;
+    if (blob instanceof Uint8Array) s2 = -2 - (blobs.push(blob) - 1);
+    else if (args.s2 !== undefined && typeof fields[args.s2] === "string")
+      s2 = strings.push(fields[args.s2] as string) - 1;
+    const s1 =
+      args.s !== undefined && typeof fields[args.s] === "string" ? strings.push(fields[args.s] as string) - 1 : -1;
+    steps.push(spec.op, a, b, s1, s2);
   }
   return { steps, strings, gids, blobs };
+}
+
+/** A step's a or b slot as the native side takes it: the number, 1 for true, else 0. */
+function slotNumber(fields: Record<string, unknown>, name: string | undefined): number {
+  const v = name === undefined ? undefined : fields[name];
+  return typeof v === "number" ? v : v === true ? 1 : 0;
 }
 
 /** The name of step `index` of a plan, as errors report it (`execve` past the list). */
@@ -249,9 +250,9 @@ export function startChild(plan: ChildPlan): HeldChild {
   const [pid, handle] = native().spawnStart(
     plan.cloneFlags,
     plan.path,
-    [...plan.argv],
-    plan.envp === null ? null : [...plan.envp],
-    [...plan.fdSrc],
+    plan.argv,
+    plan.envp,
+    plan.fdSrc,
     steps,
     strings,
     gids,

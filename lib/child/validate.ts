@@ -128,13 +128,49 @@ export function prepareMapRequest(req: {
   // The same request as text, from the same writer with the same ids, always validates the same way (our own maps
   // never change): keep the result. The model's parse and checks are a visible part of a spawn's cost when the same
   // program is spawned again and again.
-  const key =
+  const textual =
     (req.uidMap === undefined || typeof req.uidMap === "string") &&
-    (req.gidMap === undefined || typeof req.gidMap === "string")
-      ? cacheKey(req.uidMap, req.gidMap, req.setgroups, req.mapWriter, privileged)
-      : undefined;
+    (req.gidMap === undefined || typeof req.gidMap === "string");
+  const euid = process.geteuid?.();
+  const egid = process.getegid?.();
+  // The request before, again (a program spawned again and again): found without building a key.
+  const last = lastPrepared;
+  if (
+    textual &&
+    last !== undefined &&
+    last.uidMap === req.uidMap &&
+    last.gidMap === req.gidMap &&
+    last.setgroups === req.setgroups &&
+    last.mapWriter === req.mapWriter &&
+    last.privileged === privileged &&
+    last.euid === euid &&
+    last.egid === egid
+  )
+    return checkedForNewidmap(last.prepared);
+  const key = textual
+    ? cacheKey(
+        req.uidMap as string | undefined,
+        req.gidMap as string | undefined,
+        req.setgroups,
+        req.mapWriter,
+        privileged,
+        euid,
+        egid,
+      )
+    : undefined;
   const hit = key === undefined ? undefined : preparedCache.get(key);
-  if (hit !== undefined) return checkedForNewidmap(hit);
+  if (hit !== undefined) {
+    lastPrepared = {
+      ...textOf(req),
+      setgroups: req.setgroups,
+      mapWriter: req.mapWriter,
+      privileged,
+      euid,
+      egid,
+      prepared: hit,
+    };
+    return checkedForNewidmap(hit);
+  }
   const method = chooseMapWriter(
     req.mapWriter ?? "auto",
     { uid: asMap("uid", req.uidMap), gid: asMap("gid", req.gidMap), setgroups: req.setgroups },
@@ -146,6 +182,15 @@ export function prepareMapRequest(req: {
   if (key !== undefined) {
     if (preparedCache.size >= PREPARED_CACHE_MAX) preparedCache.clear();
     preparedCache.set(key, prepared);
+    lastPrepared = {
+      ...textOf(req),
+      setgroups: req.setgroups,
+      mapWriter: req.mapWriter,
+      privileged,
+      euid,
+      egid,
+      prepared,
+    };
   }
   return checkedForNewidmap(prepared);
 }
@@ -162,7 +207,7 @@ function checkedForNewidmap(p: PreparedMaps): PreparedMaps {
 /**
  * The cache's key: every input of the validation, each text field written as its length, ":" and the text (an
  * absent one as "-"), so that the key is unambiguous whatever the text holds. A template string, not
- * JSON.stringify: this runs on every spawn.
+ * JSON.stringify: this runs on every spawn whose request differs from the one before.
  */
 function cacheKey(
   uidMap: string | undefined,
@@ -170,10 +215,30 @@ function cacheKey(
   setgroups: string | undefined,
   mapWriter: string | undefined,
   privileged: boolean,
+  euid: number | undefined,
+  egid: number | undefined,
 ): string {
   const f = (v: string | undefined): string => (v === undefined ? "-" : `${v.length}:${v}`);
-  return `${f(uidMap)}${f(gidMap)}${f(setgroups)}${f(mapWriter)}${privileged ? 1 : 0} ${process.geteuid?.()} ${process.getegid?.()}`;
+  return `${f(uidMap)}${f(gidMap)}${f(setgroups)}${f(mapWriter)}${privileged ? 1 : 0} ${euid} ${egid}`;
 }
+
+function textOf(req: { uidMap?: MapInput; gidMap?: MapInput }): { uidMap?: string; gidMap?: string } {
+  return { uidMap: req.uidMap as string | undefined, gidMap: req.gidMap as string | undefined };
+}
+
+/** The last request that was validated or found in the cache, with every input the validation depends on. */
+let lastPrepared:
+  | {
+      readonly uidMap?: string | undefined;
+      readonly gidMap?: string | undefined;
+      readonly setgroups: string | undefined;
+      readonly mapWriter: string | undefined;
+      readonly privileged: boolean;
+      readonly euid: number | undefined;
+      readonly egid: number | undefined;
+      readonly prepared: PreparedMaps;
+    }
+  | undefined;
 
 const PREPARED_CACHE_MAX = 64;
 /** Validated requests by their text and writer; only successes are kept (a refusal throws each time). */

@@ -134,9 +134,9 @@ export interface NativeBinding {
   spawnStart(
     cloneFlags: number,
     path: string,
-    argv: string[],
-    envp: string[] | null,
-    fdSrc: number[],
+    argv: readonly string[],
+    envp: readonly string[] | null,
+    fdSrc: readonly number[],
     steps: number[],
     strings: string[],
     gids: number[],
@@ -181,8 +181,8 @@ export interface NativeBinding {
    */
   writeProcFiles(
     pid: number,
-    names: string[],
-    data: string[],
+    names: readonly string[],
+    data: readonly string[],
   ): null | { index: number; syscall: "open" | "write"; errno: number };
   /** pipe2(O_CLOEXEC): [read, write]. */
   pipe(): [number, number];

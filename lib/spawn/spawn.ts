@@ -235,6 +235,10 @@ function isU32(n: unknown): n is number {
 /** The same names, for the per-key check every spawn makes. */
 const KNOWN_OPTION_SET: ReadonlySet<string> = new Set(KNOWN_OPTIONS);
 
+const MAP_OPTIONS = ["uidMap", "gidMap", "setgroups"] as const;
+const MAP_WRITERS: readonly string[] = ["auto", "direct", "newuidmap", "self"];
+const PROPAGATIONS: readonly string[] = ["private", "slave", "shared", "unchanged"];
+
 function closest(name: string): string | undefined {
   const lower = name.toLowerCase();
   return KNOWN_OPTIONS.find((k) => k.toLowerCase() === lower || k.toLowerCase().startsWith(lower.slice(0, 4)));
@@ -258,21 +262,23 @@ export function validateSpawnOptions(options: SpawnOptions): void {
     if (ns.indexOf(n) !== i) throw usageError("namespaces lists a namespace twice");
   }
   const hasUser = ns.includes("user");
-  for (const k of ["uidMap", "gidMap", "setgroups"] as const) {
+  // Loops over module-level lists, not array literals: this runs on every spawn (a literal and its iterator are
+  // garbage each time until V8 optimizes the function).
+  for (let i = 0; i < MAP_OPTIONS.length; i++) {
+    const k = MAP_OPTIONS[i]!;
     if (options[k] !== undefined && !hasUser) throw usageError(`${k} needs namespaces to include "user"`);
   }
   if (options.setgroups !== undefined && options.setgroups !== "allow" && options.setgroups !== "deny")
     throw usageError(`setgroups must be "allow" or "deny", not ${JSON.stringify(options.setgroups)}`);
-  if (options.mapWriter !== undefined && !["auto", "direct", "newuidmap", "self"].includes(options.mapWriter))
+  if (options.mapWriter !== undefined && !MAP_WRITERS.includes(options.mapWriter))
     throw usageError(`mapWriter must be auto, direct, newuidmap or self`);
-  for (const k of ["uid", "gid"] as const) {
-    if (options[k] !== undefined && !isU32(options[k])) throw usageError(`${k} must be an integer 0..4294967295`);
-  }
+  if (options.uid !== undefined && !isU32(options.uid)) throw usageError("uid must be an integer 0..4294967295");
+  if (options.gid !== undefined && !isU32(options.gid)) throw usageError("gid must be an integer 0..4294967295");
   if (options.groups !== undefined && (!Array.isArray(options.groups) || !options.groups.every(isU32)))
     throw usageError("groups must be an array of gids");
   if (
     options.mountPropagation !== undefined &&
-    !["private", "slave", "shared", "unchanged"].includes(options.mountPropagation)
+    !PROPAGATIONS.includes(options.mountPropagation)
   )
     throw usageError("mountPropagation must be private, slave, shared or unchanged");
   if (options.mounts !== undefined) {
@@ -286,15 +292,17 @@ export function validateSpawnOptions(options: SpawnOptions): void {
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
   // Shapes only: what an fd or a path refers to is the kernel's to say, reported through the handle.
-  for (const k of ["uidMap", "gidMap"] as const) {
-    const m = options[k];
+  for (let i = 0; i < 2; i++) {
+    const k = MAP_OPTIONS[i]!;
+    const m = options[k as "uidMap" | "gidMap"];
     if (m !== undefined && typeof m !== "string" && !(m instanceof IdMap))
       throw usageError(`${k} must be an IdMap or map text ("inside outside count" lines)`);
   }
   if (options.stdio !== undefined) {
     const list: readonly unknown[] = typeof options.stdio === "string" ? [options.stdio] : options.stdio;
     if (!Array.isArray(list)) throw usageError("stdio must be 'pipe', 'inherit', 'ignore' or an array");
-    list.forEach((e, i) => {
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
       const ok =
         e === "pipe" ||
         e === "inherit" ||
@@ -303,7 +311,7 @@ export function validateSpawnOptions(options: SpawnOptions): void {
         e === undefined ||
         (typeof e === "number" && Number.isInteger(e) && e >= 0);
       if (!ok) throw usageError(`stdio[${i}] must be 'pipe', 'inherit', 'ignore', an fd or null`);
-    });
+    }
   }
   if (options.join !== undefined) {
     const list: readonly unknown[] = Array.isArray(options.join) ? options.join : [options.join];
@@ -455,8 +463,8 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
   while (list.length < 3) list.push(undefined);
   const plan: StdioPlan = { fdSrc: [], childEnds: [], streams: [] };
   try {
-    list.forEach((entry, i) => {
-      const e = entry ?? (i < 3 ? "pipe" : null);
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i] ?? (i < 3 ? "pipe" : null);
       if (e === "pipe") {
         const [r, w] = native().pipe();
         if (i === 0) {
@@ -484,7 +492,7 @@ function planStdio(stdio: SpawnOptions["stdio"]): StdioPlan {
       } else {
         throw usageError(`stdio[${i}] must be 'pipe', 'inherit', 'ignore', an fd or null`);
       }
-    });
+    }
   } catch (err) {
     releaseStdio(plan, true);
     throw err;
@@ -594,12 +602,13 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
 
     const hold = options.beforeExec !== undefined || options.blockFd !== undefined;
     let flags = 0;
-    for (const n of newNs) flags |= CLONE_NEW[NS_KIND[n]];
+    const nsList = options.namespaces ?? [];
+    for (let i = 0; i < nsList.length; i++) flags |= CLONE_NEW[NS_KIND[nsList[i]!]];
     const steps: ChildStep[] = [];
     let cloneFlags = 0;
     if (!childSide) {
       cloneFlags = flags;
-      if (mapsNeeded) steps.push({ op: "wait", notify: false });
+      if (mapsNeeded) steps.push(WAIT_SILENT);
     } else {
       for (const j of joins)
         steps.push({ op: "join", fd: j.fd, nstype: CLONE_NEW[j.type], label: `join ${j.type}`, path: nsFilePath(j) });
@@ -668,7 +677,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     // number, and before seccomp, which may forbid the read).
     for (const fd of options.closeFds ?? []) steps.push({ op: "closeFd", fd });
     if (hold) steps.push({ op: "wait", notify: true });
-    steps.push({ op: "stdio" });
+    steps.push(STDIO_STEP);
     if (sandbox) steps.push(...sandbox.last);
 
     stdio = planStdio(options.stdio);
@@ -889,6 +898,10 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     return child;
   }
 }
+
+// Steps every plain spawn has: shared, never mutated (a plan's steps are read-only).
+const WAIT_SILENT: ChildStep = Object.freeze({ op: "wait", notify: false });
+const STDIO_STEP: ChildStep = Object.freeze({ op: "stdio" });
 
 /** Programs started by spawn() in this thread that have not exited (nor failed) yet. */
 let live = 0;
