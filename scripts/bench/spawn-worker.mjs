@@ -6,20 +6,22 @@
 // touched:
 //   unshare --mount --propagation private node --expose-gc spawn-worker.mjs CONFIG_JSON
 //
-// It measures, interleaved in rounds, three ways of running /bin/true in a
+// It measures, interleaved in rounds, the ways of running /bin/true in a
 // new user namespace with uid and gid map "0 100000 65536":
 //   floor   the C program (clone3 CLONE_VM, map writes, exec), its own samples
 //   ours    userns spawn(), awaiting the exit status
+//   node    the Node floor (spawn-node-floor.c, when cfg.nodeFloor is given): the
+//           C floor's syscalls from one N-API call, its exit through one callback
 //   unshare child_process.spawn of `unshare --map-users --map-groups`, awaiting 'exit'
 // Rounds alternate between no ballast and `mib` MiB of Buffers allocated in
 // this process (the C floor then allocates the same amount itself), so the
 // with/without comparison is interleaved too. Then throughput: for each of
-// cfg.inFlight (1, 4, 16), `ours` keeps that many spawns in flight from this
-// one thread (Promise-level concurrency) for cfg.concMs, alternating with the
-// C floor running as many threads for as long, cfg.concRounds times.
+// cfg.inFlight (1, 4, 16), `ours` (and `node`) keeps that many spawns in flight
+// from this one thread (Promise-level concurrency) for cfg.concMs, taking turns
+// with the C floor running as many threads for as long, cfg.concRounds times.
 // With cfg.loaded, a CPU-bound busy loop pinned to the last CPU runs
 // throughout (started here, killed by pid at the end). Prints one JSON line:
-// {samples: {"ours@0": [[µs...] per slice], ...}, conc: [{k, ours, floor} spawns/s per round]}.
+// {samples: {"ours@0": [[µs...] per slice], ...}, conc: [{k, ours, floor, node?} spawns/s per round]}.
 import { spawn as cpSpawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
@@ -63,7 +65,27 @@ const opts = {
 };
 const unshareArgs = ["--map-users=100000,0,65536", "--map-groups=100000,0,65536", "/bin/true"];
 
+// The Node floor (spawn-node-floor.c), when the bench could build it: the C floor's syscalls from one N-API call.
+let nodeFloor;
+if (cfg.nodeFloor) {
+  const m = { exports: {} };
+  process.dlopen(m, cfg.nodeFloor);
+  nodeFloor = m.exports;
+}
+// Like spawn(), it waits for the exec only when nothing else of its own is in flight.
+let nodeLive = 0;
+
 const ways = {
+  node: () =>
+    new Promise((resolve, reject) => {
+      const waitExec = nodeLive === 0;
+      nodeLive++;
+      nodeFloor.start((status) => {
+        nodeLive--;
+        if (status === 0) resolve();
+        else reject(new Error(`node floor: /bin/true exited ${status}`));
+      }, waitExec);
+    }),
   ours: async () => {
     const { code } = await spawn("/bin/true", [], opts).exited;
     if (code !== 0) throw new Error(`userns spawn: /bin/true exited ${code}`);
@@ -91,14 +113,14 @@ function floorBatch(n, mib) {
   return JSON.parse(out).samplesUs;
 }
 
-/** Spawns per second with `k` of ours in flight from this thread, for `ms`. */
-async function oursInFlight(k, ms) {
+/** Spawns per second with `k` of `way` in flight from this thread, for `ms`. */
+async function inFlight(way, k, ms) {
   let count = 0;
   const t0 = performance.now();
   const end = t0 + ms;
   const loop = async () => {
     while (performance.now() < end) {
-      await ways.ours();
+      await way();
       count++;
     }
   };
@@ -120,6 +142,7 @@ const add = (key, xs) => {
 let ballast = [];
 // Warm up the JIT, the page cache and the helpers, outside any sample.
 await batch(ways.ours, 30);
+if (nodeFloor) await batch(ways.node, 30);
 await batch(ways.unshare, 3);
 floorBatch(10, 0);
 for (let r = 0; r < cfg.rounds; r++) {
@@ -137,18 +160,29 @@ for (let r = 0; r < cfg.rounds; r++) {
   for (let k = 0; k < cfg.slices; k++) {
     add(`floor@${mib}`, floorBatch(cfg.floor_n, mib));
     add(`ours@${mib}`, await batch(ways.ours, cfg.ours_n));
+    if (nodeFloor) add(`node@${mib}`, await batch(ways.node, cfg.ours_n));
     add(`unshare@${mib}`, await batch(ways.unshare, mib > 0 ? cfg.unshare_big_n : cfg.unshare_n));
   }
 }
 ballast = [];
 globalThis.gc();
 const conc = [];
-await oursInFlight(4, 200);
+await inFlight(ways.ours, 4, 200);
+if (nodeFloor) await inFlight(ways.node, 4, 200);
 for (let r = 0; r < cfg.concRounds; r++) {
   for (const k of cfg.inFlight) {
-    // Alternate which side goes first, so that a trend in the machine's load does not favour one.
-    if (r % 2 === 0) conc.push({ k, floor: floorThreads(k, cfg.concMs), ours: await oursInFlight(k, cfg.concMs) });
-    else conc.push({ k, ours: await oursInFlight(k, cfg.concMs), floor: floorThreads(k, cfg.concMs) });
+    // Rotate which side goes first, so that a trend in the machine's load does not favour one.
+    const sides = [
+      ["floor", () => floorThreads(k, cfg.concMs)],
+      ["ours", () => inFlight(ways.ours, k, cfg.concMs)],
+      ...(nodeFloor ? [["node", () => inFlight(ways.node, k, cfg.concMs)]] : []),
+    ];
+    const round = { k };
+    for (let i = 0; i < sides.length; i++) {
+      const [name, run] = sides[(i + r) % sides.length];
+      round[name] = await run();
+    }
+    conc.push(round);
   }
 }
 busy?.kill("SIGKILL");

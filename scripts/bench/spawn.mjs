@@ -21,7 +21,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 const MIB = 1024;
 
@@ -49,20 +49,35 @@ export async function run({ compileC, median, percentile, root }) {
     }
   }
   const floor = compileC("spawn-floor", ["-pthread"]);
+  const nodeFloor = compileNodeFloor(compileC);
   // quiet, then loaded (a CPU-bound process on the last CPU); `--spawn-mode=quiet` or `=loaded` runs one.
   const modeArg = process.argv.find((a) => a.startsWith("--spawn-mode="))?.slice(13);
   const modes = modeArg === "quiet" || modeArg === "loaded" ? [modeArg] : ["quiet", "loaded"];
   const rows = [];
-  for (const mode of modes) rows.push(...measure(mode, { floor, root, median, percentile }));
+  for (const mode of modes) rows.push(...measure(mode, { floor, nodeFloor, root, median, percentile }));
   return rows;
+}
+
+/**
+ * The Node floor (spawn-node-floor.c) as an addon for this Node, or null without its headers (node_api.h beside
+ * the node binary, in ../include/node, as Debian's nodejs and the nodejs.org builds have it).
+ */
+function compileNodeFloor(compileC) {
+  const include = join(dirname(process.execPath), "..", "include", "node");
+  if (!existsSync(join(include, "node_api.h"))) {
+    console.error(`bench: spawn: no ${join(include, "node_api.h")}: the Node floor rows are left out`);
+    return null;
+  }
+  return compileC("spawn-node-floor", ["-shared", "-fPIC", `-I${include}`]);
 }
 
 const range = (xs) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}×`;
 
-function measure(mode, { floor, root, median, percentile }) {
+function measure(mode, { floor, nodeFloor, root, median, percentile }) {
   const cfg = {
     root,
     floor,
+    nodeFloor,
     mib: MIB,
     loaded: mode === "loaded",
     // The worker checks that it is not in this mount namespace before it bind-mounts anything.
@@ -131,6 +146,34 @@ function measure(mode, { floor, root, median, percentile }) {
       goal: "≥ 5× faster",
     });
   }
+  if (samples["node@0"] !== undefined) {
+    // What the library adds over the least any Node addon pays for the same spawn, and what that least costs.
+    const ours = all("ours", 0);
+    const node = all("node", 0);
+    const fl = all("floor", 0);
+    const nodeR = byRound("node", 0);
+    const flR = byRound("floor", 0);
+    const oursR = byRound("ours", 0);
+    for (const [stat, f] of [
+      ["median", median],
+      ["p99", (xs) => percentile(xs, 99)],
+    ]) {
+      rows.push({
+        name: `${pre}spawn /bin/true with uid+gid map, ${stat}: userns against the Node floor (n=${ours.length}; per-round ${range(oursR.map((o, i) => f(o) / f(nodeR[i])))})`,
+        ours: us(f(ours)),
+        base: `${us(f(node))} (Node floor: the C floor's syscalls from one N-API call, one exit callback)`,
+        ratio: `${(f(ours) / f(node)).toFixed(2)}×`,
+        goal: "",
+      });
+      rows.push({
+        name: `${pre}the Node floor against the C floor, ${stat} (n=${node.length}; per-round ${range(nodeR.map((o, i) => f(o) / f(flR[i])))})`,
+        ours: us(f(node)),
+        base: `${us(f(fl))} (C clone3 floor)`,
+        ratio: `${(f(node) / f(fl)).toFixed(2)}×`,
+        goal: "",
+      });
+    }
+  }
   const change = median(all("ours", MIB)) / median(all("ours", 0)) - 1;
   rows.push({
     name: `${pre}spawn: effect of 1 GiB of Buffers on our median`,
@@ -150,5 +193,17 @@ function measure(mode, { floor, root, median, percentile }) {
       goal: k > 1 ? "≥ 0.9×" : "",
     });
   }
+  if (conc.some((c) => c.node !== undefined))
+    for (const k of cfg.inFlight) {
+      const rs = conc.filter((c) => c.k === k);
+      const perRound = rs.map((c) => c.node / c.floor);
+      rows.push({
+        name: `${pre}the Node floor: spawns per second, ${k} in flight (per-round ${range(perRound)})`,
+        ours: `${Math.round(median(rs.map((c) => c.node)))}/s`,
+        base: `${Math.round(median(rs.map((c) => c.floor)))}/s (C floor, ${k} thread${k > 1 ? "s" : ""})`,
+        ratio: `${median(perRound).toFixed(2)}×`,
+        goal: "",
+      });
+    }
   return rows;
 }
