@@ -160,15 +160,7 @@ export function prepareMapRequest(req: {
     : undefined;
   const hit = key === undefined ? undefined : preparedCache.get(key);
   if (hit !== undefined) {
-    lastPrepared = {
-      ...textOf(req),
-      setgroups: req.setgroups,
-      mapWriter: req.mapWriter,
-      privileged,
-      euid,
-      egid,
-      prepared: hit,
-    };
+    rememberLast(req, privileged, euid, egid, hit);
     return checkedForNewidmap(hit);
   }
   const method = chooseMapWriter(
@@ -182,15 +174,7 @@ export function prepareMapRequest(req: {
   if (key !== undefined) {
     if (preparedCache.size >= PREPARED_CACHE_MAX) preparedCache.clear();
     preparedCache.set(key, prepared);
-    lastPrepared = {
-      ...textOf(req),
-      setgroups: req.setgroups,
-      mapWriter: req.mapWriter,
-      privileged,
-      euid,
-      egid,
-      prepared,
-    };
+    rememberLast(req, privileged, euid, egid, prepared);
   }
   return checkedForNewidmap(prepared);
 }
@@ -222,8 +206,23 @@ function cacheKey(
   return `${f(uidMap)}${f(gidMap)}${f(setgroups)}${f(mapWriter)}${privileged ? 1 : 0} ${euid} ${egid}`;
 }
 
-function textOf(req: { uidMap?: MapInput; gidMap?: MapInput }): { uidMap?: string; gidMap?: string } {
-  return { uidMap: req.uidMap as string | undefined, gidMap: req.gidMap as string | undefined };
+function rememberLast(
+  req: { uidMap?: MapInput; gidMap?: MapInput; setgroups?: "allow" | "deny"; mapWriter?: MapWriter },
+  privileged: boolean,
+  euid: number | undefined,
+  egid: number | undefined,
+  prepared: PreparedMaps,
+): void {
+  lastPrepared = {
+    uidMap: req.uidMap as string | undefined,
+    gidMap: req.gidMap as string | undefined,
+    setgroups: req.setgroups,
+    mapWriter: req.mapWriter,
+    privileged,
+    euid,
+    egid,
+    prepared,
+  };
 }
 
 /** The last request that was validated or found in the cache, with every input the validation depends on. */

@@ -66,6 +66,30 @@ describeKernel("spawn fast paths", () => {
     expect(others).toEqual([["4", expect.stringMatching(/^pipe:/)]]);
   });
 
+  it("a validated map request is reused only for the same request: the last one, then the cache, never a neighbour", () => {
+    const a = { uidMap: "0 100000 10", gidMap: "0 100000 10", setgroups: "deny" } as const;
+    const b = { uidMap: "0 100000 10", gidMap: "0 100000 11", setgroups: "deny" } as const;
+    const first = prepareMapRequest(a);
+    // The same request again: the very result (the last request, compared field by field).
+    expect(prepareMapRequest({ ...a })).toBe(first);
+    const other = prepareMapRequest(b);
+    expect(other).not.toBe(first);
+    expect(other.gid!.text).toBe("0 100000 11\n");
+    // Back to the first: from the cache, the same result again.
+    expect(prepareMapRequest(a)).toBe(first);
+    // Texts that run together the same way stay apart: uid "0 100000 1" + gid "10 100000 1" against
+    // uid "0 100000 11" + gid "0 100000 1" (the key writes each text's length before it).
+    const x = prepareMapRequest({ uidMap: "0 100000 1", gidMap: "10 100000 1" });
+    const y = prepareMapRequest({ uidMap: "0 100000 11", gidMap: "0 100000 1" });
+    expect([x.uid!.text, x.gid!.text]).toEqual(["0 100000 1\n", "10 100000 1\n"]);
+    expect([y.uid!.text, y.gid!.text]).toEqual(["0 100000 11\n", "0 100000 1\n"]);
+    expect(prepareMapRequest({ uidMap: "0 100000 1", gidMap: "10 100000 1" })).toBe(x);
+    // A refused request is refused every time, also right after an accepted one.
+    expect(() => prepareMapRequest({ uidMap: "0 100000 0" })).toThrow(UsernsError);
+    expect(() => prepareMapRequest({ uidMap: "0 100000 0" })).toThrow(UsernsError);
+    expect(prepareMapRequest(a)).toBe(first);
+  });
+
   it("writes the map files in one call and reports the failing file, its syscall and errno", () => {
     const prep = prepareMapRequest({ uidMap: "0 100000 10", gidMap: "0 100000 10", setgroups: "deny" });
     const held = startChild({
