@@ -451,8 +451,11 @@ Napi::Value WriteOnce(const Napi::CallbackInfo &info) {
 
 // writeProcFiles(pid, names, data) -> null, or {index, syscall, errno} for
 // the first file that failed (the later ones are not attempted). Each file
-// of /proc/PID is opened relative to one directory fd and written with one
-// write(2), in order: the map writes of a spawn in one call.
+// /proc/PID/NAME is opened by its path and written with one write(2), in
+// order: the map writes of a spawn in one call. By path, not relative to an
+// O_PATH fd of /proc/PID: that fd costs an open and a close per spawn, and
+// guards nothing here, since the callers write to their own children, whose
+// pids cannot be reused before they reap them.
 Napi::Value WriteProcFiles(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int64_t pid = ArgInt(info, info.Length() > 0 ? info[0] : env.Undefined(), "pid");
@@ -469,25 +472,18 @@ Napi::Value WriteProcFiles(const Napi::CallbackInfo &info) {
     o.Set("errno", e);
     return o;
   };
-  std::string dir = "/proc/" + std::to_string(pid);
-  int dfd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return fail(0, "open", errno);
+  std::string path = "/proc/" + std::to_string(pid) + "/";
+  const size_t dirLen = path.size();
   for (size_t i = 0; i < names.size(); i++) {
-    int fd = openat(dfd, names[i].c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-      int e = errno;
-      close(dfd);
-      return fail(i, "open", e);
-    }
+    path.resize(dirLen);
+    path += names[i];
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return fail(i, "open", errno);
     ssize_t n = write(fd, data[i].data(), data[i].size());
     int e = n < 0 ? errno : (static_cast<size_t>(n) != data[i].size() ? EIO : 0);
     close(fd);
-    if (e != 0) {
-      close(dfd);
-      return fail(i, "write", e);
-    }
+    if (e != 0) return fail(i, "write", e);
   }
-  close(dfd);
   return env.Null();
 }
 

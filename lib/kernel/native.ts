@@ -176,7 +176,7 @@ export interface NativeBinding {
   /** open(O_WRONLY) + exactly one write(2). */
   writeOnce(path: string, data: string): void;
   /**
-   * Writes files of /proc/PID in order, each with one open(O_WRONLY) + write(2), relative to one directory fd.
+   * Writes files of /proc/PID in order, each with one open(O_WRONLY) of /proc/PID/NAME + write(2).
    * Returns null, or the first failure (later files are not attempted).
    */
   writeProcFiles(
