@@ -239,6 +239,11 @@ const MAP_OPTIONS = ["uidMap", "gidMap", "setgroups"] as const;
 const MAP_WRITERS: readonly string[] = ["auto", "direct", "newuidmap", "self"];
 const PROPAGATIONS: readonly string[] = ["private", "slave", "shared", "unchanged"];
 
+function checkMapShape(name: "uidMap" | "gidMap", m: unknown): void {
+  if (m !== undefined && typeof m !== "string" && !(m instanceof IdMap))
+    throw usageError(`${name} must be an IdMap or map text ("inside outside count" lines)`);
+}
+
 function closest(name: string): string | undefined {
   const lower = name.toLowerCase();
   return KNOWN_OPTIONS.find((k) => k.toLowerCase() === lower || k.toLowerCase().startsWith(lower.slice(0, 4)));
@@ -292,12 +297,8 @@ export function validateSpawnOptions(options: SpawnOptions): void {
   }
   if (options.parentDeathSignal !== undefined) signalNumber(options.parentDeathSignal);
   // Shapes only: what an fd or a path refers to is the kernel's to say, reported through the handle.
-  for (let i = 0; i < 2; i++) {
-    const k = MAP_OPTIONS[i]!;
-    const m = options[k as "uidMap" | "gidMap"];
-    if (m !== undefined && typeof m !== "string" && !(m instanceof IdMap))
-      throw usageError(`${k} must be an IdMap or map text ("inside outside count" lines)`);
-  }
+  checkMapShape("uidMap", options.uidMap);
+  checkMapShape("gidMap", options.gidMap);
   if (options.stdio !== undefined) {
     const list: readonly unknown[] = typeof options.stdio === "string" ? [options.stdio] : options.stdio;
     if (!Array.isArray(list)) throw usageError("stdio must be 'pipe', 'inherit', 'ignore' or an array");
