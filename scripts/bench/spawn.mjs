@@ -4,7 +4,11 @@
 // child_process.spawn of util-linux `unshare --map-users --map-groups`,
 // today's way for Node users (it writes the maps through newuidmap and
 // newgidmap). Each again with 1 GiB of Buffers allocated in the Node process
-// (the floor then holds 1 GiB resident itself).
+// (the floor then holds 1 GiB resident itself). Beside them the Node floor
+// (scripts/bench/spawn-node-floor.c, where node_api.h can be found): the C
+// floor's spawn from one N-API call with one exit callback, measured against
+// the C floor and spawn() against it, which tells the library's own cost from
+// Node's.
 //
 // All samples come from one child process (scripts/bench/spawn-worker.mjs)
 // that interleaves the ways in small batches and alternates rounds without
