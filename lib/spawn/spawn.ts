@@ -281,10 +281,7 @@ export function validateSpawnOptions(options: SpawnOptions): void {
   if (options.gid !== undefined && !isU32(options.gid)) throw usageError("gid must be an integer 0..4294967295");
   if (options.groups !== undefined && (!Array.isArray(options.groups) || !options.groups.every(isU32)))
     throw usageError("groups must be an array of gids");
-  if (
-    options.mountPropagation !== undefined &&
-    !PROPAGATIONS.includes(options.mountPropagation)
-  )
+  if (options.mountPropagation !== undefined && !PROPAGATIONS.includes(options.mountPropagation))
     throw usageError("mountPropagation must be private, slave, shared or unchanged");
   if (options.mounts !== undefined) {
     for (const m of options.mounts) {
