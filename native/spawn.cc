@@ -140,8 +140,8 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   for (auto &s : blobs) c->storage.push_back(std::move(s));
   for (size_t k = 0; k < nArgv; k++) c->argv.push_back(c->storage[k].data());
   c->argv.push_back(nullptr);
-  if (!ownEnviron)
-    for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
+  // With ownEnviron, envp is empty (nEnv 0): c->envp already points into envBlock.
+  for (size_t k = 0; k < nEnv; k++) c->envp.push_back(c->storage[nArgv + k].data());
   c->envp.push_back(nullptr);
   const std::string *str = c->storage.data() + nArgv + nEnv;
   size_t nStr = nStrings;

@@ -68,9 +68,10 @@ void SetRef(Watch *w, bool ref) {
 }
 
 // Takes the watch out of the set; the caller closes its fd (or hands a pidfd
-// to the leftover reaper). The DEL comes before that close and is not optional: a child cloned while this fd was open holds the same file
-// in its own fd table until it execs, and a registration outlives a close
-// while the file does.
+// to the leftover reaper). The DEL comes before that close and is not
+// optional: a child cloned while this fd was open holds the same file in its
+// own fd table until it execs, and a registration outlives a close while the
+// file does.
 void Unwatch(Watch *w) {
   WatchSet *set = w->set;
   SetRef(w, false);
