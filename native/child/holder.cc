@@ -145,6 +145,27 @@ int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **
     *what = "creating the spawn error pipe";
     return e;
   }
+  // The stdio step replaces or closes every fd below fdSrc.size(): the child's
+  // own ends must lie above, or a plan with many stdio entries would close
+  // the error pipe, and its EOF would tell us the child exec'd while it still
+  // runs on our stack (then its failure record would be lost as well).
+  int lowest = static_cast<int>(c->fdSrc.size());
+  for (int *fd : {&sp[0], &ep[1]}) {
+    if (*fd >= lowest) continue;
+    int moved = fcntl(*fd, F_DUPFD_CLOEXEC, lowest);
+    if (moved < 0) {
+      int e = errno;
+      close(sp[0]);
+      close(sp[1]);
+      close(ep[0]);
+      close(ep[1]);
+      *syscallName = "fcntl";
+      *what = "moving the spawn pipes above the stdio fds";
+      return e;
+    }
+    close(*fd);
+    *fd = moved;
+  }
   c->syncR = c->childSyncR = sp[0];
   c->syncW = c->childSyncW = sp[1];
   c->errR = c->childErrR = ep[0];

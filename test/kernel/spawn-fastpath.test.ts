@@ -1,7 +1,9 @@
 // The per-spawn shortcuts: the default environment copied natively from
 // environ, /dev/null opened by the child, the map files written in one
 // native call, validated requests reused, child stacks reused.
-import { readSync } from "node:fs";
+import { chmodSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expect, it } from "vitest";
 import { writeMapsDirect } from "../../lib/child/maps.js";
 import { abortChild, DEV_NULL, startChild } from "../../lib/child/steps.js";
@@ -64,6 +66,31 @@ describeKernel("spawn fast paths", () => {
     // substitution, which takes the lowest free fd (4, since 4..62 are closed).
     const others = [...fds].filter(([f]) => !["0", "1", "2", "3", "63"].includes(f));
     expect(others).toEqual([["4", expect.stringMatching(/^pipe:/)]]);
+  });
+
+  it("a failure after the stdio step is reported even when the stdio entries cover the spawn pipes' fd numbers", async () => {
+    // 64 entries, most of them closed: the error pipe is created at the lowest free fds, below 64, and the stdio
+    // step would close it unless it lies above the entries. The execve failure must still come back as an error
+    // (not as exit 127 of a program that "started"), and nothing may run on a child stack after spawn() settled.
+    const dir = mkdtempSync(join(tmpdir(), "userns-fastpath-"));
+    try {
+      const prog = join(dir, "not-a-program");
+      writeFileSync(prog, "\x7fELF garbage\n");
+      chmodSync(prog, 0o755);
+      const stdio: ("ignore" | null)[] = ["ignore", "ignore", "ignore"];
+      while (stdio.length < 64) stdio.push(null);
+      for (let i = 0; i < 3; i++) {
+        await expect(run(prog, [], { stdio })).rejects.toMatchObject({ code: "ENOEXEC", step: "execve", path: prog });
+      }
+      // And a program that runs gets its fds as asked, the pipes gone.
+      const ok = await run("sh", ["-c", "exec 2>/dev/null; ls /proc/self/fd | wc -l"], {
+        stdio: ["ignore", "pipe", ...stdio.slice(2)],
+      });
+      expect(ok.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(children()).toEqual([]);
   });
 
   it("a validated map request is reused only for the same request: the last one, then the cache, never a neighbour", () => {
