@@ -62,14 +62,53 @@ std::vector<std::string> ArgStrings(const Napi::CallbackInfo &info, size_t i, co
   return out;
 }
 
+// Opens /proc/PID/NAME and writes data with one write(2), as /proc map files
+// demand. Returns 0 or the errno; *opened says whether the open succeeded.
+// By path, not relative to an O_PATH fd of /proc/PID: that fd costs an open
+// and a close per spawn, and guards nothing here, since the callers write to
+// their own children, whose pids cannot be reused before they reap them.
+int WriteProcFile(int pid, const std::string &name, const std::string &data, bool *opened) {
+  char path[32 + 256];
+  if (name.size() > 255) return ENAMETOOLONG;
+  snprintf(path, sizeof path, "/proc/%d/%s", pid, name.c_str());
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  *opened = fd >= 0;
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, data.data(), data.size());
+  int e = n < 0 ? errno : (static_cast<size_t>(n) != data.size() ? EIO : 0);
+  close(fd);
+  return e;
+}
+
+// Ops that cannot change the child's credentials (see Child::credSteps).
+bool CredentialNeutral(int32_t op) {
+  return op == kWait || op == kStdio || op == kChdir || op == kSetsid || op == kCloseFd || op == kParentDeathSignal ||
+         op == kAttachMount || op == kPropagation;
+}
+
+// What spawnStart did after clone3, in out[1] (see spawnStart).
+enum StartStatus : int32_t { kStartHeld = 0, kStartWriteFailed = 1, kStartExec = 2, kStartPending = 3 };
+
 // spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode[, blobs, noVm])
 //   steps: flat [op, a, b, sIndex, s2Index] per step; sIndex/s2Index index
 //   `strings` or are -1; an s2Index of -2 - k names blobs[k] (binary data,
 //   NUL bytes allowed: the sandbox's fs specs and BPF programs).
 //   noVm: a fork-like child with its own memory even where CLONE_VM is used,
 //   for a child that outlives exec (the sandbox's fork-like reaping pid 1).
-// Returns [pid, handle]. The child is running its steps and, if the list
-// starts with a wait, is blocked there.
+//   writes: undefined, or [name, data, ...]: files of /proc/PID written
+//     after clone3 (setgroups, uid_map, gid_map), as writeProcFiles would;
+//     the first failure stops there and leaves the child held.
+//   wait: after the writes, release the child and block until its next
+//     event, as spawnResume would.
+//   out: an Int32Array of 5 for the numbers below.
+// The plain spawn is thus one call, with no JS between clone3 and execve.
+// Returns the handle, or undefined once the child has exec'd (nothing is
+// left to hold). out[0] the pid; out[1] a StartStatus:
+//   held          the child runs its steps, blocked at a first wait if any
+//   writeFailed   out[2] index of the write, out[3] 0 open / 1 write, out[4] errno
+//   exec          wait, and execve succeeded: out[2] the pidfd, now the caller's
+//   pending       wait, and something else came (a failed step, a death):
+//                 spawnResume(handle, false) reports it
 Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto c = std::make_unique<Child>();
@@ -130,6 +169,20 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     }
   }
   c->noVm = info.Length() > 10 && info[10].ToBoolean().Value();
+  std::vector<std::string> writes;
+  if (info.Length() > 11 && !info[11].IsUndefined()) {
+    writes = ArgStrings(info, 11, "writes");
+    if (writes.size() % 2 != 0) ThrowUsage(env, "writes must be [name, data, ...]");
+    for (size_t k = 0; k < writes.size(); k += 2)
+      if (writes[k].empty() || writes[k].find('/') != std::string::npos)
+        ThrowUsage(env, "writes' names must be plain file names");
+  }
+  bool wait = info.Length() > 12 && info[12].ToBoolean().Value();
+  if (info.Length() <= 13 || !info[13].IsTypedArray() ||
+      info[13].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[13].As<Napi::Int32Array>().ElementLength() < 5)
+    ThrowUsage(env, "out must be an Int32Array of 5");
+  int32_t *out = info[13].As<Napi::Int32Array>().Data();
 
   // Storage first, pointers after: the vector must not move once pointed into.
   size_t nArgv = argv.size(), nEnv = envp.size(), nStrings = strings.size();
@@ -187,17 +240,38 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     }
     c->steps.push_back(s);
   }
+  c->credSteps = false;
+  for (const Step &st : c->steps) c->credSteps = c->credSteps || !CredentialNeutral(st.op);
+  if (wait && (c->exitMode || c->forkStep >= 0)) ThrowUsage(env, "wait needs a child that execs without a fork step");
 
   const char *failedCall = nullptr;
   const char *what = nullptr;
   int e = Start(c.get(), static_cast<uint64_t>(cloneFlags), &failedCall, &what);
   if (e != 0) ThrowErrno(env, e, failedCall, what);
-  int64_t pid = c->pid;
-
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, static_cast<double>(pid)));
-  out.Set(1u, Napi::External<Child>::New(env, c.release(), FinalizeChild));
-  return out;
+  out[0] = c->pid;
+  out[1] = kStartHeld;
+  for (size_t k = 0; k < writes.size(); k += 2) {
+    bool opened = true;
+    int we = WriteProcFile(c->pid, writes[k], writes[k + 1], &opened);
+    if (we != 0) {
+      out[1] = kStartWriteFailed;
+      out[2] = static_cast<int32_t>(k / 2);
+      out[3] = opened ? 1 : 0;
+      out[4] = we;
+      return Napi::External<Child>::New(env, c.release(), FinalizeChild);
+    }
+  }
+  if (wait) {
+    SendRelease(c.get());
+    int pidfd = -1;
+    if (TakeExec(c.get(), &pidfd)) {
+      out[1] = kStartExec;
+      out[2] = pidfd;
+      return env.Undefined();
+    }
+    out[1] = kStartPending;
+  }
+  return Napi::External<Child>::New(env, c.release(), FinalizeChild);
 }
 
 // A pidfd for the program made by the kFork step, once the first child is
@@ -243,21 +317,6 @@ Napi::Value ForkedExec(Napi::Env env, Child *c, Napi::Object out) {
   return out;
 }
 
-// Releases the child from the wait it is blocked at, if it has one left.
-// After the last release the sync pipe stays open until the child is done
-// with (Release closes it), so that EOF on the error pipe can tell an exec
-// from a death before the release: the byte still in the pipe, or no reader
-// left to take it (EPIPE), means the child never read it.
-void SendRelease(Child *c) {
-  if (c->waitsLeft == 0) return;
-  char go = 1;
-  ssize_t w;
-  do w = write(c->syncW, &go, 1);
-  while (w < 0 && errno == EINTR);
-  c->releaseRefused = w < 0;
-  c->waitsLeft--;
-  c->lastReleaseSent = c->waitsLeft == 0;
-}
 
 // READY from a wait after the kFork step: the program's process waits at
 // it, so the first child is past its clone3 and exits (grandPid is final
@@ -293,6 +352,8 @@ Napi::Value ForkedReady(Napi::Env env, Child *c, Napi::Object out) {
 // Releases the child from the wait it is blocked at, if any, then blocks
 // until the next event. The waits are short: the child only runs its own
 // steps (setns, unshare, chdir, execve ...).
+Napi::Value Outcome(Napi::Env env, Child *c, const Record &rec, size_t got);
+
 Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Child *c = ArgChild(info, 0);
@@ -300,13 +361,12 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   bool release = info.Length() > 1 ? info[1].ToBoolean().Value() : true;
   if (release) SendRelease(c);
   Record rec;
-  size_t got = 0;
-  while (got < sizeof rec) {
-    ssize_t n = read(c->errR, reinterpret_cast<char *>(&rec) + got, sizeof rec - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
+  size_t got = ReadNext(c, &rec);
+  return Outcome(env, c, rec, got);
+}
+
+// What the child did next, as spawnResume reports it: rec holds `got` bytes.
+Napi::Value Outcome(Napi::Env env, Child *c, const Record &rec, size_t got) {
   Napi::Object out = Napi::Object::New(env);
   if (got == sizeof rec && rec.kind == kReady) {
     out.Set("kind", "ready");
@@ -347,13 +407,8 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
     return out;
   }
   // EOF without a record: execve replaced the child's memory, or it died.
-  // Nothing but a signal ends it silently. It cannot have exec'd while a
-  // wait is still ahead of it, nor if it never read its last release (the
-  // byte is still in the pipe, or the pipe had no reader left): then it died
-  // before a release, a failure before exec like any other, at that wait.
-  int unread = 0;
-  bool lastUnread = c->lastReleaseSent &&
-                    (c->releaseRefused || (ioctl(c->syncW, FIONREAD, &unread) == 0 && unread > 0));
+  // Nothing but a signal ends it silently (see ReleaseUnread).
+  bool lastUnread = ReleaseUnread(c);
   if (c->waitsLeft > 0 || lastUnread) {
     siginfo_t si;
     int e = Reap(c, &si);
@@ -385,20 +440,6 @@ Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   out.Set("pidfd", pidfd);
   out.Set("pid", c->pid);
   return out;
-}
-
-// spawnRelease(handle) -> fd or -1. Releases the child from the wait it is
-// blocked at (if any) without waiting for what comes next, and returns a
-// copy (O_CLOEXEC) of the error pipe's read end for the caller to poll: it
-// becomes readable with a failure record, or hangs up at execve. Then
-// spawnResume reads the outcome without blocking. -1 (no fd to spare): the
-// caller calls spawnResume and waits there, as before.
-Napi::Value SpawnRelease(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  Child *c = ArgChild(info, 0);
-  if (c->state != State::kHeld) ThrowUsage(env, "spawn handle already finished");
-  SendRelease(c);
-  return Napi::Number::New(env, fcntl(c->errR, F_DUPFD_CLOEXEC, 3));
 }
 
 // spawnSignal(handle, sig) -> true if sent. For a child released but not yet
@@ -449,40 +490,26 @@ Napi::Value WriteOnce(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// writeProcFiles(pid, names, data) -> null, or {index, syscall, errno} for
-// the first file that failed (the later ones are not attempted). Each file
-// /proc/PID/NAME is opened by its path and written with one write(2), in
-// order: the map writes of a spawn in one call. By path, not relative to an
-// O_PATH fd of /proc/PID: that fd costs an open and a close per spawn, and
-// guards nothing here, since the callers write to their own children, whose
-// pids cannot be reused before they reap them.
+// writeProcFiles(pid, [name, data, ...]) -> null, or {index, syscall, errno}
+// for the first file that failed (the later ones are not attempted): each
+// file /proc/PID/NAME written with one write(2) (WriteProcFile), in order.
 Napi::Value WriteProcFiles(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int64_t pid = ArgInt(info, info.Length() > 0 ? info[0] : env.Undefined(), "pid");
   if (pid <= 0 || pid > INT_MAX) ThrowUsage(env, "pid must be a positive pid");
-  std::vector<std::string> names = ArgStrings(info, 1, "names");
-  std::vector<std::string> data = ArgStrings(info, 2, "data");
-  if (names.size() != data.size()) ThrowUsage(env, "names and data must have the same length");
-  for (const auto &n : names)
-    if (n.empty() || n.find('/') != std::string::npos) ThrowUsage(env, "names must be plain file names");
-  auto fail = [&](size_t index, const char *syscallName, int e) {
+  std::vector<std::string> files = ArgStrings(info, 1, "files");
+  if (files.size() % 2 != 0) ThrowUsage(env, "files must be [name, data, ...]");
+  for (size_t k = 0; k < files.size(); k += 2)
+    if (files[k].empty() || files[k].find('/') != std::string::npos) ThrowUsage(env, "names must be plain file names");
+  for (size_t k = 0; k < files.size(); k += 2) {
+    bool opened = true;
+    int e = WriteProcFile(static_cast<int>(pid), files[k], files[k + 1], &opened);
+    if (e == 0) continue;
     Napi::Object o = Napi::Object::New(env);
-    o.Set("index", static_cast<double>(index));
-    o.Set("syscall", syscallName);
+    o.Set("index", static_cast<double>(k / 2));
+    o.Set("syscall", opened ? "write" : "open");
     o.Set("errno", e);
     return o;
-  };
-  std::string path = "/proc/" + std::to_string(pid) + "/";
-  const size_t dirLen = path.size();
-  for (size_t i = 0; i < names.size(); i++) {
-    path.resize(dirLen);
-    path += names[i];
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return fail(i, "open", errno);
-    ssize_t n = write(fd, data[i].data(), data[i].size());
-    int e = n < 0 ? errno : (static_cast<size_t>(n) != data[i].size() ? EIO : 0);
-    close(fd);
-    if (e != 0) return fail(i, "write", e);
   }
   return env.Null();
 }
@@ -525,7 +552,6 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnStart", Napi::Function::New(env, SpawnStart, "spawnStart"));
   exports.Set("spawnResume", Napi::Function::New(env, SpawnResume, "spawnResume"));
   exports.Set("spawnAbort", Napi::Function::New(env, SpawnAbort, "spawnAbort"));
-  exports.Set("spawnRelease", Napi::Function::New(env, SpawnRelease, "spawnRelease"));
   exports.Set("spawnSignal", Napi::Function::New(env, SpawnSignal, "spawnSignal"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
   exports.Set("writeOnce", Napi::Function::New(env, WriteOnce, "writeOnce"));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "child/child.h"
 #include "child/reap.h"
 
 namespace userns {
@@ -54,9 +55,13 @@ struct Watch {
   Napi::FunctionReference cb;
   std::unique_ptr<Napi::AsyncContext> ctx;
   WatchSet *set;
-  // false: a plain fd (fdWatch), reported once readable and closed, never reaped.
-  bool reap = true;
   bool ref = true;
+  // A spawnWatch in its first part: fd is a copy of this child's error pipe,
+  // and `holder` keeps the child's handle (and so the Child) alive.
+  child::Child *child = nullptr;
+  Napi::Reference<Napi::Value> holder;
+  // Made by spawnWatch: the callback takes (kind, a, b), the exit as kind 0.
+  bool tagged = false;
 };
 
 void SetRef(Watch *w, bool ref) {
@@ -90,12 +95,14 @@ void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int stat
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value args[2], recv, result;
-  napi_get_null(env, &args[0]);
-  napi_get_null(env, &args[1]);
-  if (exited) napi_create_int32(env, status, &args[exitedNormally ? 0 : 1]);
+  napi_value args[3], recv, result;
+  napi_value *exit = w->tagged ? args + 1 : args;
+  napi_create_int32(env, 0, &args[0]);
+  napi_get_null(env, &exit[0]);
+  napi_get_null(env, &exit[1]);
+  if (exited) napi_create_int32(env, status, &exit[exitedNormally ? 0 : 1]);
   napi_get_global(env, &recv);
-  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), 2, args, &result);
+  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), w->tagged ? 3 : 2, args, &result);
   if (st == napi_pending_exception) {
     // A listener threw: report it as an uncaught exception, as Node would.
     napi_value exc;
@@ -104,24 +111,72 @@ void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int stat
   napi_close_handle_scope(env, scope);
 }
 
+// Calls a spawnWatch's callback with (kind, a, b); keeps the watch.
+void Tell(Watch *w, int kind, int a, int b) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value args[3], recv, result;
+  napi_create_int32(env, kind, &args[0]);
+  napi_create_int32(env, a, &args[1]);
+  napi_create_int32(env, b, &args[2]);
+  napi_get_global(env, &recv);
+  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), 3, args, &result);
+  if (st == napi_pending_exception) {
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// The first part of a spawnWatch ended: the child's error pipe turned
+// readable. A plain exec turns the watch into the program's exit watch, on
+// its pidfd, and says so (kind 1, the pidfd, 1; 0 if the pidfd could not be
+// watched and is the caller's to watch). Anything else (a failed step, a
+// death, an abort meanwhile) is left for spawnResume (kind 2) and ends the
+// watch.
+void OnExecReady(Watch *w) {
+  child::Child *c = w->child;
+  WatchSet *set = w->set;
+  // The copy's DEL before its close, as in Unwatch.
+  epoll_ctl(set->epfd, EPOLL_CTL_DEL, w->fd, nullptr);
+  CloseFd(w->fd);
+  w->child = nullptr;
+  int pidfd = -1;
+  bool exec = c->state == child::State::kHeld && child::TakeExec(c, &pidfd);
+  w->holder.Reset();
+  if (exec) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.ptr = w;
+    if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, pidfd, &ev) == 0) {
+      w->fd = pidfd;
+      Tell(w, 1, pidfd, 1);
+      return;
+    }
+  }
+  SetRef(w, false);
+  set->live.erase(w);
+  std::unique_ptr<Watch> owned(w);
+  Tell(w, exec ? 1 : 2, pidfd, 0);
+}
+
 // One watch's event: a pidfd that has not exited yet (a spurious wake-up) is
 // re-armed; otherwise the watch ends.
 void OnWatchReady(Watch *w) {
+  if (w->child != nullptr) return OnExecReady(w);
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  bool exited = false;
-  if (w->reap) {
-    int e = child::ReapPidfd(w->fd, &si, WNOHANG);
-    if (e == 0 && si.si_pid == 0) {
-      struct epoll_event ev = {};
-      ev.events = EPOLLIN | EPOLLONESHOT;
-      ev.data.ptr = w;
-      if (epoll_ctl(w->set->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0) return;
-      // Cannot re-arm: reap it the hard way, as the leftovers are.
-      e = child::ReapPidfd(w->fd, &si, 0);
-    }
-    exited = e == 0;
+  int e = child::ReapPidfd(w->fd, &si, WNOHANG);
+  if (e == 0 && si.si_pid == 0) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.ptr = w;
+    if (epoll_ctl(w->set->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0) return;
+    // Cannot re-arm: reap it the hard way, as the leftovers are.
+    e = child::ReapPidfd(w->fd, &si, 0);
   }
+  bool exited = e == 0;
   Unwatch(w);
   CloseFd(w->fd);
   Report(std::unique_ptr<Watch>(w), exited, si.si_code == CLD_EXITED, si.si_status);
@@ -187,8 +242,9 @@ void CleanupWatches(WatchSet *set) {
   std::vector<int> leftovers;
   for (Watch *w : all) {
     Unwatch(w);
-    // The reaper owns a pidfd from here; a plain fd is only closed.
-    if (w->reap)
+    // The reaper owns a pidfd from here; an error pipe's copy is only closed
+    // (the child's handle reaps the child).
+    if (w->child == nullptr)
       leftovers.push_back(w->fd);
     else
       CloseFd(w->fd);
@@ -256,20 +312,14 @@ void FinalizeWatch(Napi::Env, Watch *) {}
 
 // pidfdWatch(pidfd, cb(code, signal)) -> handle. Takes ownership of pidfd:
 // it is closed once the child has been reaped.
-// fdWatch(fd, cb()) -> handle: the same for any pollable fd, without the
-// reaping: cb runs once the fd is readable (or hung up), after the fd, which
-// the watch owns, has been closed. spawn learns this way, from a copy of the
-// error pipe's read end, that the program has exec'd or a step failed,
-// without blocking the thread until then.
-Napi::Value Watch1(const Napi::CallbackInfo &info, bool reap) {
+Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, reap ? "pidfd" : "fd");
+  int fd = ArgFd(info, 0, "pidfd");
   if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(env, "cb must be a function");
   const char *failed = nullptr;
   WatchSet *set = Watches(env, &failed);
   if (set == nullptr) ThrowErrno(env, errno, failed, "watching the child's pidfd");
   auto w = std::make_unique<Watch>();
-  w->reap = reap;
   w->fd = fd;
   w->env = env;
   w->set = set;
@@ -280,16 +330,60 @@ Napi::Value Watch1(const Napi::CallbackInfo &info, bool reap) {
   ev.events = EPOLLIN | EPOLLONESHOT;
   ev.data.ptr = w.get();
   // On failure the caller still owns the fd.
-  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-    ThrowErrno(env, errno, "epoll_ctl", reap ? "watching the child's pidfd" : "watching the child's error pipe");
+  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) ThrowErrno(env, errno, "epoll_ctl", "watching the child's pidfd");
   Watch *raw = w.release();
   set->live.insert(raw);
   SetRef(raw, true);
   return Napi::External<Watch>::New(env, raw, FinalizeWatch);
 }
 
-Napi::Value PidfdWatch(const Napi::CallbackInfo &info) { return Watch1(info, true); }
-Napi::Value FdWatch(const Napi::CallbackInfo &info) { return Watch1(info, false); }
+// spawnWatch(handle, cb(kind, a, b)) -> watch, or undefined. Releases the
+// held child from its wait (if it has one left) and watches, on the loop,
+// for what it does next, without blocking this thread until its execve:
+//   cb(1, pidfd, 1)   it exec'd; the same watch now waits for the program's
+//                     exit (pidfdWatchRef applies) and owns the pidfd, which
+//                     the caller may signal until then
+//   cb(1, pidfd, 0)   it exec'd; the pidfd is the caller's to watch
+//   cb(2, 0, 0)       anything else: spawnResume(handle, false) reports it
+//   cb(0, code, signal)  the program exited and was reaped (after 1, 1)
+// Undefined: nothing could be watched (no fd to spare); the child is
+// released, and spawnResume waits for what comes.
+Napi::Value SpawnWatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsFunction())
+    ThrowUsage(env, "spawnWatch(handle, cb)");
+  child::Child *c = info[0].As<Napi::External<child::Child>>().Data();
+  if (c->state != child::State::kHeld || c->hasPending) ThrowUsage(env, "spawn handle already finished");
+  child::SendRelease(c);
+  const char *failed = nullptr;
+  WatchSet *set = Watches(env, &failed);
+  if (set == nullptr) return env.Undefined();
+  // A copy: the child's own end is closed by Release, which a failure path
+  // may call while this watch is still registered.
+  int fd = fcntl(c->errR, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) return env.Undefined();
+  auto w = std::make_unique<Watch>();
+  w->fd = fd;
+  w->env = env;
+  w->set = set;
+  w->ref = false;
+  w->tagged = true;
+  w->child = c;
+  w->holder = Napi::Persistent(info[0]);
+  w->cb = Napi::Persistent(info[1].As<Napi::Function>());
+  w->ctx = std::make_unique<Napi::AsyncContext>(env, "userns.spawn");
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.ptr = w.get();
+  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    close(fd);
+    return env.Undefined();
+  }
+  Watch *raw = w.release();
+  set->live.insert(raw);
+  SetRef(raw, true);
+  return Napi::External<Watch>::New(env, raw, FinalizeWatch);
+}
 
 // pidfdWatchRef(handle, ref): like ChildProcess.ref()/unref().
 Napi::Value PidfdWatchRef(const Napi::CallbackInfo &info) {
@@ -312,7 +406,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   Watches(env, &failed);
   exports.Set("pidfdWatch", Napi::Function::New(env, PidfdWatch, "pidfdWatch"));
   exports.Set("pidfdWatchRef", Napi::Function::New(env, PidfdWatchRef, "pidfdWatchRef"));
-  exports.Set("fdWatch", Napi::Function::New(env, FdWatch, "fdWatch"));
+  exports.Set("spawnWatch", Napi::Function::New(env, SpawnWatch, "spawnWatch"));
 }
 
 }  // namespace

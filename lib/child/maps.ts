@@ -158,30 +158,38 @@ function permReason(step: string): string {
 }
 
 /**
- * Writes setgroups, uid_map, gid_map from this process (privileged, or the self-map as the namespace's owner), in
- * that order, in one native call; the first failure stops the rest and is reported with its step.
+ * The files a direct write writes, in order, as [name, data, ...]: setgroups before gid_map (an unprivileged
+ * gid_map needs "deny" there first), uid_map before gid_map. Undefined when there is nothing to write.
  */
-export function writeMapsDirect(
+export function directMapFiles(req: MapWriteRequest): string[] | undefined {
+  const files: string[] = [];
+  if (req.setgroups !== undefined) files.push("setgroups", req.setgroups);
+  if (req.uid) files.push("uid_map", req.uid.text);
+  if (req.gid) files.push("gid_map", req.gid.text);
+  return files.length === 0 ? undefined : files;
+}
+
+/** The error of a failed direct write of file `index` of {@link directMapFiles}' list. */
+export function directWriteError(
   pid: number,
-  req: { uid?: PreparedMap; gid?: PreparedMap; setgroups?: "allow" | "deny" },
-): void {
-  const names: string[] = [];
-  const data: string[] = [];
-  if (req.setgroups !== undefined) {
-    names.push("setgroups");
-    data.push(req.setgroups);
-  }
-  if (req.uid) {
-    names.push("uid_map");
-    data.push(req.uid.text);
-  }
-  if (req.gid) {
-    names.push("gid_map");
-    data.push(req.gid.text);
-  }
-  if (names.length === 0) return;
-  const r = native().writeProcFiles(pid, names, data);
-  if (r !== null) throw mapWriteError(pid, names[r.index]!, r.errno, r.syscall);
+  files: readonly string[],
+  index: number,
+  errno: number,
+  syscall: "open" | "write",
+): UsernsError {
+  return mapWriteError(pid, files[2 * index]!, errno, syscall);
+}
+
+/**
+ * Writes setgroups, uid_map, gid_map from this process (privileged, or the self-map as the namespace's owner), in
+ * that order, in one native call; the first failure stops the rest and is reported with its step. A plain spawn
+ * does the same inside its clone3 call (startChild's writes).
+ */
+export function writeMapsDirect(pid: number, req: MapWriteRequest): void {
+  const files = directMapFiles(req);
+  if (files === undefined) return;
+  const r = native().writeProcFiles(pid, files);
+  if (r !== null) throw directWriteError(pid, files, r.index, r.errno, r.syscall);
 }
 
 /**

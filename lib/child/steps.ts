@@ -140,13 +140,40 @@ export interface ChildPlan {
 /** An fdSrc entry: the child opens /dev/null itself for this slot. */
 export const DEV_NULL = -2;
 
+/**
+ * What {@link startChild} does right after clone3, in the same native call: the plain spawn's map writes and
+ * release then cost no return to JavaScript, and no event-loop turn either.
+ */
+export interface StartFollowUp {
+  /** Files of /proc/PID to write, as [name, data, ...] (setgroups, uid_map, gid_map); the first failure stops. */
+  readonly writes?: readonly string[] | undefined;
+  /** After the writes, release the child and block until its next event (as {@link resumeChild}). */
+  readonly wait?: boolean;
+}
+
+/** What came of a {@link StartFollowUp}. */
+export type StartOutcome =
+  /** Nothing was asked, or only writes, which succeeded: the child runs its steps, blocked at a first wait if any. */
+  | { readonly kind: "held" }
+  /** Write `index` failed; the child is still held. */
+  | { readonly kind: "writeFailed"; readonly index: number; readonly syscall: "open" | "write"; readonly errno: number }
+  /** `wait`, and execve succeeded: the pidfd is the caller's, the child is done. */
+  | { readonly kind: "exec"; readonly pidfd: number }
+  /** `wait`, and something else came (a failed step, a death): {@link resumeChild} without release reports it. */
+  | { readonly kind: "pending" };
+
 /** A child created by {@link startChild}, possibly blocked at a wait step. */
 export interface HeldChild {
   readonly pid: number;
   readonly plan: ChildPlan;
-  /** Opaque native handle; the native side kills and reaps the child if this is garbage-collected while held. */
+  /**
+   * Opaque native handle; the native side kills and reaps the child if this is garbage-collected while held.
+   * Undefined once the child exec'd within startChild (nothing is left to hold).
+   */
   readonly handle: unknown;
   done: boolean;
+  /** What the follow-up came to. */
+  readonly started: StartOutcome;
 }
 
 /** What {@link resumeChild} saw next. */
@@ -244,10 +271,18 @@ function explain(s: ChildStep | undefined, errno: string): string | undefined {
   return undefined;
 }
 
-/** Creates the child with clone3 (CLONE_PIDFD, plus the plan's namespaces); it starts running its steps. */
-export function startChild(plan: ChildPlan): HeldChild {
+const HELD: StartOutcome = Object.freeze({ kind: "held" });
+const PENDING: StartOutcome = Object.freeze({ kind: "pending" });
+// The native side's numbers: [pid, status, ...]; one array for every call (a call never outlives the next).
+const startOut = new Int32Array(5);
+
+/**
+ * Creates the child with clone3 (CLONE_PIDFD, plus the plan's namespaces); it starts running its steps. Then, in
+ * the same call, does what `followUp` asks (see {@link HeldChild.started}).
+ */
+export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild {
   const { steps, strings, gids, blobs } = encode(plan);
-  const [pid, handle] = native().spawnStart(
+  const handle = native().spawnStart(
     plan.cloneFlags,
     plan.path,
     plan.argv,
@@ -259,8 +294,28 @@ export function startChild(plan: ChildPlan): HeldChild {
     plan.exitMode === true,
     blobs,
     plan.noVm === true,
+    followUp?.writes,
+    followUp?.wait === true,
+    startOut,
   );
-  return { pid, plan, handle, done: false };
+  const o = startOut;
+  let started: StartOutcome;
+  let done = false;
+  switch (o[1]) {
+    case 1:
+      started = { kind: "writeFailed", index: o[2]!, syscall: o[3] === 0 ? "open" : "write", errno: o[4]! };
+      break;
+    case 2:
+      started = { kind: "exec", pidfd: o[2]! };
+      done = true;
+      break;
+    case 3:
+      started = PENDING;
+      break;
+    default:
+      started = HELD;
+  }
+  return { pid: o[0]!, plan, handle, done, started };
 }
 
 /**
@@ -292,15 +347,32 @@ function diedBeforeRelease(signal: number | undefined): string {
   return `the child was killed${name === undefined ? "" : ` by ${name}`} before execve, before it was released`;
 }
 
+/** What {@link watchChild} reports. */
+export type WatchEvent =
+  /** The program exec'd: `pidfd` is for signals until it exits; `exitWatched`: the same watch reports its exit. */
+  | { readonly kind: "exec"; readonly pidfd: number; readonly exitWatched: boolean }
+  /** Anything else (a failed step, a death, an abort): {@link resumeChild} without release reports it. */
+  | { readonly kind: "other" }
+  /** The program exited and was reaped (after an exec with `exitWatched`). */
+  | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
+
 /**
- * Releases the child from the wait it is blocked at (if any) without waiting for what follows. Returns an fd that
- * becomes readable once {@link resumeChild} has something to report (a failed step, or the exec), for the caller
- * to watch on the event loop and then resume without blocking; or -1 (no fd to spare), when the caller resumes
- * at once and waits there. The caller owns the fd.
+ * Releases the child from the wait it is blocked at (if any) and learns on the event loop, not by blocking this
+ * thread, whether it exec'd; then, with the same watch, when the program exits. Returns the watch (for
+ * pidfdWatchRef), or undefined when nothing could be watched: the child is released, and {@link resumeChild}
+ * waits for what comes.
  */
-export function releaseChild(child: HeldChild): number {
-  return native().spawnRelease(child.handle);
+export function watchChild(child: HeldChild, onEvent: (e: WatchEvent) => void): unknown {
+  return native().spawnWatch(child.handle, (kind, a, b) => {
+    if (kind === 0) onEvent({ kind: "exit", code: a, signal: b });
+    else if (kind === 1) {
+      child.done = true;
+      onEvent({ kind: "exec", pidfd: a!, exitWatched: b === 1 });
+    } else onEvent(OTHER);
+  });
 }
+
+const OTHER: WatchEvent = Object.freeze({ kind: "other" });
 
 /** Sends a signal to a released child that may not have exec'd yet (it acts at execve); false if it is gone. */
 export function signalChild(child: HeldChild, signal: number): boolean {

@@ -128,8 +128,10 @@ export interface NativeBinding {
   runMapPrograms(programs: Buffer, results: Buffer): Promise<void>;
   // spawn (native/spawn.cc)
   /**
-   * clone3 a child that runs the encoded steps; returns [pid, handle]. envp null: this process's environ.
-   * fdSrc entries: an fd, -1 (closed) or -2 (/dev/null, opened by the child).
+   * clone3 a child that runs the encoded steps, then writes `writes` ([name, data, ...], files of /proc/PID) and,
+   * with `wait`, releases it and waits for its next event. envp null: this process's environ. fdSrc entries: an fd,
+   * -1 (closed) or -2 (/dev/null, opened by the child). Fills `out`: [pid, status, ...] (native/spawn.cc says what);
+   * returns the handle, or undefined once the child has exec'd.
    */
   spawnStart(
     cloneFlags: number,
@@ -141,9 +143,12 @@ export interface NativeBinding {
     strings: string[],
     gids: number[],
     exitMode: boolean,
-    blobs?: Uint8Array[],
-    noVm?: boolean,
-  ): [number, unknown];
+    blobs: Uint8Array[] | undefined,
+    noVm: boolean,
+    writes: readonly string[] | undefined,
+    wait: boolean,
+    out: Int32Array,
+  ): unknown;
   /**
    * Releases the child from its current wait and blocks until the next event. A ready's `pid` is the waiting
    * process's (after a fork step, the program's: the first child is reaped then).
@@ -160,29 +165,28 @@ export interface NativeBinding {
   /** SIGKILL, reap and free a held child (and the program's process, after a fork step). */
   spawnAbort(handle: unknown): void;
   /**
-   * Releases the child from its current wait without waiting for what follows; returns a copy of the error pipe's
-   * read end to poll (readable with a failure record, hung up at execve), or -1 when no fd could be had.
+   * Releases the child from its current wait (if any) and watches on the loop for what it does next: cb(1, pidfd,
+   * 1) it exec'd and this watch now waits for the program's exit, cb(0, code, signal) (pidfdWatchRef applies); cb(1,
+   * pidfd, 0) it exec'd and the pidfd is the caller's to watch; cb(2) anything else, for spawnResume(handle, false).
+   * Undefined: nothing could be watched (no fd to spare); spawnResume then waits.
    */
-  spawnRelease(handle: unknown): number;
+  spawnWatch(handle: unknown, cb: (kind: 0 | 1 | 2, a: number | null, b: number | null) => void): unknown;
   /** Sends a signal to a held child through its pidfd; false if it is no longer held or gone. */
   spawnSignal(handle: unknown, signal: number): boolean;
   /** Watches a pidfd on the event loop; takes ownership of it (closed after reaping). */
   pidfdWatch(pidfd: number, cb: (code: number | null, signal: number | null) => void): unknown;
   pidfdWatchRef(watch: unknown, ref: boolean): void;
-  /** Calls cb once `fd` is readable or hung up, after closing it (the watch owns it). pidfdWatchRef applies. */
-  fdWatch(fd: number, cb: () => void): unknown;
   /** true if sent, false if the process is gone (ESRCH). */
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   /** open(O_WRONLY) + exactly one write(2). */
   writeOnce(path: string, data: string): void;
   /**
-   * Writes files of /proc/PID in order, each with one open(O_WRONLY) of /proc/PID/NAME + write(2).
-   * Returns null, or the first failure (later files are not attempted).
+   * Writes files of /proc/PID in order (`files`: [name, data, ...]), each with one open(O_WRONLY) of
+   * /proc/PID/NAME + write(2). Returns null, or the first failure (`index`: of the file; later ones are not attempted).
    */
   writeProcFiles(
     pid: number,
-    names: readonly string[],
-    data: readonly string[],
+    files: readonly string[],
   ): null | { index: number; syscall: "open" | "write"; errno: number };
   /** pipe2(O_CLOEXEC): [read, write]. */
   pipe(): [number, number];

@@ -302,12 +302,20 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
     }
   }
 
-  /** @internal called once execve succeeded: watch the pidfd on the loop. */
-  _started(pidfd: number): void {
+  /**
+   * @internal called once execve succeeded: watch the pidfd on the loop, or with `watch`, a watch of the exit that
+   * already exists (spawn's, which then calls {@link _exited}).
+   */
+  _started(pidfd: number, watch?: unknown): void {
     this.pidfd = pidfd;
-    this.#watch = native().pidfdWatch(pidfd, (code, signal) => this.#onExit(code, signal));
+    this.#watch = watch ?? native().pidfdWatch(pidfd, (code, signal) => this.#onExit(code, signal));
     if (!this.#referenced) native().pidfdWatchRef(this.#watch, false);
     process.nextTick(() => this.emit("spawn"));
+  }
+
+  /** @internal the program exited and was reaped (the watch passed to {@link _started} says so). */
+  _exited(code: number | null, signal: number | null): void {
+    this.#onExit(code, signal);
   }
 
   /** @internal the program could not be started; nothing of it is left. */

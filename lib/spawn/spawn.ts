@@ -13,16 +13,24 @@ import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
 import { diedError, diedWhileHeld } from "../child/held.js";
 import { becomeCreatorSteps } from "../child/holder.js";
-import { type MapInput, type MappingResult, type MapWriter, type PreparedMap, writeMaps } from "../child/maps.js";
+import {
+  directMapFiles,
+  directWriteError,
+  type MapInput,
+  type MappingResult,
+  type MapWriter,
+  type PreparedMap,
+  writeMaps,
+} from "../child/maps.js";
 import {
   abortChild,
   type ChildStep,
   DEV_NULL,
   type HeldChild,
-  releaseChild,
   resumeChild,
   signalChild,
   startChild,
+  watchChild,
 } from "../child/steps.js";
 import { creatorIds, prepareMapRequest } from "../child/validate.js";
 import { UsernsError, usageError } from "../errors.js";
@@ -687,15 +695,23 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     }
     child._setStdio(stdio.streams);
 
-    held = startChild({
-      cloneFlags,
-      path: sandbox?.execPath ?? path,
-      argv,
-      envp,
-      fdSrc: stdio.fdSrc,
-      steps,
-      noVm: sandbox?.needsOwnMemory === true,
-    });
+    // The plain spawn (no joins, hold nor sandbox; maps, if any, written from here) is one native call: clone3, the
+    // map writes, the release and, with nothing else of ours in flight, the wait for execve (see settleAfterRelease).
+    const oneCall =
+      !childSide && !hold && sandbox === undefined && (!mapsNeeded || method === "direct" || method === "self");
+    const writes = oneCall && mapsNeeded ? directMapFiles(mapReq) : undefined;
+    held = startChild(
+      {
+        cloneFlags,
+        path: sandbox?.execPath ?? path,
+        argv,
+        envp,
+        fdSrc: stdio.fdSrc,
+        steps,
+        noVm: sandbox?.needsOwnMemory === true,
+      },
+      oneCall ? { writes, wait: live === 0 } : undefined,
+    );
     live++;
     child._onEnd = () => {
       live--;
@@ -710,6 +726,13 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     let unreleased = mapsNeeded;
     // The child has its own copies now.
     releaseStdio(stdio, false);
+    if (held.started.kind === "exec") {
+      // The plain spawn's usual end: the program runs. None of what follows (the slower paths' closures) is needed:
+      // without joins or a sandbox there is nothing to close either.
+      if (mapsNeeded) child.mapping = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
+      child._started(held.started.pidfd);
+      return child;
+    }
     const what = `spawning ${file} (pid ${held.pid})`;
     const h = held;
     // Runs the child on to execve. `release`: it is at an earlier wait (the maps') that must be released first.
@@ -791,25 +814,54 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     // or a sandbox (a reaping pid 1 may stand between the handle and the program), nor with a hold (beforeExec,
     // blockFd: the hold wait is resumed here): those always wait here.
     const settleAfterRelease = (): void => {
-      const fd = live < 2 || forkProgram || sb !== undefined || hold ? -1 : releaseChild(h);
-      if (fd < 0) {
-        finishNow();
-        return;
-      }
-      child._signalBeforeExec = (sig) => signalChild(h, sig);
-      const done = (): void => {
-        child._signalBeforeExec = undefined;
-        // Aborted meanwhile (the handle failed): nothing is left to settle.
-        if (h.done) closeJoins();
-        else finishNow();
-      };
-      try {
-        native().fdWatch(fd, done);
-      } catch {
-        native().close(fd);
-        done();
-      }
+      if (live < 2 || forkProgram || sb !== undefined || hold || !watchExec()) finishNow();
     };
+    // Releases the child and learns of its exec, then of the program's exit, from one watch on the event loop.
+    // False when nothing could be watched: the child is released, and finishNow() waits for it here.
+    const watchExec = (): boolean => {
+      const w = watchChild(h, (e) => {
+        if (e.kind === "exit") {
+          child._exited(e.code, e.signal);
+          return;
+        }
+        child._signalBeforeExec = undefined;
+        if (e.kind === "exec") {
+          child._started(e.pidfd, e.exitWatched ? w : undefined);
+          closeJoins();
+        } else if (h.done) {
+          // Aborted meanwhile (the handle failed): nothing is left to settle.
+          closeJoins();
+        } else {
+          finishNow();
+        }
+      });
+      if (w === undefined) return false;
+      child._signalBeforeExec = (sig) => signalChild(h, sig);
+      return true;
+    };
+    const result: MappingResult | undefined = mapsNeeded
+      ? { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups }
+      : undefined;
+    if (oneCall) {
+      const s = h.started;
+      if (s.kind === "writeFailed") {
+        // A map write may fail because the child was killed meanwhile (see below): say that, not the symptom.
+        const died = diedWhileHeld(h.pid);
+        fail(died ? diedError(what, died.signal) : directWriteError(h.pid, writes!, s.index, s.errno, s.syscall));
+        closeJoins();
+        return child;
+      }
+      if (result) child.mapping = result;
+      if (s.kind === "pending") {
+        // A step failed or the child died after its release: resume reports it.
+        unreleased = false;
+        finishNow();
+      } else {
+        // Written, not released: others of ours are in flight.
+        settleAfterRelease();
+      }
+      return child;
+    }
     if (!mapsNeeded) {
       if (hold && childSide) {
         try {
@@ -839,7 +891,6 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         });
       if (hold) ids = namespaceIds(h.pid, forkProgram);
     }
-    const result: MappingResult = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
     if (method === "newuidmap") {
       // The one asynchronous path: the helpers are separate programs. Until the program is exec'd, kill()
       // cancels the spawn: the held child is killed and reaped, and the handle fails.

@@ -140,6 +140,16 @@ struct Child {
   bool lastReleaseSent = false;
   bool releaseRefused = false;
   int dumpable = -1;
+  // Some step may change the child's credentials (setresuid, setns into a
+  // user namespace ...), which resets the shared mm's dumpable flag: Start
+  // then saves the flag for Release to restore. Without such a step the
+  // flag cannot change and both prctl calls are skipped.
+  bool credSteps = true;
+  // A record (or EOF: pendingGot 0) read by spawnStart's release-and-wait
+  // that was not a plain exec: the next resume reports it instead of reading.
+  bool hasPending = false;
+  Record pending = {};
+  size_t pendingGot = 0;
   bool leaked = false;
   bool grandDone = false;  // the grandchild was reaped, or its pidfd handed over
   State state = State::kHeld;
@@ -163,6 +173,16 @@ int Reap(Child *c, siginfo_t *si);
 int ReapGrandchild(Child *c, bool kill);
 void Release(Child *c, bool leak = false);
 void KillAndReap(Child *c);
+// Releases the child from its current wait, if it has one left.
+void SendRelease(Child *c);
+// Blocks for the child's next record or EOF; returns the bytes read.
+size_t ReadNext(Child *c, Record *rec);
+// Whether the child never read its last release (it died before it).
+bool ReleaseUnread(Child *c);
+// Reads what the released child did next. A plain exec: the child is
+// released (Release) and its pidfd handed to *pidfd, true. Anything else is
+// kept for the next resume (spawnResume reports it), false.
+bool TakeExec(Child *c, int *pidfd);
 
 }  // namespace child
 }  // namespace userns

@@ -2,6 +2,7 @@
 // releasing. native/spawn.cc turns JS arguments into a Child and calls these.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -130,6 +131,67 @@ void KillAndReap(Child *c) {
   Release(c, e != 0);
 }
 
+// Releases the child from the wait it is blocked at, if it has one left.
+// After the last release the sync pipe stays open until the child is done
+// with (Release closes it), so that EOF on the error pipe can tell an exec
+// from a death before the release: the byte still in the pipe, or no reader
+// left to take it (EPIPE), means the child never read it.
+void SendRelease(Child *c) {
+  if (c->waitsLeft == 0) return;
+  char go = 1;
+  ssize_t w;
+  do w = write(c->syncW, &go, 1);
+  while (w < 0 && errno == EINTR);
+  c->releaseRefused = w < 0;
+  c->waitsLeft--;
+  c->lastReleaseSent = c->waitsLeft == 0;
+}
+
+// Blocks until the child's next record or EOF (a record left by spawnStart's
+// release-and-wait first); returns the bytes read, sizeof *rec for a record.
+size_t ReadNext(Child *c, Record *rec) {
+  if (c->hasPending) {
+    c->hasPending = false;
+    *rec = c->pending;
+    return c->pendingGot;
+  }
+  size_t got = 0;
+  while (got < sizeof *rec) {
+    ssize_t n = read(c->errR, reinterpret_cast<char *>(rec) + got, sizeof *rec - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+// EOF after the last release with nothing ahead: the child exec'd (or died
+// after reading its release, which the exit watcher reports). Not so while a
+// wait is still ahead of it, nor if it never read its last release (the byte
+// is still in the pipe, or the pipe had no reader left): then it died before
+// a release, a failure before exec like any other, at that wait.
+bool ReleaseUnread(Child *c) {
+  int unread = 0;
+  return c->lastReleaseSent && (c->releaseRefused || (ioctl(c->syncW, FIONREAD, &unread) == 0 && unread > 0));
+}
+
+
+bool TakeExec(Child *c, int *pidfd) {
+  Record rec;
+  size_t got = ReadNext(c, &rec);
+  if (got == 0 && c->waitsLeft == 0 && c->forkStep < 0 && !c->exitMode && !ReleaseUnread(c)) {
+    // It exec'd: nothing runs on the stack or reads the Child any more.
+    *pidfd = c->pidfd;
+    c->pidfd = -1;
+    Release(c);
+    return true;
+  }
+  c->hasPending = true;
+  c->pending = rec;
+  c->pendingGot = got;
+  return false;
+}
+
 int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **what) {
   int sp[2], ep[2];
   if (pipe2(sp, O_CLOEXEC) < 0) {
@@ -227,7 +289,7 @@ int Start(Child *c, uint64_t cloneFlags, const char **syscallName, const char **
   ca.flags |= CLONE_VM;
   ca.stack = reinterpret_cast<uint64_t>(static_cast<char *>(map) + kGuardSize);
   ca.stack_size = kStackSize;
-  c->dumpable = prctl(PR_GET_DUMPABLE);
+  c->dumpable = c->credSteps ? prctl(PR_GET_DUMPABLE) : -1;
   }
 #endif
 

@@ -23,11 +23,11 @@ const jsOnly = process.argv.includes("--js-only");
 const n = native();
 let onExit;
 if (jsOnly) {
-  const handle = {};
-  n.spawnStart = () => [2, handle];
-  n.spawnResume = () => ({ kind: "exec", pidfd: 1 << 20, pid: 2 });
-  n.spawnRelease = () => -1;
-  n.writeProcFiles = () => null;
+  // The plain spawn's one call, as when the child exec'd within it: out = [pid, exec, pidfd].
+  n.spawnStart = (...a) => {
+    a[13].set([2, 2, 1 << 20]);
+    return undefined;
+  };
   n.pidfdWatch = (_fd, cb) => {
     onExit = cb;
     return {};

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { writeMapsDirect } from "../../lib/child/maps.js";
-import { abortChild, DEV_NULL, startChild } from "../../lib/child/steps.js";
+import { abortChild, DEV_NULL, resumeChild, startChild, type WatchEvent, watchChild } from "../../lib/child/steps.js";
 import { prepareMapRequest } from "../../lib/child/validate.js";
 import { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
@@ -91,6 +91,71 @@ describeKernel("spawn fast paths", () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(children()).toEqual([]);
+  });
+
+  it("startChild's follow-up (map writes, release, the wait for execve in the clone3 call) and watchChild", async () => {
+    const exited = (pidfd: number) =>
+      new Promise((resolve) => native().pidfdWatch(pidfd, (code, signal) => resolve({ code, signal })));
+    const prep = prepareMapRequest({ uidMap: "0 100000 10", gidMap: "0 100000 10", setgroups: "deny" });
+    const plan = {
+      cloneFlags: CLONE_NEW.user,
+      path: "/bin/true",
+      argv: ["true"],
+      envp: [],
+      fdSrc: [DEV_NULL, DEV_NULL, DEV_NULL],
+      steps: [{ op: "wait", notify: false } as const, { op: "stdio" } as const],
+    };
+    const files = ["setgroups", "deny", "uid_map", prep.uid!.text, "gid_map", prep.gid!.text];
+    // All of it: the child has exec'd when the call returns; the pidfd is ours, nothing is held.
+    const a = startChild(plan, { writes: files, wait: true });
+    expect(a.started.kind).toBe("exec");
+    expect(a.done).toBe(true);
+    expect(a.handle).toBeUndefined();
+    if (a.started.kind === "exec") expect(await exited(a.started.pidfd)).toEqual({ code: 0, signal: null });
+    // A refused write stops there: which one, its syscall and errno; the child is still held, not released.
+    const b = startChild(plan, { writes: [...files, "uid_map", prep.uid!.text], wait: true });
+    expect(b.started).toEqual({ kind: "writeFailed", index: 3, syscall: "write", errno: 1 });
+    expect(b.done).toBe(false);
+    abortChild(b);
+    // A step that fails after the release: the call leaves its record for resumeChild, which reports it.
+    const c = startChild(
+      { ...plan, steps: [{ op: "wait", notify: false }, { op: "chdir", path: "/nonexistent/dir" }, { op: "stdio" }] },
+      { writes: files, wait: true },
+    );
+    expect(c.started.kind).toBe("pending");
+    expect(() => resumeChild(c, "test", false)).toThrow(
+      expect.objectContaining({ code: "ENOENT", step: "chdir", path: "/nonexistent/dir" }),
+    );
+    // Written, then released and watched from the event loop: the exec, then the exit, through the same watch.
+    const d = startChild(plan, { writes: files });
+    expect(d.started.kind).toBe("held");
+    const events: WatchEvent[] = [];
+    const exit = new Promise<void>((resolve) => {
+      const w = watchChild(d, (e) => {
+        events.push(e);
+        if (e.kind === "exec") native().pidfdWatchRef(w, true);
+        if (e.kind === "exit") resolve();
+      });
+      expect(w).toBeDefined();
+    });
+    await exit;
+    expect(events).toEqual([
+      { kind: "exec", pidfd: expect.any(Number), exitWatched: true },
+      { kind: "exit", code: 0, signal: null },
+    ]);
+    expect(d.done).toBe(true);
+    // A step that fails after that release: "other", and resumeChild reports the failure.
+    const f = startChild({
+      ...plan,
+      steps: [
+        { op: "wait", notify: false },
+        { op: "chdir", path: "/nonexistent/dir" },
+      ],
+    });
+    const other = await new Promise<WatchEvent>((resolve) => watchChild(f, resolve));
+    expect(other).toEqual({ kind: "other" });
+    expect(() => resumeChild(f, "test", false)).toThrow(expect.objectContaining({ code: "ENOENT", step: "chdir" }));
+    expect(children().map((x) => x.pid)).not.toContain(d.pid);
   });
 
   it("a validated map request is reused only for the same request: the last one, then the cache, never a neighbour", () => {
