@@ -21,6 +21,7 @@
 
 #include "addon.h"
 #include "child/child.h"
+#include "watch.h"
 
 namespace userns {
 namespace {
@@ -89,7 +90,8 @@ bool CredentialNeutral(int32_t op) {
 // What spawnStart did after clone3, in out[1] (see spawnStart).
 enum StartStatus : int32_t { kStartHeld = 0, kStartWriteFailed = 1, kStartExec = 2, kStartPending = 3 };
 
-// spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode[, blobs, noVm])
+// spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode,
+//            blobs, noVm, writes, wait, out[, onExit])
 //   steps: flat [op, a, b, sIndex, s2Index] per step; sIndex/s2Index index
 //   `strings` or are -1; an s2Index of -2 - k names blobs[k] (binary data,
 //   NUL bytes allowed: the sandbox's fs specs and BPF programs).
@@ -100,13 +102,17 @@ enum StartStatus : int32_t { kStartHeld = 0, kStartWriteFailed = 1, kStartExec =
 //     the first failure stops there and leaves the child held.
 //   wait: after the writes, release the child and block until its next
 //     event, as spawnResume would.
+//   onExit: with wait, the exit callback to arm on the pidfd meanwhile.
 //   out: an Int32Array of 5 for the numbers below.
 // The plain spawn is thus one call, with no JS between clone3 and execve.
-// Returns the handle, or undefined once the child has exec'd (nothing is
-// left to hold). out[0] the pid; out[1] a StartStatus:
+// Returns the handle, or once the child has exec'd (nothing is left to hold)
+// its exit watch or undefined. out[0] the pid; out[1] a StartStatus:
 //   held          the child runs its steps, blocked at a first wait if any
 //   writeFailed   out[2] index of the write, out[3] 0 open / 1 write, out[4] errno
-//   exec          wait, and execve succeeded: out[2] the pidfd, now the caller's
+//   exec          wait, and execve succeeded: out[2] the pidfd. With onExit
+//                 (cb(code, signal)) and out[3] 1, a watch of its exit was
+//                 armed meanwhile and is returned (pidfdWatchRef takes it; it
+//                 owns the pidfd); with out[3] 0 the pidfd is the caller's
 //   pending       wait, and something else came (a failed step, a death):
 //                 spawnResume(handle, false) reports it
 Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
@@ -183,6 +189,11 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
       info[13].As<Napi::Int32Array>().ElementLength() < 5)
     ThrowUsage(env, "out must be an Int32Array of 5");
   int32_t *out = info[13].As<Napi::Int32Array>().Data();
+  Napi::Function onExit;
+  if (info.Length() > 14 && !info[14].IsUndefined()) {
+    if (!info[14].IsFunction()) ThrowUsage(env, "onExit must be a function");
+    onExit = info[14].As<Napi::Function>();
+  }
 
   // Storage first, pointers after: the vector must not move once pointed into.
   size_t nArgv = argv.size(), nEnv = envp.size(), nStrings = strings.size();
@@ -263,12 +274,17 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   }
   if (wait) {
     SendRelease(c.get());
+    // Armed while the child runs its last steps and execs, on the other CPU
+    // if there is one: this thread would only wait meanwhile.
+    ExitWatch *exitWatch = onExit.IsEmpty() ? nullptr : ArmExitWatch(env, c->pidfd, onExit);
     int pidfd = -1;
     if (TakeExec(c.get(), &pidfd)) {
       out[1] = kStartExec;
       out[2] = pidfd;
-      return env.Undefined();
+      out[3] = exitWatch != nullptr ? 1 : 0;
+      return exitWatch != nullptr ? AdoptExitWatch(env, exitWatch) : env.Undefined();
     }
+    if (exitWatch != nullptr) DropExitWatch(exitWatch);
     out[1] = kStartPending;
   }
   return Napi::External<Child>::New(env, c.release(), FinalizeChild);

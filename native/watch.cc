@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "watch.h"
 #include "child/child.h"
 #include "child/reap.h"
 
@@ -310,6 +311,51 @@ WatchSet *Watches(Napi::Env env, const char **failed) {
 
 void FinalizeWatch(Napi::Env, Watch *) {}
 
+// A watch of `fd` with callback `cb`, registered in the set and ref'd, or
+// nullptr with errno set (and *failed naming the call) when it cannot be.
+Watch *NewWatch(Napi::Env env, int fd, Napi::Function cb, const char **failed) {
+  WatchSet *set = Watches(env, failed);
+  if (set == nullptr) return nullptr;
+  auto w = std::make_unique<Watch>();
+  w->fd = fd;
+  w->env = env;
+  w->set = set;
+  w->ref = false;
+  w->cb = Napi::Persistent(cb);
+  w->ctx = std::make_unique<Napi::AsyncContext>(env, "userns.spawn");
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.ptr = w.get();
+  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    *failed = "epoll_ctl";
+    return nullptr;
+  }
+  Watch *raw = w.release();
+  set->live.insert(raw);
+  SetRef(raw, true);
+  return raw;
+}
+
+}  // namespace
+
+// ExitWatch is an opaque name for a Watch outside this file.
+ExitWatch *ArmExitWatch(Napi::Env env, int pidfd, Napi::Function cb) {
+  const char *failed = nullptr;
+  return reinterpret_cast<ExitWatch *>(NewWatch(env, pidfd, cb, &failed));
+}
+
+Napi::Value AdoptExitWatch(Napi::Env env, ExitWatch *w) {
+  return Napi::External<Watch>::New(env, reinterpret_cast<Watch *>(w), FinalizeWatch);
+}
+
+void DropExitWatch(ExitWatch *w) {
+  Watch *watch = reinterpret_cast<Watch *>(w);
+  Unwatch(watch);
+  delete watch;
+}
+
+namespace {
+
 // pidfdWatch(pidfd, cb(code, signal)) -> handle. Takes ownership of pidfd:
 // it is closed once the child has been reaped.
 Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
@@ -317,24 +363,10 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
   int fd = ArgFd(info, 0, "pidfd");
   if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(env, "cb must be a function");
   const char *failed = nullptr;
-  WatchSet *set = Watches(env, &failed);
-  if (set == nullptr) ThrowErrno(env, errno, failed, "watching the child's pidfd");
-  auto w = std::make_unique<Watch>();
-  w->fd = fd;
-  w->env = env;
-  w->set = set;
-  w->ref = false;
-  w->cb = Napi::Persistent(info[1].As<Napi::Function>());
-  w->ctx = std::make_unique<Napi::AsyncContext>(env, "userns.spawn");
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN | EPOLLONESHOT;
-  ev.data.ptr = w.get();
   // On failure the caller still owns the fd.
-  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) ThrowErrno(env, errno, "epoll_ctl", "watching the child's pidfd");
-  Watch *raw = w.release();
-  set->live.insert(raw);
-  SetRef(raw, true);
-  return Napi::External<Watch>::New(env, raw, FinalizeWatch);
+  Watch *w = NewWatch(env, fd, info[1].As<Napi::Function>(), &failed);
+  if (w == nullptr) ThrowErrno(env, errno, failed, "watching the child's pidfd");
+  return Napi::External<Watch>::New(env, w, FinalizeWatch);
 }
 
 // spawnWatch(handle, cb(kind, a, b)) -> watch, or undefined. Releases the

@@ -149,6 +149,11 @@ export interface StartFollowUp {
   readonly writes?: readonly string[] | undefined;
   /** After the writes, release the child and block until its next event (as {@link resumeChild}). */
   readonly wait?: boolean;
+  /**
+   * With `wait`: the program's exit callback, armed on its pidfd while the child execs (this thread would only
+   * wait then); the outcome `exec` then carries the watch.
+   */
+  readonly onExit?: (code: number | null, signal: number | null) => void;
 }
 
 /** What came of a {@link StartFollowUp}. */
@@ -157,8 +162,11 @@ export type StartOutcome =
   | { readonly kind: "held" }
   /** Write `index` failed; the child is still held. */
   | { readonly kind: "writeFailed"; readonly index: number; readonly syscall: "open" | "write"; readonly errno: number }
-  /** `wait`, and execve succeeded: the pidfd is the caller's, the child is done. */
-  | { readonly kind: "exec"; readonly pidfd: number }
+  /**
+   * `wait`, and execve succeeded: the child is done. With `watch` (`onExit` was armed), the watch owns the pidfd
+   * and reports the exit; without, the pidfd is the caller's to watch.
+   */
+  | { readonly kind: "exec"; readonly pidfd: number; readonly watch?: unknown }
   /** `wait`, and something else came (a failed step, a death): {@link resumeChild} without release reports it. */
   | { readonly kind: "pending" };
 
@@ -297,6 +305,7 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
     followUp?.writes,
     followUp?.wait === true,
     startOut,
+    followUp?.onExit,
   );
   const o = startOut;
   let started: StartOutcome;
@@ -306,7 +315,7 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
       started = { kind: "writeFailed", index: o[2]!, syscall: o[3] === 0 ? "open" : "write", errno: o[4]! };
       break;
     case 2:
-      started = { kind: "exec", pidfd: o[2]! };
+      started = o[3] === 1 ? { kind: "exec", pidfd: o[2]!, watch: handle } : { kind: "exec", pidfd: o[2]! };
       done = true;
       break;
     case 3:
@@ -315,7 +324,7 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
     default:
       started = HELD;
   }
-  return { pid: o[0]!, plan, handle, done, started };
+  return { pid: o[0]!, plan, handle: done ? undefined : handle, done, started };
 }
 
 /**

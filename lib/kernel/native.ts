@@ -131,7 +131,8 @@ export interface NativeBinding {
    * clone3 a child that runs the encoded steps, then writes `writes` ([name, data, ...], files of /proc/PID) and,
    * with `wait`, releases it and waits for its next event. envp null: this process's environ. fdSrc entries: an fd,
    * -1 (closed) or -2 (/dev/null, opened by the child). Fills `out`: [pid, status, ...] (native/spawn.cc says what);
-   * returns the handle, or undefined once the child has exec'd.
+   * returns the handle, or once the child has exec'd its exit watch (with `onExit`, armed during the wait; out[3]
+   * 1) or undefined.
    */
   spawnStart(
     cloneFlags: number,
@@ -148,6 +149,7 @@ export interface NativeBinding {
     writes: readonly string[] | undefined,
     wait: boolean,
     out: Int32Array,
+    onExit?: (code: number | null, signal: number | null) => void,
   ): unknown;
   /**
    * Releases the child from its current wait and blocks until the next event. A ready's `pid` is the waiting

@@ -710,7 +710,9 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         steps,
         noVm: sandbox?.needsOwnMemory === true,
       },
-      oneCall ? { writes, wait: live === 0 } : undefined,
+      oneCall
+        ? { writes, wait: live === 0, onExit: live === 0 ? (code, signal) => child._exited(code, signal) : undefined }
+        : undefined,
     );
     live++;
     child._onEnd = () => {
@@ -730,7 +732,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       // The plain spawn's usual end: the program runs. None of what follows (the slower paths' closures) is needed:
       // without joins or a sandbox there is nothing to close either.
       if (mapsNeeded) child.mapping = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
-      child._started(held.started.pidfd);
+      child._started(held.started.pidfd, held.started.watch);
       return child;
     }
     const what = `spawning ${file} (pid ${held.pid})`;

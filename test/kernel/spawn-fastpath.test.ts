@@ -112,6 +112,23 @@ describeKernel("spawn fast paths", () => {
     expect(a.done).toBe(true);
     expect(a.handle).toBeUndefined();
     if (a.started.kind === "exec") expect(await exited(a.started.pidfd)).toEqual({ code: 0, signal: null });
+    // With onExit, the exit watch is armed while the child execs and comes back with the exec; it reports the exit.
+    const exitSeen = new Promise((resolve) => {
+      const e = startChild(plan, { writes: files, wait: true, onExit: (code, signal) => resolve({ code, signal }) });
+      expect(e.started).toEqual({ kind: "exec", pidfd: expect.any(Number), watch: expect.anything() });
+      expect(e.handle).toBeUndefined();
+    });
+    expect(await exitSeen).toEqual({ code: 0, signal: null });
+    // Armed, then dropped unfired when the child does not exec: the failure is resumeChild's to report.
+    let fired = false;
+    const g = startChild(
+      { ...plan, steps: [{ op: "wait", notify: false }, { op: "chdir", path: "/nonexistent/dir" }, { op: "stdio" }] },
+      { writes: files, wait: true, onExit: () => (fired = true) },
+    );
+    expect(g.started.kind).toBe("pending");
+    expect(() => resumeChild(g, "test", false)).toThrow(expect.objectContaining({ code: "ENOENT", step: "chdir" }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fired).toBe(false);
     // A refused write stops there: which one, its syscall and errno; the child is still held, not released.
     const b = startChild(plan, { writes: [...files, "uid_map", prep.uid!.text], wait: true });
     expect(b.started).toEqual({ kind: "writeFailed", index: 3, syscall: "write", errno: 1 });
