@@ -3,6 +3,7 @@
 // reaps with waitid(P_PIDFD); children left over when an environment ends are
 // reaped by one thread.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -85,25 +87,25 @@ void Unwatch(Watch *w) {
   epoll_ctl(set->epfd, EPOLL_CTL_DEL, w->fd, nullptr);
 }
 
-// Calls the watch's JS callback with the exit status (or none), then frees
-// the watch. By then the fd is closed, so by 'exit' the pidfd is gone from
-// the fd table.
-void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int status) {
-  if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
-  // Raw N-API with status checks, not the throwing wrappers: while a worker
-  // is being terminated its loop still runs but JS cannot, and that must not
-  // turn into a fatal error. The child has been reaped either way.
+// Calls the watch's JS callback with these arguments (an int, or null for an
+// empty one). Raw N-API with status checks, not the throwing wrappers: while
+// a worker is being terminated its loop still runs but JS cannot, and that
+// must not turn into a fatal error.
+void Invoke(Watch *w, std::initializer_list<std::optional<int>> values) {
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value args[3], recv, result;
-  napi_value *exit = w->tagged ? args + 1 : args;
-  napi_create_int32(env, 0, &args[0]);
-  napi_get_null(env, &exit[0]);
-  napi_get_null(env, &exit[1]);
-  if (exited) napi_create_int32(env, status, &exit[exitedNormally ? 0 : 1]);
+  size_t argc = 0;
+  for (const auto &v : values) {
+    if (v.has_value())
+      napi_create_int32(env, *v, &args[argc]);
+    else
+      napi_get_null(env, &args[argc]);
+    argc++;
+  }
   napi_get_global(env, &recv);
-  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), w->tagged ? 3 : 2, args, &result);
+  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), argc, args, &result);
   if (st == napi_pending_exception) {
     // A listener threw: report it as an uncaught exception, as Node would.
     napi_value exc;
@@ -112,23 +114,21 @@ void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int stat
   napi_close_handle_scope(env, scope);
 }
 
-// Calls a spawnWatch's callback with (kind, a, b); keeps the watch.
-void Tell(Watch *w, int kind, int a, int b) {
-  napi_env env = w->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value args[3], recv, result;
-  napi_create_int32(env, kind, &args[0]);
-  napi_create_int32(env, a, &args[1]);
-  napi_create_int32(env, b, &args[2]);
-  napi_get_global(env, &recv);
-  napi_status st = napi_make_callback(env, *w->ctx, recv, w->cb.Value(), 3, args, &result);
-  if (st == napi_pending_exception) {
-    napi_value exc;
-    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
-  }
-  napi_close_handle_scope(env, scope);
+// Calls the watch's JS callback with the exit status (or none), then frees
+// the watch. By then the fd is closed, so by 'exit' the pidfd is gone from
+// the fd table. The child has been reaped either way.
+void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int status) {
+  if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
+  std::optional<int> code, signal;
+  if (exited) (exitedNormally ? code : signal) = status;
+  if (w->tagged)
+    Invoke(w.get(), {0, code, signal});
+  else
+    Invoke(w.get(), {code, signal});
 }
+
+// Calls a spawnWatch's callback with (kind, a, b).
+void Tell(Watch *w, int kind, int a, int b) { Invoke(w, {kind, a, b}); }
 
 // The first part of a spawnWatch ended: the child's error pipe turned
 // readable. A plain exec turns the watch into the program's exit watch, on
@@ -387,34 +387,21 @@ Napi::Value SpawnWatch(const Napi::CallbackInfo &info) {
   child::Child *c = info[0].As<Napi::External<child::Child>>().Data();
   if (c->state != child::State::kHeld || c->hasPending) ThrowUsage(env, "spawn handle already finished");
   child::SendRelease(c);
-  const char *failed = nullptr;
-  WatchSet *set = Watches(env, &failed);
-  if (set == nullptr) return env.Undefined();
   // A copy: the child's own end is closed by Release, which a failure path
   // may call while this watch is still registered.
   int fd = fcntl(c->errR, F_DUPFD_CLOEXEC, 3);
   if (fd < 0) return env.Undefined();
-  auto w = std::make_unique<Watch>();
-  w->fd = fd;
-  w->env = env;
-  w->set = set;
-  w->ref = false;
-  w->tagged = true;
-  w->child = c;
-  w->holder = Napi::Persistent(info[0]);
-  w->cb = Napi::Persistent(info[1].As<Napi::Function>());
-  w->ctx = std::make_unique<Napi::AsyncContext>(env, "userns.spawn");
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN | EPOLLONESHOT;
-  ev.data.ptr = w.get();
-  if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+  const char *failed = nullptr;
+  Watch *w = NewWatch(env, fd, info[1].As<Napi::Function>(), &failed);
+  if (w == nullptr) {
     close(fd);
     return env.Undefined();
   }
-  Watch *raw = w.release();
-  set->live.insert(raw);
-  SetRef(raw, true);
-  return Napi::External<Watch>::New(env, raw, FinalizeWatch);
+  // Set before any event can be dispatched: that happens on this thread, later.
+  w->tagged = true;
+  w->child = c;
+  w->holder = Napi::Persistent(info[0]);
+  return Napi::External<Watch>::New(env, w, FinalizeWatch);
 }
 
 // pidfdWatchRef(handle, ref): like ChildProcess.ref()/unref().

@@ -728,10 +728,13 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     let unreleased = mapsNeeded;
     // The child has its own copies now.
     releaseStdio(stdio, false);
+    const result: MappingResult | undefined = mapsNeeded
+      ? { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups }
+      : undefined;
     if (held.started.kind === "exec") {
       // The plain spawn's usual end: the program runs. None of what follows (the slower paths' closures) is needed:
       // without joins or a sandbox there is nothing to close either.
-      if (mapsNeeded) child.mapping = { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups };
+      if (result) child.mapping = result;
       child._started(held.started.pidfd, held.started.watch);
       return child;
     }
@@ -841,9 +844,6 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       child._signalBeforeExec = (sig) => signalChild(h, sig);
       return true;
     };
-    const result: MappingResult | undefined = mapsNeeded
-      ? { method: method!, uidMap: uid?.text, gidMap: gid?.text, setgroups }
-      : undefined;
     if (oneCall) {
       const s = h.started;
       if (s.kind === "writeFailed") {
