@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +60,16 @@ std::vector<std::string> ArgStrings(const Napi::CallbackInfo &info, size_t i, co
     out.push_back(std::move(s));
   }
   return out;
+}
+
+// An argument [name, data, ...] of files of /proc/PID: names plain file names.
+std::vector<std::string> ArgProcFiles(const Napi::CallbackInfo &info, size_t i, const char *name) {
+  std::vector<std::string> files = ArgStrings(info, i, name);
+  if (files.size() % 2 != 0) ThrowUsage(info.Env(), std::string(name) + " must be [name, data, ...]");
+  for (size_t k = 0; k < files.size(); k += 2)
+    if (files[k].empty() || files[k].find('/') != std::string::npos)
+      ThrowUsage(info.Env(), std::string(name) + ": names must be plain file names");
+  return files;
 }
 
 // Opens /proc/PID/NAME and writes data with one write(2), as /proc map files
@@ -176,13 +185,7 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   }
   c->noVm = info.Length() > 10 && info[10].ToBoolean().Value();
   std::vector<std::string> writes;
-  if (info.Length() > 11 && !info[11].IsUndefined()) {
-    writes = ArgStrings(info, 11, "writes");
-    if (writes.size() % 2 != 0) ThrowUsage(env, "writes must be [name, data, ...]");
-    for (size_t k = 0; k < writes.size(); k += 2)
-      if (writes[k].empty() || writes[k].find('/') != std::string::npos)
-        ThrowUsage(env, "writes' names must be plain file names");
-  }
+  if (info.Length() > 11 && !info[11].IsUndefined()) writes = ArgProcFiles(info, 11, "writes");
   bool wait = info.Length() > 12 && info[12].ToBoolean().Value();
   if (info.Length() <= 13 || !info[13].IsTypedArray() ||
       info[13].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
@@ -333,7 +336,6 @@ Napi::Value ForkedExec(Napi::Env env, Child *c, Napi::Object out) {
   return out;
 }
 
-
 // READY from a wait after the kFork step: the program's process waits at
 // it, so the first child is past its clone3 and exits (grandPid is final
 // once it is reaped). The program becomes the held child: its pidfd
@@ -365,11 +367,11 @@ Napi::Value ForkedReady(Napi::Env env, Child *c, Napi::Object out) {
 //   {kind: "exec", pidfd, pid}            execve succeeded; the pidfd is yours
 //                                         (after a fork step: the program's)
 //   {kind: "exit", code, signal}          exit-mode child finished and is reaped
+Napi::Value Outcome(Napi::Env env, Child *c, const Record &rec, size_t got);
+
 // Releases the child from the wait it is blocked at, if any, then blocks
 // until the next event. The waits are short: the child only runs its own
 // steps (setns, unshare, chdir, execve ...).
-Napi::Value Outcome(Napi::Env env, Child *c, const Record &rec, size_t got);
-
 Napi::Value SpawnResume(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Child *c = ArgChild(info, 0);
@@ -513,10 +515,7 @@ Napi::Value WriteProcFiles(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int64_t pid = ArgInt(info, info.Length() > 0 ? info[0] : env.Undefined(), "pid");
   if (pid <= 0 || pid > INT_MAX) ThrowUsage(env, "pid must be a positive pid");
-  std::vector<std::string> files = ArgStrings(info, 1, "files");
-  if (files.size() % 2 != 0) ThrowUsage(env, "files must be [name, data, ...]");
-  for (size_t k = 0; k < files.size(); k += 2)
-    if (files[k].empty() || files[k].find('/') != std::string::npos) ThrowUsage(env, "names must be plain file names");
+  std::vector<std::string> files = ArgProcFiles(info, 1, "files");
   for (size_t k = 0; k < files.size(); k += 2) {
     bool opened = true;
     int e = WriteProcFile(static_cast<int>(pid), files[k], files[k + 1], &opened);

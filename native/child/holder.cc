@@ -175,7 +175,8 @@ bool ReleaseUnread(Child *c) {
   return c->lastReleaseSent && (c->releaseRefused || (ioctl(c->syncW, FIONREAD, &unread) == 0 && unread > 0));
 }
 
-
+// A plain exec (see ReleaseUnread for what EOF means) hands over the pidfd
+// and releases the Child; anything else is kept for the next ReadNext.
 bool TakeExec(Child *c, int *pidfd) {
   Record rec;
   size_t got = ReadNext(c, &rec);
