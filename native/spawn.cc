@@ -97,10 +97,16 @@ bool CredentialNeutral(int32_t op) {
 }
 
 // What spawnStart did after clone3, in out[1] (see spawnStart).
-enum StartStatus : int32_t { kStartHeld = 0, kStartWriteFailed = 1, kStartExec = 2, kStartPending = 3 };
+enum StartStatus : int32_t {
+  kStartHeld = 0,
+  kStartWriteFailed = 1,
+  kStartExec = 2,
+  kStartPending = 3,
+  kStartWatching = 4,
+};
 
 // spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode,
-//            blobs, noVm, writes, wait, out[, onExit])
+//            blobs, noVm, writes, wait, out[, onExit[, onEvent]])
 //   steps: flat [op, a, b, sIndex, s2Index] per step; sIndex/s2Index index
 //   `strings` or are -1; an s2Index of -2 - k names blobs[k] (binary data,
 //   NUL bytes allowed: the sandbox's fs specs and BPF programs).
@@ -112,6 +118,8 @@ enum StartStatus : int32_t { kStartHeld = 0, kStartWriteFailed = 1, kStartExec =
 //   wait: after the writes, release the child and block until its next
 //     event, as spawnResume would.
 //   onExit: with wait, the exit callback to arm on the pidfd meanwhile.
+//   onEvent: without wait, after the writes, release the child and watch it
+//     from the event loop, as spawnWatch(handle, onEvent) would.
 //   out: an Int32Array of 5 for the numbers below.
 // The plain spawn is thus one call, with no JS between clone3 and execve.
 // Returns the handle, or once the child has exec'd (nothing is left to hold)
@@ -123,7 +131,10 @@ enum StartStatus : int32_t { kStartHeld = 0, kStartWriteFailed = 1, kStartExec =
 //                 armed meanwhile and is returned (pidfdWatchRef takes it; it
 //                 owns the pidfd); with out[3] 0 the pidfd is the caller's
 //   pending       wait, and something else came (a failed step, a death):
-//                 spawnResume(handle, false) reports it
+//                 spawnResume(handle, false) reports it; or onEvent, and
+//                 nothing could be watched: the child is released, and
+//                 spawnResume(handle, false) waits for what comes
+//   watching      onEvent: released and watched; onEvent reports
 Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto c = std::make_unique<Child>();
@@ -197,6 +208,12 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     if (!info[14].IsFunction()) ThrowUsage(env, "onExit must be a function");
     onExit = info[14].As<Napi::Function>();
   }
+  Napi::Function onEvent;
+  if (info.Length() > 15 && !info[15].IsUndefined()) {
+    if (!info[15].IsFunction()) ThrowUsage(env, "onEvent must be a function");
+    if (wait) ThrowUsage(env, "onEvent is for a spawnStart that does not wait");
+    onEvent = info[15].As<Napi::Function>();
+  }
 
   // Storage first, pointers after: the vector must not move once pointed into.
   size_t nArgv = argv.size(), nEnv = envp.size(), nStrings = strings.size();
@@ -256,7 +273,8 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   }
   c->credSteps = false;
   for (const Step &st : c->steps) c->credSteps = c->credSteps || !CredentialNeutral(st.op);
-  if (wait && (c->exitMode || c->forkStep >= 0)) ThrowUsage(env, "wait needs a child that execs without a fork step");
+  if ((wait || !onEvent.IsEmpty()) && (c->exitMode || c->forkStep >= 0))
+    ThrowUsage(env, "wait and onEvent need a child that execs without a fork step");
 
   const char *failedCall = nullptr;
   const char *what = nullptr;
@@ -290,7 +308,10 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     if (exitWatch != nullptr) DropExitWatch(exitWatch);
     out[1] = kStartPending;
   }
-  return Napi::External<Child>::New(env, c.release(), FinalizeChild);
+  Napi::Value handle = Napi::External<Child>::New(env, c.get(), FinalizeChild);
+  Child *held = c.release();
+  if (!onEvent.IsEmpty()) out[1] = WatchChild(env, held, handle, onEvent) ? kStartWatching : kStartPending;
+  return handle;
 }
 
 // A pidfd for the program made by the kFork step, once the first child is

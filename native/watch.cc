@@ -87,19 +87,30 @@ void Unwatch(Watch *w) {
   epoll_ctl(set->epfd, EPOLL_CTL_DEL, w->fd, nullptr);
 }
 
-// Calls the watch's JS callback with these arguments (an int, or null for an
-// empty one). Raw N-API with status checks, not the throwing wrappers: while
-// a worker is being terminated its loop still runs but JS cannot, and that
-// must not turn into a fatal error.
-void Invoke(Watch *w, std::initializer_list<std::optional<int>> values) {
+// One argument of a watch's callback: an int, null, or the watch itself (the
+// handle pidfdWatchRef takes).
+struct Arg {
+  enum Kind { kNull, kInt, kSelf } kind;
+  int value;
+};
+Arg IntArg(std::optional<int> v) { return v.has_value() ? Arg{Arg::kInt, *v} : Arg{Arg::kNull, 0}; }
+
+void FinalizeWatch(Napi::Env, Watch *) {}
+
+// Calls the watch's JS callback with these arguments. Raw N-API with status
+// checks, not the throwing wrappers: while a worker is being terminated its
+// loop still runs but JS cannot, and that must not turn into a fatal error.
+void Invoke(Watch *w, std::initializer_list<Arg> values) {
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value args[3], recv, result;
   size_t argc = 0;
-  for (const auto &v : values) {
-    if (v.has_value())
-      napi_create_int32(env, *v, &args[argc]);
+  for (const Arg &v : values) {
+    if (v.kind == Arg::kInt)
+      napi_create_int32(env, v.value, &args[argc]);
+    else if (v.kind == Arg::kSelf)
+      args[argc] = Napi::External<Watch>::New(env, w, FinalizeWatch);
     else
       napi_get_null(env, &args[argc]);
     argc++;
@@ -117,25 +128,24 @@ void Invoke(Watch *w, std::initializer_list<std::optional<int>> values) {
 // Calls the watch's JS callback with the exit status (or none), then frees
 // the watch. By then the fd is closed, so by 'exit' the pidfd is gone from
 // the fd table. The child has been reaped either way.
-void Report(std::unique_ptr<Watch> w, bool exited, bool exitedNormally, int status) {
+void Report(std::unique_ptr<Watch> w, bool exited, const siginfo_t &si, int kind = 0) {
   if (w->cb.IsEmpty() || !w->ctx) return;  // env cleanup: no JS any more
   std::optional<int> code, signal;
-  if (exited) (exitedNormally ? code : signal) = status;
+  if (exited) (si.si_code == CLD_EXITED ? code : signal) = si.si_status;
   if (w->tagged)
-    Invoke(w.get(), {0, code, signal});
+    Invoke(w.get(), {{Arg::kInt, kind}, IntArg(code), IntArg(signal)});
   else
-    Invoke(w.get(), {code, signal});
+    Invoke(w.get(), {IntArg(code), IntArg(signal)});
 }
 
-// Calls a spawnWatch's callback with (kind, a, b).
-void Tell(Watch *w, int kind, int a, int b) { Invoke(w, {kind, a, b}); }
-
-// The first part of a spawnWatch ended: the child's error pipe turned
+// The first part of a child watch ended: the child's error pipe turned
 // readable. A plain exec turns the watch into the program's exit watch, on
-// its pidfd, and says so (kind 1, the pidfd, 1; 0 if the pidfd could not be
-// watched and is the caller's to watch). Anything else (a failed step, a
-// death, an abort meanwhile) is left for spawnResume (kind 2) and ends the
-// watch.
+// its pidfd, and says so (kind 1, the pidfd, the watch; null if the pidfd
+// could not be watched and is the caller's to watch). A program that has
+// exited by then, as short ones often have when the loop is busy, is reaped
+// here and both are said at once (kind 3, code, signal): one callback, no
+// registration of its pidfd. Anything else (a failed step, a death, an abort
+// meanwhile) is left for spawnResume (kind 2) and ends the watch.
 void OnExecReady(Watch *w) {
   child::Child *c = w->child;
   WatchSet *set = w->set;
@@ -147,19 +157,28 @@ void OnExecReady(Watch *w) {
   bool exec = c->state == child::State::kHeld && child::TakeExec(c, &pidfd);
   w->holder.Reset();
   if (exec) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (child::ReapPidfd(pidfd, &si, WNOHANG) == 0 && si.si_pid != 0) {
+      CloseFd(pidfd);
+      SetRef(w, false);
+      set->live.erase(w);
+      Report(std::unique_ptr<Watch>(w), true, si, 3);
+      return;
+    }
     struct epoll_event ev = {};
     ev.events = EPOLLIN | EPOLLONESHOT;
     ev.data.ptr = w;
     if (epoll_ctl(set->epfd, EPOLL_CTL_ADD, pidfd, &ev) == 0) {
       w->fd = pidfd;
-      Tell(w, 1, pidfd, 1);
+      Invoke(w, {{Arg::kInt, 1}, {Arg::kInt, pidfd}, {Arg::kSelf, 0}});
       return;
     }
   }
   SetRef(w, false);
   set->live.erase(w);
   std::unique_ptr<Watch> owned(w);
-  Tell(w, exec ? 1 : 2, pidfd, 0);
+  Invoke(w, {{Arg::kInt, exec ? 1 : 2}, {exec ? Arg::kInt : Arg::kNull, pidfd}, {Arg::kNull, 0}});
 }
 
 // One watch's event: a pidfd that has not exited yet (a spurious wake-up) is
@@ -177,10 +196,9 @@ void OnWatchReady(Watch *w) {
     // Cannot re-arm: reap it the hard way, as the leftovers are.
     e = child::ReapPidfd(w->fd, &si, 0);
   }
-  bool exited = e == 0;
   Unwatch(w);
   CloseFd(w->fd);
-  Report(std::unique_ptr<Watch>(w), exited, si.si_code == CLD_EXITED, si.si_status);
+  Report(std::unique_ptr<Watch>(w), e == 0, si);
 }
 
 void FreeSet(uv_handle_t *h) {
@@ -309,8 +327,6 @@ WatchSet *Watches(Napi::Env env, const char **failed) {
   return tlsWatches;
 }
 
-void FinalizeWatch(Napi::Env, Watch *) {}
-
 // A watch of `fd` with callback `cb`, registered in the set and ref'd, or
 // nullptr with errno set (and *failed naming the call) when it cannot be.
 Watch *NewWatch(Napi::Env env, int fd, Napi::Function cb, const char **failed) {
@@ -354,6 +370,25 @@ void DropExitWatch(ExitWatch *w) {
   delete watch;
 }
 
+bool WatchChild(Napi::Env env, child::Child *c, Napi::Value handle, Napi::Function cb) {
+  child::SendRelease(c);
+  // A copy: the child's own end is closed by Release, which a failure path
+  // may call while this watch is still registered.
+  int fd = fcntl(c->errR, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) return false;
+  const char *failed = nullptr;
+  Watch *w = NewWatch(env, fd, cb, &failed);
+  if (w == nullptr) {
+    close(fd);
+    return false;
+  }
+  // Set before any event can be dispatched: that happens on this thread, later.
+  w->tagged = true;
+  w->child = c;
+  w->holder = Napi::Persistent(handle);
+  return true;
+}
+
 namespace {
 
 // pidfdWatch(pidfd, cb(code, signal)) -> handle. Takes ownership of pidfd:
@@ -369,39 +404,25 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
   return Napi::External<Watch>::New(env, w, FinalizeWatch);
 }
 
-// spawnWatch(handle, cb(kind, a, b)) -> watch, or undefined. Releases the
+// spawnWatch(handle, cb(kind, a, b)) -> whether it watches. Releases the
 // held child from its wait (if it has one left) and watches, on the loop,
 // for what it does next, without blocking this thread until its execve:
-//   cb(1, pidfd, 1)   it exec'd; the same watch now waits for the program's
-//                     exit (pidfdWatchRef applies) and owns the pidfd, which
-//                     the caller may signal until then
-//   cb(1, pidfd, 0)   it exec'd; the pidfd is the caller's to watch
-//   cb(2, 0, 0)       anything else: spawnResume(handle, false) reports it
-//   cb(0, code, signal)  the program exited and was reaped (after 1, 1)
-// Undefined: nothing could be watched (no fd to spare); the child is
-// released, and spawnResume waits for what comes.
+//   cb(1, pidfd, watch)  it exec'd; the same watch now waits for the
+//                        program's exit (pidfdWatchRef takes `watch`) and
+//                        owns the pidfd, which the caller may signal until then
+//   cb(1, pidfd, null)   it exec'd; the pidfd is the caller's to watch
+//   cb(3, code, signal)  it exec'd and had already exited: reaped, no pidfd
+//   cb(2, null, null)    anything else: spawnResume(handle, false) reports it
+//   cb(0, code, signal)  the program exited and was reaped (after 1 with a watch)
+// False: nothing could be watched (no fd to spare); the child is released,
+// and spawnResume waits for what comes.
 Napi::Value SpawnWatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsFunction())
     ThrowUsage(env, "spawnWatch(handle, cb)");
   child::Child *c = info[0].As<Napi::External<child::Child>>().Data();
   if (c->state != child::State::kHeld || c->hasPending) ThrowUsage(env, "spawn handle already finished");
-  child::SendRelease(c);
-  // A copy: the child's own end is closed by Release, which a failure path
-  // may call while this watch is still registered.
-  int fd = fcntl(c->errR, F_DUPFD_CLOEXEC, 3);
-  if (fd < 0) return env.Undefined();
-  const char *failed = nullptr;
-  Watch *w = NewWatch(env, fd, info[1].As<Napi::Function>(), &failed);
-  if (w == nullptr) {
-    close(fd);
-    return env.Undefined();
-  }
-  // Set before any event can be dispatched: that happens on this thread, later.
-  w->tagged = true;
-  w->child = c;
-  w->holder = Napi::Persistent(info[0]);
-  return Napi::External<Watch>::New(env, w, FinalizeWatch);
+  return Napi::Boolean::New(env, WatchChild(env, c, info[0], info[1].As<Napi::Function>()));
 }
 
 // pidfdWatchRef(handle, ref): like ChildProcess.ref()/unref().

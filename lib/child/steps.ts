@@ -6,7 +6,7 @@
  */
 import { constants } from "node:os";
 import { UsernsError } from "../errors.js";
-import { native } from "../kernel/native.js";
+import { type ChildWatchCallback, native } from "../kernel/native.js";
 import { SPAWN_OPS, type SpawnOpName, type SpawnSlot } from "./protocol.js";
 
 /** One step the child runs before execve. */
@@ -154,6 +154,11 @@ export interface StartFollowUp {
    * wait then); the outcome `exec` then carries the watch.
    */
   readonly onExit?: (code: number | null, signal: number | null) => void;
+  /**
+   * Without `wait`: after the writes, release the child and learn of its exec, then of the program's exit, on the
+   * event loop (as {@link watchChild}); the outcome is then `watching`.
+   */
+  readonly watch?: (e: WatchEvent) => void;
 }
 
 /** What came of a {@link StartFollowUp}. */
@@ -167,8 +172,14 @@ export type StartOutcome =
    * and reports the exit; without, the pidfd is the caller's to watch.
    */
   | { readonly kind: "exec"; readonly pidfd: number; readonly watch?: unknown }
-  /** `wait`, and something else came (a failed step, a death): {@link resumeChild} without release reports it. */
-  | { readonly kind: "pending" };
+  /**
+   * `wait`, and something else came (a failed step, a death): {@link resumeChild} without release reports it. Or
+   * `watch`, and nothing could be watched (no fd to spare): the child is released, and {@link resumeChild} without
+   * release waits for what comes.
+   */
+  | { readonly kind: "pending" }
+  /** `watch`: the child is released and watched; `watch` reports what comes. */
+  | { readonly kind: "watching" };
 
 /** A child created by {@link startChild}, possibly blocked at a wait step. */
 export interface HeldChild {
@@ -281,6 +292,7 @@ function explain(s: ChildStep | undefined, errno: string): string | undefined {
 
 const HELD: StartOutcome = Object.freeze({ kind: "held" });
 const PENDING: StartOutcome = Object.freeze({ kind: "pending" });
+const WATCHING: StartOutcome = Object.freeze({ kind: "watching" });
 // The native side's numbers: [pid, status, ...]; one array for every call (a call never outlives the next).
 const startOut = new Int32Array(5);
 
@@ -290,6 +302,9 @@ const startOut = new Int32Array(5);
  */
 export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild {
   const { steps, strings, gids, blobs } = encode(plan);
+  const onEvent = followUp?.watch;
+  // Fires from the event loop only, by when `held` is set.
+  const watchCb = onEvent === undefined ? undefined : childWatchCallback(() => held, onEvent);
   const handle = native().spawnStart(
     plan.cloneFlags,
     plan.path,
@@ -306,6 +321,7 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
     followUp?.wait === true,
     startOut,
     followUp?.onExit,
+    watchCb,
   );
   const o = startOut;
   let started: StartOutcome;
@@ -321,10 +337,14 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
     case 3:
       started = PENDING;
       break;
+    case 4:
+      started = WATCHING;
+      break;
     default:
       started = HELD;
   }
-  return { pid: o[0]!, plan, handle: done ? undefined : handle, done, started };
+  const held: HeldChild = { pid: o[0]!, plan, handle: done ? undefined : handle, done, started };
+  return held;
 }
 
 /**
@@ -358,27 +378,42 @@ function diedBeforeRelease(signal: number | undefined): string {
 
 /** What {@link watchChild} reports. */
 export type WatchEvent =
-  /** The program exec'd: `pidfd` is for signals until it exits; `exitWatched`: the same watch reports its exit. */
-  | { readonly kind: "exec"; readonly pidfd: number; readonly exitWatched: boolean }
+  /**
+   * The program exec'd: `pidfd` is for signals until it exits. With `watch`, the same watch reports its exit and
+   * owns the pidfd (`watch` is for pidfdWatchRef); without, the pidfd is the caller's to watch.
+   */
+  | { readonly kind: "exec"; readonly pidfd: number; readonly watch?: unknown }
+  /** The program exec'd and had exited by then: it is reaped, and this is the last event. */
+  | { readonly kind: "execExit"; readonly code: number | null; readonly signal: number | null }
   /** Anything else (a failed step, a death, an abort): {@link resumeChild} without release reports it. */
   | { readonly kind: "other" }
-  /** The program exited and was reaped (after an exec with `exitWatched`). */
+  /** The program exited and was reaped (after an exec with `watch`). */
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
 
 /**
  * Releases the child from the wait it is blocked at (if any) and learns on the event loop, not by blocking this
- * thread, whether it exec'd; then, with the same watch, when the program exits. Returns the watch (for
- * pidfdWatchRef), or undefined when nothing could be watched: the child is released, and {@link resumeChild}
- * waits for what comes.
+ * thread, whether it exec'd; then, with the same watch, when the program exits. False when nothing could be
+ * watched: the child is released, and {@link resumeChild} without release waits for what comes.
  */
-export function watchChild(child: HeldChild, onEvent: (e: WatchEvent) => void): unknown {
-  return native().spawnWatch(child.handle, (kind, a, b) => {
-    if (kind === 0) onEvent({ kind: "exit", code: a, signal: b });
+export function watchChild(child: HeldChild, onEvent: (e: WatchEvent) => void): boolean {
+  return native().spawnWatch(
+    child.handle,
+    childWatchCallback(() => child, onEvent),
+  );
+}
+
+/** The native watch's (kind, a, b) as {@link WatchEvent}s; the child is done once it exec'd. */
+function childWatchCallback(child: () => HeldChild, onEvent: (e: WatchEvent) => void): ChildWatchCallback {
+  return (kind, a, b) => {
+    if (kind === 0) onEvent({ kind: "exit", code: a, signal: b as number | null });
     else if (kind === 1) {
-      child.done = true;
-      onEvent({ kind: "exec", pidfd: a!, exitWatched: b === 1 });
+      child().done = true;
+      onEvent(b === null ? { kind: "exec", pidfd: a! } : { kind: "exec", pidfd: a!, watch: b });
+    } else if (kind === 3) {
+      child().done = true;
+      onEvent({ kind: "execExit", code: a, signal: b as number | null });
     } else onEvent(OTHER);
-  });
+  };
 }
 
 const OTHER: WatchEvent = Object.freeze({ kind: "other" });

@@ -68,6 +68,16 @@ export interface ProcScanRaw {
 }
 
 /** What the addon exports. Every function throws a {@link UsernsError} on failure. */
+/**
+ * What a child watch (spawnWatch, spawnStart's onEvent) reports, from the event loop:
+ * - (1, pidfd, watch): the child exec'd; the same watch now waits for the program's exit and owns the pidfd (the
+ *   caller may signal it until then); `watch` is for pidfdWatchRef. With watch null, the pidfd is the caller's.
+ * - (3, code, signal): it exec'd and had already exited: reaped, no pidfd left.
+ * - (2, null, null): anything else (a failed step, a death, an abort): spawnResume(handle, false) reports it.
+ * - (0, code, signal): the program exited and was reaped (after a 1 with a watch).
+ */
+export type ChildWatchCallback = (kind: 0 | 1 | 2 | 3, a: number | null, b: unknown) => void;
+
 export interface NativeBinding {
   setErrorClass(cls: new (attempted: string, opts: { errno: number; syscall: string }) => Error): void;
   openNs(path: string): number;
@@ -132,7 +142,7 @@ export interface NativeBinding {
    * with `wait`, releases it and waits for its next event. envp null: this process's environ. fdSrc entries: an fd,
    * -1 (closed) or -2 (/dev/null, opened by the child). Fills `out`: [pid, status, ...] (native/spawn.cc says what);
    * returns the handle, or once the child has exec'd its exit watch (with `onExit`, armed during the wait; out[3]
-   * 1) or undefined.
+   * 1) or undefined. With `onEvent` (and no `wait`), the child is released and watched as by spawnWatch.
    */
   spawnStart(
     cloneFlags: number,
@@ -150,6 +160,7 @@ export interface NativeBinding {
     wait: boolean,
     out: Int32Array,
     onExit?: (code: number | null, signal: number | null) => void,
+    onEvent?: ChildWatchCallback,
   ): unknown;
   /**
    * Releases the child from its current wait and blocks until the next event. A ready's `pid` is the waiting
@@ -167,12 +178,10 @@ export interface NativeBinding {
   /** SIGKILL, reap and free a held child (and the program's process, after a fork step). */
   spawnAbort(handle: unknown): void;
   /**
-   * Releases the child from its current wait (if any) and watches on the loop for what it does next: cb(1, pidfd,
-   * 1) it exec'd and this watch now waits for the program's exit, cb(0, code, signal) (pidfdWatchRef applies); cb(1,
-   * pidfd, 0) it exec'd and the pidfd is the caller's to watch; cb(2) anything else, for spawnResume(handle, false).
-   * Undefined: nothing could be watched (no fd to spare); spawnResume then waits.
+   * Releases the child from its current wait (if any) and watches on the loop for what it does next (see
+   * {@link ChildWatchCallback}). False: nothing could be watched (no fd to spare); spawnResume then waits.
    */
-  spawnWatch(handle: unknown, cb: (kind: 0 | 1 | 2, a: number | null, b: number | null) => void): unknown;
+  spawnWatch(handle: unknown, cb: ChildWatchCallback): boolean;
   /** Sends a signal to a held child through its pidfd; false if it is no longer held or gone. */
   spawnSignal(handle: unknown, signal: number): boolean;
   /** Watches a pidfd on the event loop; takes ownership of it (closed after reaping). */

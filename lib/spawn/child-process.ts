@@ -204,6 +204,8 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
    * Between the release and the exec (spawn does not wait for the exec) the
    * signal goes to the released child, whose signals stay blocked until its
    * execve: it acts on the program as it starts, as if sent just after.
+   * SIGKILL and SIGSTOP cannot be blocked: kill() then waits for the exec
+   * first, and the program gets them.
    */
   kill(signal: NodeJS.Signals | number = "SIGTERM"): boolean {
     const sig = signalNumber(signal);
@@ -311,6 +313,20 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
     this.#watch = watch ?? native().pidfdWatch(pidfd, (code, signal) => this.#onExit(code, signal));
     if (!this.#referenced) native().pidfdWatchRef(this.#watch, false);
     process.nextTick(() => this.emit("spawn"));
+  }
+
+  /**
+   * @internal execve succeeded and the program had exited by the time this process learned of it (it is reaped):
+   * 'spawn', then the exit, on the next tick, in that order.
+   */
+  _startedAndExited(code: number | null, signal: number | null): void {
+    process.nextTick(() => {
+      try {
+        this.emit("spawn");
+      } finally {
+        this.#onExit(code, signal);
+      }
+    });
   }
 
   /** @internal the program exited and was reaped (the watch passed to {@link _started} says so). */

@@ -8,6 +8,7 @@
  */
 import { accessSync, constants as fsConstants, read as fsRead, openSync, readlinkSync, statSync } from "node:fs";
 import { Socket } from "node:net";
+import { constants } from "node:os";
 import { join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
@@ -30,6 +31,7 @@ import {
   resumeChild,
   signalChild,
   startChild,
+  type WatchEvent,
   watchChild,
 } from "../child/steps.js";
 import { creatorIds, prepareMapRequest } from "../child/validate.js";
@@ -700,6 +702,11 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const oneCall =
       !childSide && !hold && sandbox === undefined && (!mapsNeeded || method === "direct" || method === "self");
     const writes = oneCall && mapsNeeded ? directMapFiles(mapReq) : undefined;
+    // Alone, the one call waits for the execve; with others of ours in flight it releases the child and arms a
+    // watch instead (see settleAfterRelease). What outlives this call (the callbacks the addon holds, the handle's
+    // hooks) is made outside it, from what it needs: a closure made here would keep this call's whole scope alive
+    // (the plan, the handle, the streams), and with many spawns that garbage outlived young collections.
+    const oneCallWatch = oneCall && live > 0 ? new OneCallWatch(child, file, newNs.has("user"), options) : undefined;
     held = startChild(
       {
         cloneFlags,
@@ -711,13 +718,13 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
         noVm: sandbox?.needsOwnMemory === true,
       },
       oneCall
-        ? { writes, wait: live === 0, onExit: live === 0 ? (code, signal) => child._exited(code, signal) : undefined }
+        ? oneCallWatch === undefined
+          ? { writes, wait: true, onExit: exitOf(child) }
+          : { writes, watch: oneCallWatch.onEvent }
         : undefined,
     );
     live++;
-    child._onEnd = () => {
-      live--;
-    };
+    child._onEnd = endOne;
     // After a fork step, held.pid is only the intermediate process: the program's pid is known at exec.
     if (!forkProgram) child.pid = held.pid;
     // beforeExec's ids. Without joins every namespace exists from clone3 on, and the child cannot have changed its
@@ -736,6 +743,16 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       // without joins or a sandbox there is nothing to close either.
       if (result) child.mapping = result;
       child._started(held.started.pidfd, held.started.watch);
+      return child;
+    }
+    if (oneCall) {
+      settleOneCall(
+        held,
+        child,
+        writes,
+        result,
+        oneCallWatch ?? new OneCallWatch(child, file, newNs.has("user"), options),
+      );
       return child;
     }
     const what = `spawning ${file} (pid ${held.pid})`;
@@ -821,49 +838,37 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const settleAfterRelease = (): void => {
       if (live < 2 || forkProgram || sb !== undefined || hold || !watchExec()) finishNow();
     };
+    // What the watch of a released child reports: its exec, then the program's exit, or anything else, which
+    // finishNow() (resumeChild) reports.
+    const onWatchEvent = (e: WatchEvent): void => {
+      if (e.kind === "exit") {
+        child._exited(e.code, e.signal);
+        return;
+      }
+      child._signalBeforeExec = undefined;
+      if (e.kind === "exec") {
+        child._started(e.pidfd, e.watch);
+        closeJoins();
+      } else if (e.kind === "execExit") {
+        child._startedAndExited(e.code, e.signal);
+        closeJoins();
+      } else if (h.done) {
+        // Aborted meanwhile (the handle failed): nothing is left to settle.
+        closeJoins();
+      } else {
+        finishNow();
+      }
+    };
     // Releases the child and learns of its exec, then of the program's exit, from one watch on the event loop.
     // False when nothing could be watched: the child is released, and finishNow() waits for it here.
     const watchExec = (): boolean => {
-      const w = watchChild(h, (e) => {
-        if (e.kind === "exit") {
-          child._exited(e.code, e.signal);
-          return;
-        }
+      if (!watchChild(h, onWatchEvent)) return false;
+      child._signalBeforeExec = signalVia(h, child, () => {
         child._signalBeforeExec = undefined;
-        if (e.kind === "exec") {
-          child._started(e.pidfd, e.exitWatched ? w : undefined);
-          closeJoins();
-        } else if (h.done) {
-          // Aborted meanwhile (the handle failed): nothing is left to settle.
-          closeJoins();
-        } else {
-          finishNow();
-        }
+        finishNow();
       });
-      if (w === undefined) return false;
-      child._signalBeforeExec = (sig) => signalChild(h, sig);
       return true;
     };
-    if (oneCall) {
-      const s = h.started;
-      if (s.kind === "writeFailed") {
-        // A map write may fail because the child was killed meanwhile (see below): say that, not the symptom.
-        const died = diedWhileHeld(h.pid);
-        fail(died ? diedError(what, died.signal) : directWriteError(h.pid, writes!, s.index, s.errno, s.syscall));
-        closeJoins();
-        return child;
-      }
-      if (result) child.mapping = result;
-      if (s.kind === "pending") {
-        // A step failed or the child died after its release: resume reports it.
-        unreleased = false;
-        finishNow();
-      } else {
-        // Written, not released: others of ours are in flight.
-        settleAfterRelease();
-      }
-      return child;
-    }
     if (!mapsNeeded) {
       if (hold && childSide) {
         try {
@@ -956,6 +961,123 @@ const STDIO_STEP: ChildStep = Object.freeze({ op: "stdio" });
 
 /** Programs started by spawn() in this thread that have not exited (nor failed) yet. */
 let live = 0;
+
+/** The handle's end hook: one program fewer in flight. */
+function endOne(): void {
+  live--;
+}
+
+/** The exit callback of the one call that waits for the execve. */
+function exitOf(child: UsernsChildProcess): (code: number | null, signal: number | null) => void {
+  return (code, signal) => child._exited(code, signal);
+}
+
+/**
+ * kill() between the release and the exec. A signal goes to the released child, which blocks it until its execve:
+ * it acts on the program as it starts. SIGKILL and SIGSTOP cannot be blocked and would end the child before the
+ * program existed: for those, `toExec` first waits here for the exec (or the failure it reports), and the program
+ * gets the signal, as when spawn() waited for the exec itself.
+ */
+function signalVia(h: HeldChild, child: UsernsChildProcess, toExec: () => void): (signal: number) => boolean {
+  return (sig) => {
+    if (sig !== SIGKILL && sig !== SIGSTOP) return signalChild(h, sig);
+    toExec();
+    return child.pidfd >= 0 && native().pidfdSendSignal(child.pidfd, sig);
+  };
+}
+
+const { SIGKILL, SIGSTOP } = constants.signals;
+
+/**
+ * The plain spawn's one call, when it does not wait for the execve: its watch's events, and how it settles when
+ * something other than the exec comes. Holds only what that needs (see spawn).
+ */
+class OneCallWatch {
+  /** Set once the one call returned; no event comes before. */
+  held: HeldChild | undefined = undefined;
+  constructor(
+    readonly child: UsernsChildProcess,
+    readonly file: string,
+    readonly newUser: boolean,
+    readonly options: SpawnOptions,
+  ) {}
+
+  readonly onEvent = (e: WatchEvent): void => {
+    const child = this.child;
+    if (e.kind === "exit") {
+      child._exited(e.code, e.signal);
+      return;
+    }
+    child._signalBeforeExec = undefined;
+    if (e.kind === "exec") child._started(e.pidfd, e.watch);
+    else if (e.kind === "execExit") child._startedAndExited(e.code, e.signal);
+    // A failed step or a death after the release (unless the handle failed meanwhile): resume reports it.
+    else if (!this.held!.done) this.resume();
+  };
+
+  /** {@link resume}, before the watch says anything (kill() with an uncatchable signal). */
+  readonly resumeNow = (): void => {
+    this.child._signalBeforeExec = undefined;
+    this.resume();
+  };
+
+  /** Runs the released child on to its next event, blocking: the exec, or the failure it reports. */
+  resume(): void {
+    const h = this.held!;
+    const what = `spawning ${this.file} (pid ${h.pid})`;
+    try {
+      const r = resumeChild(h, what, false);
+      if (r.kind !== "exec")
+        throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
+      this.child.pid = r.pid;
+      this.child._started(r.pidfd);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** The handle fails, once; the child is killed and reaped if it is still there. */
+  fail(e: unknown): void {
+    abortChild(this.held!);
+    this.child._signalBeforeExec = undefined;
+    this.child._failed(unmappedIdHint(e, this.newUser, this.options));
+  }
+}
+
+/** How the plain spawn's one call ended, other than with the exec (see startChild's outcomes). */
+function settleOneCall(
+  h: HeldChild,
+  child: UsernsChildProcess,
+  writes: readonly string[] | undefined,
+  result: MappingResult | undefined,
+  w: OneCallWatch,
+): void {
+  w.held = h;
+  const s = h.started;
+  if (s.kind === "writeFailed") {
+    // A map write may fail because the child was killed meanwhile (see spawn): say that, not the symptom.
+    const died = diedWhileHeld(h.pid);
+    w.fail(
+      died
+        ? diedError(`spawning ${w.file} (pid ${h.pid})`, died.signal)
+        : directWriteError(h.pid, writes!, s.index, s.errno, s.syscall),
+    );
+    return;
+  }
+  if (s.kind === "held") {
+    // The one call always asks for the wait or the watch, which release the child: a held one is a bug of ours.
+    w.fail(
+      new UsernsError(`spawning ${w.file}`, { code: "ERR_USERNS_PROTOCOL", reason: "the child was not released" }),
+    );
+    return;
+  }
+  if (result) child.mapping = result;
+  // Released and watched: others of ours are in flight (see settleAfterRelease).
+  if (s.kind === "watching") child._signalBeforeExec = signalVia(h, child, w.resumeNow);
+  // Released, and a step failed or the child died after that, or nothing could be watched: resume reports what
+  // comes.
+  else w.resume();
+}
 
 const NS_TYPES: readonly NamespaceType[] = ["user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time"];
 

@@ -1,7 +1,7 @@
 // The per-spawn shortcuts: the default environment copied natively from
 // environ, /dev/null opened by the child, the map files written in one
 // native call, validated requests reused, child stacks reused.
-import { chmodSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
@@ -11,8 +11,19 @@ import { prepareMapRequest } from "../../lib/child/validate.js";
 import { UsernsError } from "../../lib/errors.js";
 import { native } from "../../lib/kernel/native.js";
 import { CLONE_NEW } from "../../lib/kernel/nsfs.js";
+import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { children, run } from "../helpers/spawn.js";
+
+/** Whether the process has exited and waits to be reaped (false once it is gone). */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return false;
+  }
+}
 
 describeKernel("spawn fast paths", () => {
   it("the default environment follows process.env as it is at each spawn (main thread: copied from environ)", async () => {
@@ -143,24 +154,56 @@ describeKernel("spawn fast paths", () => {
     expect(() => resumeChild(c, "test", false)).toThrow(
       expect.objectContaining({ code: "ENOENT", step: "chdir", path: "/nonexistent/dir" }),
     );
-    // Written, then released and watched from the event loop: the exec, then the exit, through the same watch.
-    const d = startChild(plan, { writes: files });
+    // Written, then released and watched from the event loop: the exec, then the exit, through the same watch
+    // (a program that outlives this thread's next turn: sleep).
+    const sleeper = { ...plan, path: "/bin/sleep", argv: ["sleep", "0.2"] };
+    const d = startChild(sleeper, { writes: files });
     expect(d.started.kind).toBe("held");
     const events: WatchEvent[] = [];
     const exit = new Promise<void>((resolve) => {
-      const w = watchChild(d, (e) => {
+      const watched = watchChild(d, (e) => {
         events.push(e);
-        if (e.kind === "exec") native().pidfdWatchRef(w, true);
+        if (e.kind === "exec") native().pidfdWatchRef(e.watch, true);
         if (e.kind === "exit") resolve();
       });
-      expect(w).toBeDefined();
+      expect(watched).toBe(true);
     });
     await exit;
     expect(events).toEqual([
-      { kind: "exec", pidfd: expect.any(Number), exitWatched: true },
+      { kind: "exec", pidfd: expect.any(Number), watch: expect.anything() },
       { kind: "exit", code: 0, signal: null },
     ]);
     expect(d.done).toBe(true);
+    // The same from the one call (writes, release, watch), for a program that has exited before this thread looks
+    // (it is kept busy until then): one event says both, and the program is reaped.
+    const ranEvents: WatchEvent[] = [];
+    let ranDone: () => void = () => {};
+    const ranSeen = new Promise<void>((resolve) => (ranDone = resolve));
+    const r = startChild(plan, {
+      writes: files,
+      watch: (e) => {
+        ranEvents.push(e);
+        ranDone();
+      },
+    });
+    expect(r.started.kind).toBe("watching");
+    const until = Date.now() + 2000;
+    while (Date.now() < until && !isZombie(r.pid));
+    await ranSeen;
+    expect(ranEvents).toEqual([{ kind: "execExit", code: 0, signal: null }]);
+    expect(r.done).toBe(true);
+    expect(existsSync(`/proc/${r.pid}`)).toBe(false);
+    // And a failing program's status comes with it: exit code 3.
+    const failing = await new Promise<WatchEvent>((resolve) => {
+      const q = startChild(
+        { ...plan, path: "/bin/sh", argv: ["sh", "-c", "exit 3"] },
+        { writes: files, watch: resolve },
+      );
+      expect(q.started.kind).toBe("watching");
+      const end = Date.now() + 2000;
+      while (Date.now() < end && !isZombie(q.pid));
+    });
+    expect(failing).toEqual({ kind: "execExit", code: 3, signal: null });
     // A step that fails after that release: "other", and resumeChild reports the failure.
     const f = startChild({
       ...plan,
@@ -260,6 +303,53 @@ describeKernel("spawn fast paths", () => {
       if (i % 4 === 3) expect(r.status).toBe("rejected");
       else expect(r.status === "fulfilled" && r.value.stdout).toBe(`${i}\n`);
     });
+    expect(children()).toEqual([]);
+  });
+
+  it("with another program in flight (the one call releases and watches): events, codes, signals, failures", async () => {
+    const opts = {
+      namespaces: ["user"] as const,
+      uidMap: "0 100000 65536",
+      gidMap: "0 100000 65536",
+      setgroups: "deny" as const,
+      stdio: "ignore" as const,
+    };
+    // Keeps one program of ours in flight, so that every spawn below takes the watched path.
+    const keeper = spawn("sleep", ["5"], { ...opts, namespaces: ["user"] });
+    try {
+      const events: string[] = [];
+      const quick = spawn("/bin/true", [], { ...opts, namespaces: ["user"] });
+      quick.on("spawn", () => events.push("spawn"));
+      quick.on("exit", (code) => events.push(`exit ${code}`));
+      quick.on("close", () => events.push("close"));
+      // Busy until the program has exited, so that its exec and its exit are learned of together.
+      const until = Date.now() + 2000;
+      while (Date.now() < until && !isZombie(quick.pid!));
+      expect(await quick.closed).toEqual({ pid: quick.pid, code: 0, signal: null });
+      expect(events).toEqual(["spawn", "exit 0", "close"]);
+      expect(quick.mapping).toEqual({
+        method: "direct",
+        uidMap: "0 100000 65536\n",
+        gidMap: "0 100000 65536\n",
+        setgroups: "deny",
+      });
+      // Codes and signals, learned of with the exec or after it.
+      expect((await spawn("sh", ["-c", "exit 7"], { ...opts, namespaces: ["user"] }).exited).code).toBe(7);
+      expect((await spawn("sh", ["-c", "kill -TERM $$"], { ...opts, namespaces: ["user"] }).exited).signal).toBe(
+        "SIGTERM",
+      );
+      // kill() right after spawn(), before the exec is known: the program gets it as it starts.
+      const killed = spawn("sleep", ["5"], { ...opts, namespaces: ["user"] });
+      expect(killed.kill("SIGKILL")).toBe(true);
+      expect(await killed.exited).toEqual({ pid: killed.pid, code: null, signal: "SIGKILL" });
+      expect(killed.killed).toBe(true);
+      // A step that fails after the release: the handle fails with the step, nothing is left behind.
+      const failed = spawn("/bin/true", [], { ...opts, namespaces: ["user"], cwd: "/nonexistent/dir" });
+      await expect(failed.exited).rejects.toMatchObject({ code: "ENOENT", step: "chdir", path: "/nonexistent/dir" });
+    } finally {
+      keeper.kill("SIGKILL");
+      await keeper.exited;
+    }
     expect(children()).toEqual([]);
   });
 });
