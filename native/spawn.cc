@@ -582,6 +582,29 @@ Napi::Value CapEffective(const Napi::CallbackInfo &info) {
   return Napi::BigInt::New(info.Env(), eff);
 }
 
+// writerCreds(out: Uint32Array(3)): [CAP_SETUID and CAP_SETGID both effective
+// (0/1), euid, egid], what choosing and validating a map writer depends on,
+// in one call: a spawn asks every time (the process may have changed them).
+Napi::Value WriterCreds(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      info[0].As<Napi::Uint32Array>().ElementLength() < 3)
+    ThrowUsage(env, "out must be a Uint32Array of 3");
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  memset(&hdr, 0, sizeof hdr);
+  memset(data, 0, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  if (syscall(SYS_capget, &hdr, data) < 0) ThrowErrno(env, errno, "capget", "reading this process's capabilities");
+  uint32_t eff = data[0].effective;  // CAP_SETGID (6) and CAP_SETUID (7) are in the low word
+  uint32_t *out = info[0].As<Napi::Uint32Array>().Data();
+  out[0] = ((eff >> CAP_SETUID) & 1) != 0 && ((eff >> CAP_SETGID) & 1) != 0 ? 1 : 0;
+  out[1] = geteuid();
+  out[2] = getegid();
+  return env.Undefined();
+}
+
 Napi::Value CloneVm(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), USERNS_CLONE_VM); }
 
 void Register(Napi::Env env, Napi::Object exports) {
@@ -595,6 +618,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
   exports.Set("capEffective", Napi::Function::New(env, CapEffective, "capEffective"));
+  exports.Set("writerCreds", Napi::Function::New(env, WriterCreds, "writerCreds"));
   exports.Set("spawnUsesCloneVm", Napi::Function::New(env, CloneVm, "spawnUsesCloneVm"));
 }
 

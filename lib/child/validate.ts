@@ -5,12 +5,12 @@
  * explanation and no process is created.
  */
 import { UsernsError } from "../errors.js";
+import { native } from "../kernel/native.js";
 import { IdMap } from "../model/idmap.js";
 import { validateMapRequest } from "../model/mapwrite.js";
 import { assertNewidmapAllows } from "../subid/newidmap.js";
 import {
   chooseMapWriter,
-  isPrivilegedWriter,
   type MapInput,
   type MapMethod,
   type MapWriter,
@@ -124,15 +124,17 @@ export function prepareMapRequest(req: {
     });
     return prepareBoth(req, "parent-helper", ctx);
   }
-  const privileged = isPrivilegedWriter();
+  // What the choice and the checks depend on, asked every time (the process may have changed them), in one call.
+  native().writerCreds(creds);
+  const privileged = creds[0] === 1;
+  const euid = creds[1]!;
+  const egid = creds[2]!;
   // The same request as text, from the same writer with the same ids, always validates the same way (our own maps
   // never change): keep the result. The model's parse and checks are a visible part of a spawn's cost when the same
   // program is spawned again and again.
   const textual =
     (req.uidMap === undefined || typeof req.uidMap === "string") &&
     (req.gidMap === undefined || typeof req.gidMap === "string");
-  const euid = process.geteuid?.();
-  const egid = process.getegid?.();
   // The request before, again (a program spawned again and again): found without building a key.
   const last = lastPrepared;
   if (
@@ -224,6 +226,9 @@ function rememberLast(
     prepared,
   };
 }
+
+/** writerCreds' numbers; one array for every call. */
+const creds = new Uint32Array(3);
 
 /** The last request that was validated or found in the cache, with every input the validation depends on. */
 let lastPrepared:

@@ -204,6 +204,8 @@ export interface NativeBinding {
   dupCloexec(fd: number): number;
   /** capget(2): the effective capability set of the calling thread. */
   capEffective(): bigint;
+  /** Fills `out` with [CAP_SETUID and CAP_SETGID both effective (1) or not (0), euid, egid], in one call. */
+  writerCreds(out: Uint32Array): void;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */
   spawnUsesCloneVm(): boolean;
   // native/lock.cc

@@ -30,6 +30,16 @@ describeKernel("spawn into new namespaces", () => {
   it("reads the effective capabilities with capget, as /proc/self/status shows them", () => {
     const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
     expect(native().capEffective()).toBe(BigInt(`0x${m![1]}`));
+    // writerCreds: the same bits (CAP_SETUID 7 and CAP_SETGID 6 both), with the effective ids, in one call.
+    const caps = BigInt(`0x${m![1]}`);
+    const out = new Uint32Array(3);
+    native().writerCreds(out);
+    expect([...out]).toEqual([
+      ((caps >> 7n) & (caps >> 6n) & 1n) === 1n ? 1 : 0,
+      process.geteuid!(),
+      process.getegid!(),
+    ]);
+    expect(() => native().writerCreds(new Int32Array(3) as unknown as Uint32Array)).toThrow(TypeError);
   });
 
   it("clone3 accepts CLONE_NEWTIME with CLONE_VM: the child enters the time namespace at execve", async () => {
