@@ -62,6 +62,9 @@ std::vector<std::string> ArgStrings(const Napi::CallbackInfo &info, size_t i, co
   return out;
 }
 
+// Marks procFiles' handles: spawnStart takes no other external as its writes.
+const napi_type_tag kProcFilesTag = {0x7573657273706f63ULL, 0x66696c6573000001ULL};
+
 // An argument [name, data, ...] of files of /proc/PID: names plain file names.
 std::vector<std::string> ArgProcFiles(const Napi::CallbackInfo &info, size_t i, const char *name) {
   std::vector<std::string> files = ArgStrings(info, i, name);
@@ -112,9 +115,10 @@ enum StartStatus : int32_t {
 //   NUL bytes allowed: the sandbox's fs specs and BPF programs).
 //   noVm: a fork-like child with its own memory even where CLONE_VM is used,
 //   for a child that outlives exec (the sandbox's fork-like reaping pid 1).
-//   writes: undefined, or [name, data, ...]: files of /proc/PID written
-//     after clone3 (setgroups, uid_map, gid_map), as writeProcFiles would;
-//     the first failure stops there and leaves the child held.
+//   writes: undefined, [name, data, ...] or a procFiles handle: files of
+//     /proc/PID written after clone3 (setgroups, uid_map, gid_map), as
+//     writeProcFiles would; the first failure stops there and leaves the
+//     child held.
 //   wait: after the writes, release the child and block until its next
 //     event, as spawnResume would.
 //   onExit: with wait, the exit callback to arm on the pidfd meanwhile.
@@ -195,8 +199,16 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
     }
   }
   c->noVm = info.Length() > 10 && info[10].ToBoolean().Value();
-  std::vector<std::string> writes;
-  if (info.Length() > 11 && !info[11].IsUndefined()) writes = ArgProcFiles(info, 11, "writes");
+  // A list prepared once by procFiles (the same maps are written on every
+  // spawn of a program run again and again), or [name, data, ...].
+  std::vector<std::string> ownWrites;
+  const std::vector<std::string> *writesPtr = &ownWrites;
+  if (info.Length() > 11 && info[11].IsExternal()) {
+    if (!info[11].As<Napi::Object>().CheckTypeTag(&kProcFilesTag)) ThrowUsage(env, "writes must be a procFiles handle");
+    writesPtr = info[11].As<Napi::External<std::vector<std::string>>>().Data();
+  } else if (info.Length() > 11 && !info[11].IsUndefined())
+    ownWrites = ArgProcFiles(info, 11, "writes");
+  const std::vector<std::string> &writes = *writesPtr;
   bool wait = info.Length() > 12 && info[12].ToBoolean().Value();
   if (info.Length() <= 13 || !info[13].IsTypedArray() ||
       info[13].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
@@ -532,6 +544,16 @@ Napi::Value WriteOnce(const Napi::CallbackInfo &info) {
 // writeProcFiles(pid, [name, data, ...]) -> null, or {index, syscall, errno}
 // for the first file that failed (the later ones are not attempted): each
 // file /proc/PID/NAME written with one write(2) (WriteProcFile), in order.
+// procFiles([name, data, ...]) -> handle: the list checked and copied once,
+// for spawnStart's writes. Freed with the handle.
+Napi::Value ProcFiles(const Napi::CallbackInfo &info) {
+  auto files = std::make_unique<std::vector<std::string>>(ArgProcFiles(info, 0, "files"));
+  auto handle = Napi::External<std::vector<std::string>>::New(
+      info.Env(), files.release(), [](Napi::Env, std::vector<std::string> *f) { delete f; });
+  handle.TypeTag(&kProcFilesTag);
+  return handle;
+}
+
 Napi::Value WriteProcFiles(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int64_t pid = ArgInt(info, info.Length() > 0 ? info[0] : env.Undefined(), "pid");
@@ -619,6 +641,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
   exports.Set("capEffective", Napi::Function::New(env, CapEffective, "capEffective"));
   exports.Set("writerCreds", Napi::Function::New(env, WriterCreds, "writerCreds"));
+  exports.Set("procFiles", Napi::Function::New(env, ProcFiles, "procFiles"));
   exports.Set("spawnUsesCloneVm", Napi::Function::New(env, CloneVm, "spawnUsesCloneVm"));
 }
 

@@ -6,7 +6,7 @@
  */
 import { constants } from "node:os";
 import { UsernsError } from "../errors.js";
-import { type ChildWatchCallback, native } from "../kernel/native.js";
+import { type ChildWatchCallback, native, type ProcFilesHandle } from "../kernel/native.js";
 import { SPAWN_OPS, type SpawnOpName, type SpawnSlot } from "./protocol.js";
 
 /** One step the child runs before execve. */
@@ -147,6 +147,8 @@ export const DEV_NULL = -2;
 export interface StartFollowUp {
   /** Files of /proc/PID to write, as [name, data, ...] (setgroups, uid_map, gid_map); the first failure stops. */
   readonly writes?: readonly string[] | undefined;
+  /** The same list as the addon's copy (procFiles), used instead when given: nothing to convert per call. */
+  readonly writesHandle?: ProcFilesHandle | undefined;
   /** After the writes, release the child and block until its next event (as {@link resumeChild}). */
   readonly wait?: boolean;
   /**
@@ -317,7 +319,7 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
     plan.exitMode === true,
     blobs,
     plan.noVm === true,
-    followUp?.writes,
+    followUp?.writesHandle ?? followUp?.writes,
     followUp?.wait === true,
     startOut,
     followUp?.onExit,

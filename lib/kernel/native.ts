@@ -76,6 +76,9 @@ export interface ProcScanRaw {
  * - (2, null, null): anything else (a failed step, a death, an abort): spawnResume(handle, false) reports it.
  * - (0, code, signal): the program exited and was reaped (after a 1 with a watch).
  */
+/** An addon-side copy of a [name, data, ...] list of /proc files (procFiles); opaque. */
+export type ProcFilesHandle = { readonly __procFiles: unique symbol };
+
 export type ChildWatchCallback = (kind: 0 | 1 | 2 | 3, a: number | null, b: unknown) => void;
 
 export interface NativeBinding {
@@ -156,7 +159,7 @@ export interface NativeBinding {
     exitMode: boolean,
     blobs: Uint8Array[] | undefined,
     noVm: boolean,
-    writes: readonly string[] | undefined,
+    writes: readonly string[] | ProcFilesHandle | undefined,
     wait: boolean,
     out: Int32Array,
     onExit?: (code: number | null, signal: number | null) => void,
@@ -204,6 +207,8 @@ export interface NativeBinding {
   dupCloexec(fd: number): number;
   /** capget(2): the effective capability set of the calling thread. */
   capEffective(): bigint;
+  /** [name, data, ...] (files of /proc/PID) checked and copied once, for spawnStart's writes. */
+  procFiles(files: readonly string[]): ProcFilesHandle;
   /** Fills `out` with [CAP_SETUID and CAP_SETGID both effective (1) or not (0), euid, egid], in one call. */
   writerCreds(out: Uint32Array): void;
   /** Whether spawns use CLONE_VM with a separate stack (x86_64) rather than the fork-like path. */

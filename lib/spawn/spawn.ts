@@ -34,9 +34,9 @@ import {
   type WatchEvent,
   watchChild,
 } from "../child/steps.js";
-import { creatorIds, prepareMapRequest } from "../child/validate.js";
+import { creatorIds, type PreparedMaps, prepareMapRequest } from "../child/validate.js";
 import { UsernsError, usageError } from "../errors.js";
-import { native } from "../kernel/native.js";
+import { native, type ProcFilesHandle } from "../kernel/native.js";
 import { CLONE_NEW, type NamespaceType } from "../kernel/nsfs.js";
 import { IdMap } from "../model/idmap.js";
 import { readMapsOfFd, UserNamespace } from "../namespaces/user-namespace.js";
@@ -701,7 +701,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     // map writes, the release and, with nothing else of ours in flight, the wait for execve (see settleAfterRelease).
     const oneCall =
       !childSide && !hold && sandbox === undefined && (!mapsNeeded || method === "direct" || method === "self");
-    const writes = oneCall && mapsNeeded ? directMapFiles(mapReq) : undefined;
+    const writes = oneCall && mapsNeeded && prepared !== undefined ? directWritesOf(prepared) : undefined;
     // Alone, the one call waits for the execve; with others of ours in flight it releases the child and arms a
     // watch instead (see settleAfterRelease). What outlives this call (the callbacks the addon holds, the handle's
     // hooks) is made outside it, from what it needs: a closure made here would keep this call's whole scope alive
@@ -719,8 +719,8 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       },
       oneCall
         ? oneCallWatch === undefined
-          ? { writes, wait: true, onExit: exitOf(child) }
-          : { writes, watch: oneCallWatch.onEvent }
+          ? { writes: writes?.files, writesHandle: writes?.handle, wait: true, onExit: exitOf(child) }
+          : { writes: writes?.files, writesHandle: writes?.handle, watch: oneCallWatch.onEvent }
         : undefined,
     );
     live++;
@@ -749,7 +749,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       settleOneCall(
         held,
         child,
-        writes,
+        writes?.files,
         result,
         oneCallWatch ?? new OneCallWatch(child, file, newNs.has("user"), options),
       );
@@ -958,6 +958,23 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
 // Steps every plain spawn has: shared, never mutated (a plan's steps are read-only).
 const WAIT_SILENT: ChildStep = Object.freeze({ op: "wait", notify: false });
 const STDIO_STEP: ChildStep = Object.freeze({ op: "stdio" });
+
+/**
+ * The direct map writes of a validated request: the [name, data, ...] list (which errors name) and the addon's copy
+ * of it. Made once per request: prepareMapRequest returns the same object for the same request.
+ */
+function directWritesOf(prepared: PreparedMaps): { files: string[]; handle: ProcFilesHandle } | undefined {
+  let w = directWrites.get(prepared);
+  if (w === undefined) {
+    const files = directMapFiles(prepared);
+    if (files === undefined) return undefined;
+    w = { files, handle: native().procFiles(files) };
+    directWrites.set(prepared, w);
+  }
+  return w;
+}
+
+const directWrites = new WeakMap<PreparedMaps, { files: string[]; handle: ProcFilesHandle }>();
 
 /** Programs started by spawn() in this thread that have not exited (nor failed) yet. */
 let live = 0;

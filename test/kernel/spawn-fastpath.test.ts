@@ -9,7 +9,7 @@ import { writeMapsDirect } from "../../lib/child/maps.js";
 import { abortChild, DEV_NULL, resumeChild, startChild, type WatchEvent, watchChild } from "../../lib/child/steps.js";
 import { prepareMapRequest } from "../../lib/child/validate.js";
 import { UsernsError } from "../../lib/errors.js";
-import { native } from "../../lib/kernel/native.js";
+import { native, type ProcFilesHandle } from "../../lib/kernel/native.js";
 import { CLONE_NEW } from "../../lib/kernel/nsfs.js";
 import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
@@ -108,6 +108,7 @@ describeKernel("spawn fast paths", () => {
     const exited = (pidfd: number) =>
       new Promise((resolve) => native().pidfdWatch(pidfd, (code, signal) => resolve({ code, signal })));
     const prep = prepareMapRequest({ uidMap: "0 100000 10", gidMap: "0 100000 10", setgroups: "deny" });
+    const [r1, w1] = native().pipe();
     const plan = {
       cloneFlags: CLONE_NEW.user,
       path: "/bin/true",
@@ -123,6 +124,41 @@ describeKernel("spawn fast paths", () => {
     expect(a.done).toBe(true);
     expect(a.handle).toBeUndefined();
     if (a.started.kind === "exec") expect(await exited(a.started.pidfd)).toEqual({ code: 0, signal: null });
+    // The same writes from the addon's copy of the list (procFiles): the maps are written as from the array.
+    const copy = native().procFiles(files);
+    const a2 = startChild(
+      { ...plan, path: "/bin/cat", argv: ["cat", "/proc/self/uid_map"], fdSrc: [DEV_NULL, w1, DEV_NULL] },
+      { writesHandle: copy, wait: true },
+    );
+    expect(a2.started.kind).toBe("exec");
+    if (a2.started.kind === "exec") expect(await exited(a2.started.pidfd)).toEqual({ code: 0, signal: null });
+    native().close(w1);
+    const got = Buffer.alloc(200);
+    expect(got.toString("utf8", 0, readSync(r1, got)).trim().split(/\s+/)).toEqual(["0", "100000", "10"]);
+    native().close(r1);
+    // Another kind of handle (a held child's) is refused before clone3; so is a list with a path for a name.
+    const notFiles = startChild(plan);
+    expect(() =>
+      native().spawnStart(
+        0,
+        "/bin/true",
+        ["true"],
+        [],
+        [],
+        [],
+        [],
+        [],
+        false,
+        undefined,
+        false,
+        notFiles.handle as ProcFilesHandle,
+        false,
+        new Int32Array(5),
+      ),
+    ).toThrow(TypeError);
+    abortChild(notFiles);
+    expect(() => native().procFiles(["../uid_map", "0 0 1\n"])).toThrow(TypeError);
+    expect(() => native().procFiles(["uid_map"])).toThrow(TypeError);
     // With onExit, the exit watch is armed while the child execs and comes back with the exec; it reports the exit.
     const exitSeen = new Promise((resolve) => {
       const e = startChild(plan, { writes: files, wait: true, onExit: (code, signal) => resolve({ code, signal }) });
