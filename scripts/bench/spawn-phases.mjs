@@ -33,7 +33,7 @@ if (jsOnly) {
     return {};
   };
 }
-const names = ["spawnStart", "writeProcFiles", "spawnResume", "spawnRelease", "fdWatch", "pidfdWatch", "capEffective"];
+const names = ["spawnStart", "writeProcFiles", "spawnResume", "spawnWatch", "pidfdWatch", "writerCreds", "procFiles"];
 const acc = {};
 let on = false;
 for (const name of names) {
