@@ -58,6 +58,22 @@ describeRootless("rootless spawn (as the unprivileged CI user)", () => {
     expect(r.stdout).toBe(`${procLine(0, uid, 1)}${procLine(0, gid, 1)}deny\n0\n0\n`);
   });
 
+  it("the self-map with another program in flight: events, codes, signals, kill() right after spawn(), failures", () => {
+    expect(scenario("concurrentSelf")).toEqual({
+      quick: {
+        code: 4,
+        signal: null,
+        events: ["spawn", "exit", "close"],
+        mapping: { method: "self", uidMap: `0 ${uid} 1\n`, gidMap: `0 ${gid} 1\n`, setgroups: "deny" },
+      },
+      signal: "SIGTERM",
+      killSent: true,
+      killed: "SIGKILL",
+      failed: { code: "ENOENT", step: "chdir", path: "/nonexistent/dir" },
+      children: "",
+    });
+  });
+
   it("writes subordinate ranges through newuidmap/newgidmap", () => {
     const r = scenario("newuidmap");
     expect(r.ok).toBe(true);
