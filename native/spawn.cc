@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -99,6 +100,20 @@ bool CredentialNeutral(int32_t op) {
          op == kAttachMount || op == kPropagation;
 }
 
+// A reader of spawnStart's numbers: each an integer a double holds exactly.
+struct Nums {
+  const double *d;
+  size_t len;
+  size_t at;
+  int64_t Next(Napi::Env env, const char *name) {
+    if (at >= len) ThrowUsage(env, std::string("nums ends before ") + name);
+    double v = d[at++];
+    if (!std::isfinite(v) || v != std::trunc(v) || std::fabs(v) > 9007199254740992.0)
+      ThrowUsage(env, std::string(name) + " must be an integer");
+    return static_cast<int64_t>(v);
+  }
+};
+
 // What spawnStart did after clone3, in out[1] (see spawnStart).
 enum StartStatus : int32_t {
   kStartHeld = 0,
@@ -108,11 +123,14 @@ enum StartStatus : int32_t {
   kStartWatching = 4,
 };
 
-// spawnStart(cloneFlags, path, argv, envp, fdSrc, steps, strings, gids, exitMode,
-//            blobs, noVm, writes, wait, out[, onExit[, onEvent]])
-//   steps: flat [op, a, b, sIndex, s2Index] per step; sIndex/s2Index index
-//   `strings` or are -1; an s2Index of -2 - k names blobs[k] (binary data,
-//   NUL bytes allowed: the sandbox's fs specs and BPF programs).
+// spawnStart(cloneFlags, path, argv, envp, nums, strings, exitMode, blobs,
+//            noVm, writes, wait, out[, onExit[, onEvent]])
+//   nums: a Float64Array [count, nFd, fdSrc..., nSteps, steps..., nGids,
+//   gids...] (count: the numbers after it; the array may be longer): fdSrc
+//   entries an fd, -1 (closed) or -2 (/dev/null); five numbers per step,
+//   [op, a, b, sIndex, s2Index]: sIndex/s2Index index `strings` or are -1;
+//   an s2Index of -2 - k names blobs[k] (binary data, NUL bytes allowed: the
+//   sandbox's fs specs and BPF programs); the gids the setgroups steps index.
 //   noVm: a fork-like child with its own memory even where CLONE_VM is used,
 //   for a child that outlives exec (the sandbox's fork-like reaping pid 1).
 //   writes: undefined, [name, data, ...] or a procFiles handle: files of
@@ -166,30 +184,43 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   } else {
     envp = ArgStrings(info, 3, "envp");
   }
-  if (info.Length() <= 4 || !info[4].IsArray()) ThrowUsage(env, "fdSrc must be an array of fds");
-  Napi::Array fdSrc = info[4].As<Napi::Array>();
-  if (fdSrc.Length() > kMaxFds) ThrowUsage(env, "too many stdio entries");
-  for (uint32_t k = 0; k < fdSrc.Length(); k++) {
-    int64_t fd = ArgInt(info, fdSrc.Get(k), "fdSrc[i]");
+  // The numbers, in one Float64Array: [count, nFd, fd..., nSteps, (op, a, b,
+  // s, s2)..., nGids, gid...], count the numbers after it. One buffer read
+  // instead of an element read and a conversion per number.
+  if (info.Length() <= 4 || !info[4].IsTypedArray() ||
+      info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    ThrowUsage(env, "nums must be a Float64Array");
+  Napi::Float64Array numsArr = info[4].As<Napi::Float64Array>();
+  Nums nums{numsArr.Data(), numsArr.ElementLength(), 0};
+  int64_t count = nums.Next(env, "count");
+  if (count < 0 || static_cast<size_t>(count) > nums.len - 1) ThrowUsage(env, "nums holds fewer numbers than its count");
+  nums.len = 1 + static_cast<size_t>(count);
+  int64_t nFd = nums.Next(env, "nFd");
+  if (nFd < 0 || nFd > kMaxFds) ThrowUsage(env, "too many stdio entries");
+  for (int64_t k = 0; k < nFd; k++) {
+    int64_t fd = nums.Next(env, "fdSrc[i]");
     if (fd < kDevNull || fd > INT_MAX) ThrowUsage(env, "fdSrc[i] must be an fd, -1 or -2 (/dev/null)");
     c->fdSrc.push_back(static_cast<int>(fd));
   }
-  if (info.Length() <= 5 || !info[5].IsArray()) ThrowUsage(env, "steps must be a flat array of numbers");
-  Napi::Array steps = info[5].As<Napi::Array>();
-  if (steps.Length() % 5 != 0) ThrowUsage(env, "steps must have 5 numbers per step");
-  std::vector<std::string> strings = ArgStrings(info, 6, "strings");
-  if (info.Length() <= 7 || !info[7].IsArray()) ThrowUsage(env, "gids must be an array");
-  Napi::Array gids = info[7].As<Napi::Array>();
-  for (uint32_t k = 0; k < gids.Length(); k++) {
-    int64_t g = ArgInt(info, gids.Get(k), "gids[i]");
+  int64_t nSteps = nums.Next(env, "nSteps");
+  if (nSteps < 0 || static_cast<size_t>(nSteps) > (nums.len - nums.at) / 5) ThrowUsage(env, "nSteps out of range");
+  // The gids first (the setgroups steps are checked against them), then back to the steps.
+  size_t stepsAt = nums.at;
+  nums.at += 5 * static_cast<size_t>(nSteps);
+  int64_t nGids = nums.Next(env, "nGids");
+  if (nGids < 0 || static_cast<size_t>(nGids) != nums.len - nums.at) ThrowUsage(env, "nGids does not match the count");
+  for (int64_t k = 0; k < nGids; k++) {
+    int64_t g = nums.Next(env, "gids[i]");
     if (g < 0 || g > UINT32_MAX) ThrowUsage(env, "gids[i] must be a u32");
     c->gids.push_back(static_cast<gid_t>(g));
   }
-  c->exitMode = info.Length() > 8 && info[8].ToBoolean().Value();
+  nums.at = stepsAt;
+  std::vector<std::string> strings = ArgStrings(info, 5, "strings");
+  c->exitMode = info.Length() > 6 && info[6].ToBoolean().Value();
   std::vector<std::string> blobs;
-  if (info.Length() > 9 && !info[9].IsUndefined()) {
-    if (!info[9].IsArray()) ThrowUsage(env, "blobs must be an array of Uint8Arrays");
-    Napi::Array a = info[9].As<Napi::Array>();
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsArray()) ThrowUsage(env, "blobs must be an array of Uint8Arrays");
+    Napi::Array a = info[7].As<Napi::Array>();
     for (uint32_t k = 0; k < a.Length(); k++) {
       Napi::Value v = a.Get(k);
       if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
@@ -198,33 +229,33 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
       blobs.emplace_back(reinterpret_cast<const char *>(u.Data()), u.ByteLength());
     }
   }
-  c->noVm = info.Length() > 10 && info[10].ToBoolean().Value();
+  c->noVm = info.Length() > 8 && info[8].ToBoolean().Value();
   // A list prepared once by procFiles (the same maps are written on every
   // spawn of a program run again and again), or [name, data, ...].
   std::vector<std::string> ownWrites;
   const std::vector<std::string> *writesPtr = &ownWrites;
-  if (info.Length() > 11 && info[11].IsExternal()) {
-    if (!info[11].As<Napi::Object>().CheckTypeTag(&kProcFilesTag)) ThrowUsage(env, "writes must be a procFiles handle");
-    writesPtr = info[11].As<Napi::External<std::vector<std::string>>>().Data();
-  } else if (info.Length() > 11 && !info[11].IsUndefined())
-    ownWrites = ArgProcFiles(info, 11, "writes");
+  if (info.Length() > 9 && info[9].IsExternal()) {
+    if (!info[9].As<Napi::Object>().CheckTypeTag(&kProcFilesTag)) ThrowUsage(env, "writes must be a procFiles handle");
+    writesPtr = info[9].As<Napi::External<std::vector<std::string>>>().Data();
+  } else if (info.Length() > 9 && !info[9].IsUndefined())
+    ownWrites = ArgProcFiles(info, 9, "writes");
   const std::vector<std::string> &writes = *writesPtr;
-  bool wait = info.Length() > 12 && info[12].ToBoolean().Value();
-  if (info.Length() <= 13 || !info[13].IsTypedArray() ||
-      info[13].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-      info[13].As<Napi::Int32Array>().ElementLength() < 5)
+  bool wait = info.Length() > 10 && info[10].ToBoolean().Value();
+  if (info.Length() <= 11 || !info[11].IsTypedArray() ||
+      info[11].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[11].As<Napi::Int32Array>().ElementLength() < 5)
     ThrowUsage(env, "out must be an Int32Array of 5");
-  int32_t *out = info[13].As<Napi::Int32Array>().Data();
+  int32_t *out = info[11].As<Napi::Int32Array>().Data();
   Napi::Function onExit;
-  if (info.Length() > 14 && !info[14].IsUndefined()) {
-    if (!info[14].IsFunction()) ThrowUsage(env, "onExit must be a function");
-    onExit = info[14].As<Napi::Function>();
+  if (info.Length() > 12 && !info[12].IsUndefined()) {
+    if (!info[12].IsFunction()) ThrowUsage(env, "onExit must be a function");
+    onExit = info[12].As<Napi::Function>();
   }
   Napi::Function onEvent;
-  if (info.Length() > 15 && !info[15].IsUndefined()) {
-    if (!info[15].IsFunction()) ThrowUsage(env, "onEvent must be a function");
+  if (info.Length() > 13 && !info[13].IsUndefined()) {
+    if (!info[13].IsFunction()) ThrowUsage(env, "onEvent must be a function");
     if (wait) ThrowUsage(env, "onEvent is for a spawnStart that does not wait");
-    onEvent = info[15].As<Napi::Function>();
+    onEvent = info[13].As<Napi::Function>();
   }
 
   // Storage first, pointers after: the vector must not move once pointed into.
@@ -243,13 +274,13 @@ Napi::Value SpawnStart(const Napi::CallbackInfo &info) {
   size_t nStr = nStrings;
   const std::string *blob = str + nStrings;
   int64_t nBlob = static_cast<int64_t>(c->storage.size() - nArgv - nEnv - nStrings);
-  for (uint32_t k = 0; k < steps.Length(); k += 5) {
+  for (int64_t k = 0; k < nSteps; k++) {
     Step s{};
-    s.op = static_cast<int32_t>(ArgInt(info, steps.Get(k), "step op"));
-    s.a = ArgInt(info, steps.Get(k + 1), "step a");
-    s.b = ArgInt(info, steps.Get(k + 2), "step b");
-    int64_t si = ArgInt(info, steps.Get(k + 3), "step s");
-    int64_t s2 = ArgInt(info, steps.Get(k + 4), "step s2");
+    s.op = static_cast<int32_t>(nums.Next(env, "step op"));
+    s.a = nums.Next(env, "step a");
+    s.b = nums.Next(env, "step b");
+    int64_t si = nums.Next(env, "step s");
+    int64_t s2 = nums.Next(env, "step s2");
     if (si < -1 || si >= static_cast<int64_t>(nStr) || s2 >= static_cast<int64_t>(nStr) || -2 - s2 >= nBlob)
       ThrowUsage(env, "step string index out of range");
     s.s = si >= 0 ? str[si].c_str() : nullptr;

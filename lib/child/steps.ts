@@ -206,17 +206,25 @@ export type ResumeResult =
   | { readonly kind: "exit"; readonly code: number | null; readonly signal: number | null };
 
 /**
- * Flattens the plan for the native side: five numbers per step (op, a, b, s, s2), the strings they index, one
- * gid list and the blobs (binary s2 data, named by an s2 index of -2 - k). Which field goes in which slot is read
- * from {@link SPAWN_OPS}, the table native/child/protocol.h is generated from.
+ * Flattens the plan for the native side into {@link nums}: [count, nFd, fdSrc..., nSteps, five numbers per step
+ * (op, a, b, s, s2), nGids, gids...], count being the numbers after it; and the strings the steps index and the blobs
+ * (binary s2 data, named by an s2 index of -2 - k). Which field goes in which slot is read from {@link SPAWN_OPS},
+ * the table native/child/protocol.h is generated from. One buffer for every call (a call never outlives the next):
+ * the addon reads it at once, instead of an element and a conversion per number.
  */
-function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: number[]; blobs: Uint8Array[] } {
+function encode(plan: ChildPlan): { strings: readonly string[]; blobs: readonly Uint8Array[] } {
   // Plain loops and no closures: this runs on every spawn, and each closure and its context is garbage.
-  const steps: number[] = [];
-  const strings: string[] = [];
-  const gids: number[] = [];
-  const blobs: Uint8Array[] = [];
-  for (const s of plan.steps) {
+  let strings: string[] | undefined;
+  let blobs: Uint8Array[] | undefined;
+  let gids: number[] | undefined;
+  const fdSrc = plan.fdSrc;
+  const steps = plan.steps;
+  let n = reserve(4 + fdSrc.length + 5 * steps.length);
+  let at = 1;
+  n[at++] = fdSrc.length;
+  for (let i = 0; i < fdSrc.length; i++) n[at++] = fdSrc[i]!;
+  n[at++] = steps.length;
+  for (const s of steps) {
     const spec = SPAWN_OPS[s.op];
     const args: Partial<Record<SpawnSlot, string>> = spec.args;
     const fields = s as unknown as Record<string, unknown>;
@@ -224,20 +232,52 @@ function encode(plan: ChildPlan): { steps: number[]; strings: string[]; gids: nu
     let b = slotNumber(fields, args.b);
     const list = args.gids === undefined ? undefined : fields[args.gids];
     if (Array.isArray(list)) {
+      gids ??= [];
       a = gids.length;
       b = list.length;
       for (const g of list as number[]) gids.push(g);
     }
     const blob = args.blob === undefined ? undefined : fields[args.blob];
     let s2 = -1;
-    if (blob instanceof Uint8Array) s2 = -2 - (blobs.push(blob) - 1);
-    else if (args.s2 !== undefined && typeof fields[args.s2] === "string")
+    if (blob instanceof Uint8Array) {
+      blobs ??= [];
+      s2 = -2 - (blobs.push(blob) - 1);
+    } else if (args.s2 !== undefined && typeof fields[args.s2] === "string") {
+      strings ??= [];
       s2 = strings.push(fields[args.s2] as string) - 1;
-    const s1 =
-      args.s !== undefined && typeof fields[args.s] === "string" ? strings.push(fields[args.s] as string) - 1 : -1;
-    steps.push(spec.op, a, b, s1, s2);
+    }
+    let s1 = -1;
+    if (args.s !== undefined && typeof fields[args.s] === "string") {
+      strings ??= [];
+      s1 = strings.push(fields[args.s] as string) - 1;
+    }
+    n[at++] = spec.op;
+    n[at++] = a;
+    n[at++] = b;
+    n[at++] = s1;
+    n[at++] = s2;
   }
-  return { steps, strings, gids, blobs };
+  const nGids = gids?.length ?? 0;
+  if (gids !== undefined) n = reserve(at + 1 + nGids, at);
+  n[at++] = nGids;
+  for (let i = 0; i < nGids; i++) n[at++] = gids![i]!;
+  n[0] = at - 1;
+  return { strings: strings ?? NONE, blobs: blobs ?? NONE_BLOBS };
+}
+
+/** The numbers of the next spawnStart call (see {@link encode}). */
+let nums = new Float64Array(64);
+const NONE: readonly string[] = Object.freeze([]);
+const NONE_BLOBS: readonly Uint8Array[] = Object.freeze([]);
+
+/** {@link nums}, grown to hold `size` numbers, keeping the first `keep`. */
+function reserve(size: number, keep = 0): Float64Array {
+  if (nums.length < size) {
+    const bigger = new Float64Array(Math.max(size, 2 * nums.length));
+    bigger.set(nums.subarray(0, keep));
+    nums = bigger;
+  }
+  return nums;
 }
 
 /** A step's a or b slot as the native side takes it: the number, 1 for true, else 0. */
@@ -303,7 +343,7 @@ const startOut = new Int32Array(5);
  * the same call, does what `followUp` asks (see {@link HeldChild.started}).
  */
 export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild {
-  const { steps, strings, gids, blobs } = encode(plan);
+  const { strings, blobs } = encode(plan);
   const onEvent = followUp?.watch;
   // Fires from the event loop only, by when `held` is set.
   const watchCb = onEvent === undefined ? undefined : childWatchCallback(() => held, onEvent);
@@ -312,10 +352,8 @@ export function startChild(plan: ChildPlan, followUp?: StartFollowUp): HeldChild
     plan.path,
     plan.argv,
     plan.envp,
-    plan.fdSrc,
-    steps,
+    nums,
     strings,
-    gids,
     plan.exitMode === true,
     blobs,
     plan.noVm === true,

@@ -142,8 +142,9 @@ export interface NativeBinding {
   // spawn (native/spawn.cc)
   /**
    * clone3 a child that runs the encoded steps, then writes `writes` ([name, data, ...], files of /proc/PID) and,
-   * with `wait`, releases it and waits for its next event. envp null: this process's environ. fdSrc entries: an fd,
-   * -1 (closed) or -2 (/dev/null, opened by the child). Fills `out`: [pid, status, ...] (native/spawn.cc says what);
+   * with `wait`, releases it and waits for its next event. envp null: this process's environ. `nums`: [count, nFd,
+   * fdSrc..., nSteps, five numbers per step, nGids, gids...] (native/spawn.cc); fdSrc entries: an fd, -1 (closed)
+   * or -2 (/dev/null, opened by the child). Fills `out`: [pid, status, ...] (native/spawn.cc says what);
    * returns the handle, or once the child has exec'd its exit watch (with `onExit`, armed during the wait; out[3]
    * 1) or undefined. With `onEvent` (and no `wait`), the child is released and watched as by spawnWatch.
    */
@@ -152,12 +153,10 @@ export interface NativeBinding {
     path: string,
     argv: readonly string[],
     envp: readonly string[] | null,
-    fdSrc: readonly number[],
-    steps: number[],
-    strings: string[],
-    gids: number[],
+    nums: Float64Array,
+    strings: readonly string[],
     exitMode: boolean,
-    blobs: Uint8Array[] | undefined,
+    blobs: readonly Uint8Array[] | undefined,
     noVm: boolean,
     writes: readonly string[] | ProcFilesHandle | undefined,
     wait: boolean,

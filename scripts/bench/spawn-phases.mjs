@@ -25,7 +25,7 @@ let onExit;
 if (jsOnly) {
   // The plain spawn's one call, as when the child exec'd within it: out = [pid, exec, pidfd].
   n.spawnStart = (...a) => {
-    a[13].set([2, 2, 1 << 20]);
+    a[11].set([2, 2, 1 << 20]);
     return undefined;
   };
   n.pidfdWatch = (_fd, cb) => {

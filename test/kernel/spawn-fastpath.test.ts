@@ -144,9 +144,7 @@ describeKernel("spawn fast paths", () => {
         "/bin/true",
         ["true"],
         [],
-        [],
-        [],
-        [],
+        new Float64Array([3, 0, 0, 0]),
         [],
         false,
         undefined,
@@ -157,6 +155,27 @@ describeKernel("spawn fast paths", () => {
       ),
     ).toThrow(TypeError);
     abortChild(notFiles);
+    // Malformed numbers are refused before clone3: a count beyond the array, a fraction, steps not in fives.
+    const call = (nums: Float64Array) => () =>
+      native().spawnStart(
+        0,
+        "/bin/true",
+        ["true"],
+        [],
+        nums,
+        [],
+        false,
+        undefined,
+        false,
+        undefined,
+        false,
+        new Int32Array(5),
+      );
+    expect(call(new Float64Array([9, 0, 0, 0]))).toThrow(/fewer numbers than its count/);
+    expect(call(new Float64Array([3, 0.5, 0, 0]))).toThrow(/nFd must be an integer/);
+    expect(call(new Float64Array([5, 0, 1, 1, 1, 0]))).toThrow(/nSteps out of range/);
+    expect(call(new Float64Array([4, 0, 0, 0, 7]))).toThrow(/nGids does not match/);
+    expect(children().map((x) => x.pid)).not.toContain(notFiles.pid);
     expect(() => native().procFiles(["../uid_map", "0 0 1\n"])).toThrow(TypeError);
     expect(() => native().procFiles(["uid_map"])).toThrow(TypeError);
     // With onExit, the exit watch is armed while the child execs and comes back with the exec; it reports the exit.
