@@ -40,11 +40,16 @@ Child *ArgChild(const Napi::CallbackInfo &info, size_t i) {
   return info[i].As<Napi::External<Child>>().Data();
 }
 
+// A number as an integer a double holds exactly, or a usage error naming it.
+int64_t ExactInt(Napi::Env env, double v, const char *name) {
+  if (!std::isfinite(v) || v != std::trunc(v) || std::fabs(v) > 9007199254740992.0)
+    ThrowUsage(env, std::string(name) + " must be an integer");
+  return static_cast<int64_t>(v);
+}
+
 int64_t ArgInt(const Napi::CallbackInfo &info, const Napi::Value &v, const char *name) {
   if (!v.IsNumber()) ThrowUsage(info.Env(), std::string(name) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d))) ThrowUsage(info.Env(), std::string(name) + " must be an integer");
-  return static_cast<int64_t>(d);
+  return ExactInt(info.Env(), v.As<Napi::Number>().DoubleValue(), name);
 }
 
 std::vector<std::string> ArgStrings(const Napi::CallbackInfo &info, size_t i, const char *name) {
@@ -107,10 +112,7 @@ struct Nums {
   size_t at;
   int64_t Next(Napi::Env env, const char *name) {
     if (at >= len) ThrowUsage(env, std::string("nums ends before ") + name);
-    double v = d[at++];
-    if (!std::isfinite(v) || v != std::trunc(v) || std::fabs(v) > 9007199254740992.0)
-      ThrowUsage(env, std::string(name) + " must be an integer");
-    return static_cast<int64_t>(v);
+    return ExactInt(env, d[at++], name);
   }
 };
 

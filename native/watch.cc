@@ -59,11 +59,12 @@ struct Watch {
   std::unique_ptr<Napi::AsyncContext> ctx;
   WatchSet *set;
   bool ref = true;
-  // A spawnWatch in its first part: fd is a copy of this child's error pipe,
-  // and `holder` keeps the child's handle (and so the Child) alive.
+  // A child watch (WatchChild) in its first part: fd is a copy of this
+  // child's error pipe, and `holder` keeps the child's handle (and so the
+  // Child) alive.
   child::Child *child = nullptr;
   Napi::Reference<Napi::Value> holder;
-  // Made by spawnWatch: the callback takes (kind, a, b), the exit as kind 0.
+  // A child watch: the callback takes (kind, a, b), the exit as kind 0.
   bool tagged = false;
 };
 
@@ -75,16 +76,21 @@ void SetRef(Watch *w, bool ref) {
   if (!ref && --set->refs == 0) uv_unref(reinterpret_cast<uv_handle_t *>(&set->poll));
 }
 
+// Takes the watch off the set's books (its ref on the loop, the live set),
+// for a watch whose fd is not registered; Unwatch also removes that.
+void Forget(Watch *w) {
+  SetRef(w, false);
+  w->set->live.erase(w);
+}
+
 // Takes the watch out of the set; the caller closes its fd (or hands a pidfd
 // to the leftover reaper). The DEL comes before that close and is not
 // optional: a child cloned while this fd was open holds the same file in its
 // own fd table until it execs, and a registration outlives a close while the
 // file does.
 void Unwatch(Watch *w) {
-  WatchSet *set = w->set;
-  SetRef(w, false);
-  set->live.erase(w);
-  epoll_ctl(set->epfd, EPOLL_CTL_DEL, w->fd, nullptr);
+  Forget(w);
+  epoll_ctl(w->set->epfd, EPOLL_CTL_DEL, w->fd, nullptr);
 }
 
 // One argument of a watch's callback: an int, null, or the watch itself (the
@@ -161,8 +167,7 @@ void OnExecReady(Watch *w) {
     memset(&si, 0, sizeof si);
     if (child::ReapPidfd(pidfd, &si, WNOHANG) == 0 && si.si_pid != 0) {
       CloseFd(pidfd);
-      SetRef(w, false);
-      set->live.erase(w);
+      Forget(w);
       Report(std::unique_ptr<Watch>(w), true, si, 3);
       return;
     }
@@ -175,8 +180,7 @@ void OnExecReady(Watch *w) {
       return;
     }
   }
-  SetRef(w, false);
-  set->live.erase(w);
+  Forget(w);
   std::unique_ptr<Watch> owned(w);
   Invoke(w, {{Arg::kInt, exec ? 1 : 2}, {exec ? Arg::kInt : Arg::kNull, pidfd}, {Arg::kNull, 0}});
 }

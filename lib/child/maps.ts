@@ -94,18 +94,21 @@ export function readKernelMap(pid: number | "self", kind: "uid" | "gid"): IdMap 
   return parseReadbackMap(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"), kind);
 }
 
-/** The effective capability set of this thread (capget(2)). */
-export function effectiveCaps(): bigint {
-  return native().capEffective();
+/**
+ * What choosing and checking a map writer depends on, read in one call: [1 when this thread holds CAP_SETUID and
+ * CAP_SETGID in its own namespace (it can write multi-line maps for its children), else 0; euid; egid]. Asked on
+ * every spawn (the process may have changed them); one array for every call, valid until the next.
+ */
+export function writerCreds(): Uint32Array {
+  native().writerCreds(creds);
+  return creds;
 }
 
-const CAP_SETGID = 6n;
-const CAP_SETUID = 7n;
+const creds = new Uint32Array(3);
 
 /** Holds CAP_SETUID and CAP_SETGID in its own namespace: can write multi-line maps for its children. */
 export function isPrivilegedWriter(): boolean {
-  const caps = effectiveCaps();
-  return ((caps >> CAP_SETUID) & 1n) === 1n && ((caps >> CAP_SETGID) & 1n) === 1n;
+  return writerCreds()[0] === 1;
 }
 
 /** The map the unprivileged single-line rule allows: one id, whose lower id is the writer's own. */

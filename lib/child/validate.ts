@@ -5,7 +5,6 @@
  * explanation and no process is created.
  */
 import { UsernsError } from "../errors.js";
-import { native } from "../kernel/native.js";
 import { IdMap } from "../model/idmap.js";
 import { validateMapRequest } from "../model/mapwrite.js";
 import { assertNewidmapAllows } from "../subid/newidmap.js";
@@ -17,6 +16,7 @@ import {
   type PreparedMap,
   parseMapText,
   readKernelMap,
+  writerCreds,
 } from "./maps.js";
 
 const ownMaps = new Map<"uid" | "gid", IdMap>();
@@ -124,8 +124,7 @@ export function prepareMapRequest(req: {
     });
     return prepareBoth(req, "parent-helper", ctx);
   }
-  // What the choice and the checks depend on, asked every time (the process may have changed them), in one call.
-  native().writerCreds(creds);
+  const creds = writerCreds();
   const privileged = creds[0] === 1;
   const euid = creds[1]!;
   const egid = creds[2]!;
@@ -226,9 +225,6 @@ function rememberLast(
     prepared,
   };
 }
-
-/** writerCreds' numbers; one array for every call. */
-const creds = new Uint32Array(3);
 
 /** The last request that was validated or found in the cache, with every input the validation depends on. */
 let lastPrepared:

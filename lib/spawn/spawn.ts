@@ -839,34 +839,16 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
       if (live < 2 || forkProgram || sb !== undefined || hold || !watchExec()) finishNow();
     };
     // What the watch of a released child reports: its exec, then the program's exit, or anything else, which
-    // finishNow() (resumeChild) reports.
+    // finishNow() (resumeChild) reports unless the handle failed meanwhile (closeJoins runs once however often).
     const onWatchEvent = (e: WatchEvent): void => {
-      if (e.kind === "exit") {
-        child._exited(e.code, e.signal);
-        return;
-      }
-      child._signalBeforeExec = undefined;
-      if (e.kind === "exec") {
-        child._started(e.pidfd, e.watch);
-        closeJoins();
-      } else if (e.kind === "execExit") {
-        child._startedAndExited(e.code, e.signal);
-        closeJoins();
-      } else if (h.done) {
-        // Aborted meanwhile (the handle failed): nothing is left to settle.
-        closeJoins();
-      } else {
-        finishNow();
-      }
+      if (startedOrExited(child, e) || h.done) closeJoins();
+      else finishNow();
     };
     // Releases the child and learns of its exec, then of the program's exit, from one watch on the event loop.
     // False when nothing could be watched: the child is released, and finishNow() waits for it here.
     const watchExec = (): boolean => {
       if (!watchChild(h, onWatchEvent)) return false;
-      child._signalBeforeExec = signalVia(h, child, () => {
-        child._signalBeforeExec = undefined;
-        finishNow();
-      });
+      child._signalBeforeExec = signalVia(h, child, { resume: finishNow });
       return true;
     };
     if (!mapsNeeded) {
@@ -992,15 +974,32 @@ function exitOf(child: UsernsChildProcess): (code: number | null, signal: number
 /**
  * kill() between the release and the exec. A signal goes to the released child, which blocks it until its execve:
  * it acts on the program as it starts. SIGKILL and SIGSTOP cannot be blocked and would end the child before the
- * program existed: for those, `toExec` first waits here for the exec (or the failure it reports), and the program
- * gets the signal, as when spawn() waited for the exec itself.
+ * program existed: for those, `toExec.resume()` first waits here for the exec (or the failure it reports), and the
+ * program gets the signal, as when spawn() waited for the exec itself.
  */
-function signalVia(h: HeldChild, child: UsernsChildProcess, toExec: () => void): (signal: number) => boolean {
+function signalVia(h: HeldChild, child: UsernsChildProcess, toExec: { resume(): void }): (signal: number) => boolean {
   return (sig) => {
     if (sig !== SIGKILL && sig !== SIGSTOP) return signalChild(h, sig);
-    toExec();
+    child._signalBeforeExec = undefined;
+    toExec.resume();
     return child.pidfd >= 0 && native().pidfdSendSignal(child.pidfd, sig);
   };
+}
+
+/**
+ * A watched child's exec and its program's exit, told to its handle; false for anything else (a failed step, a
+ * death, an abort), which the caller settles.
+ */
+function startedOrExited(child: UsernsChildProcess, e: WatchEvent): boolean {
+  if (e.kind === "exit") {
+    child._exited(e.code, e.signal);
+    return true;
+  }
+  child._signalBeforeExec = undefined;
+  if (e.kind === "exec") child._started(e.pidfd, e.watch);
+  else if (e.kind === "execExit") child._startedAndExited(e.code, e.signal);
+  else return false;
+  return true;
 }
 
 const { SIGKILL, SIGSTOP } = constants.signals;
@@ -1020,22 +1019,8 @@ class OneCallWatch {
   ) {}
 
   readonly onEvent = (e: WatchEvent): void => {
-    const child = this.child;
-    if (e.kind === "exit") {
-      child._exited(e.code, e.signal);
-      return;
-    }
-    child._signalBeforeExec = undefined;
-    if (e.kind === "exec") child._started(e.pidfd, e.watch);
-    else if (e.kind === "execExit") child._startedAndExited(e.code, e.signal);
     // A failed step or a death after the release (unless the handle failed meanwhile): resume reports it.
-    else if (!this.held!.done) this.resume();
-  };
-
-  /** {@link resume}, before the watch says anything (kill() with an uncatchable signal). */
-  readonly resumeNow = (): void => {
-    this.child._signalBeforeExec = undefined;
-    this.resume();
+    if (!startedOrExited(this.child, e) && !this.held!.done) this.resume();
   };
 
   /** Runs the released child on to its next event, blocking: the exec, or the failure it reports. */
@@ -1090,7 +1075,7 @@ function settleOneCall(
   }
   if (result) child.mapping = result;
   // Released and watched: others of ours are in flight (see settleAfterRelease).
-  if (s.kind === "watching") child._signalBeforeExec = signalVia(h, child, w.resumeNow);
+  if (s.kind === "watching") child._signalBeforeExec = signalVia(h, child, w);
   // Released, and a step failed or the child died after that, or nothing could be watched: resume reports what
   // comes.
   else w.resume();

@@ -1,7 +1,7 @@
 // The per-spawn shortcuts: the default environment copied natively from
 // environ, /dev/null opened by the child, the map files written in one
 // native call, validated requests reused, child stacks reused.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
@@ -15,15 +15,8 @@ import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { children, run } from "../helpers/spawn.js";
 
-/** Whether the process has exited and waits to be reaped (false once it is gone). */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
-  } catch {
-    return false;
-  }
-}
+/** Whether our child `pid` has exited and waits to be reaped. */
+const isZombie = (pid: number): boolean => children().some((c) => c.pid === pid && c.state === "Z");
 
 describeKernel("spawn fast paths", () => {
   it("the default environment follows process.env as it is at each spawn (main thread: copied from environ)", async () => {
