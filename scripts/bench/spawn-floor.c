@@ -18,11 +18,17 @@
 //   /tmp/spawn-floor threads T MILLISECONDS [resident MiB]
 //       T threads, each spawning one program after another, for that long; prints the spawns per second
 //       (the throughput floor for T spawns in flight)
+//   /tmp/spawn-floor loop K MILLISECONDS [resident MiB]
+//       one thread keeping K spawns in flight for that long, as an event loop would (and as spawn() does
+//       with others in flight): it releases each child and learns of its exec (the error pipe's EOF) and
+//       then of its exit (the pidfd) from one epoll set; prints the spawns per second. What a single
+//       thread can reach, beside what K threads reach.
 //
 // x86_64 only (the child is entered through a few lines of assembly, as glibc's clone does). Run as
 // root: the map "0 100000 65536" needs CAP_SETUID in the parent namespace.
 #define _GNU_SOURCE
 #include <stdatomic.h>
+#include <sys/epoll.h>
 
 #include "spawn-floor.h"
 
@@ -37,6 +43,61 @@ static void *thread_main(void *arg) {
     atomic_fetch_add(&spawned, 1);
   }
   return NULL;
+}
+
+// One spawn of the loop mode: its job and stack live until its exit; `fd` is what the epoll set watches (the
+// error pipe until the exec, then the pidfd).
+struct slot {
+  struct job job;
+  char *stack;
+  int pidfd, err_r, execd;
+};
+
+static void loop_start(int ep, struct slot *s) {
+  spawn_begin(&s->job, s->stack, &s->pidfd, &s->err_r);
+  s->execd = 0;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, s->err_r, &ev) < 0) {
+    perror("epoll_ctl");
+    exit(1);
+  }
+}
+
+// The loop mode's one thread: K children in flight, each watched through its exec, then its exit.
+static long loop_run(int k) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct slot *slots = calloc((size_t)k, sizeof *slots);
+  long done = 0;
+  int live = 0;
+  for (int i = 0; i < k; i++) {
+    slots[i].stack = new_stack();
+    loop_start(ep, &slots[i]);
+    live++;
+  }
+  while (live > 0) {
+    struct epoll_event evs[64];
+    int n = epoll_wait(ep, evs, 64, -1);
+    for (int i = 0; i < n; i++) {
+      struct slot *s = evs[i].data.ptr;
+      if (!s->execd) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, s->err_r, NULL);
+        spawn_exec_wait(s->err_r);
+        s->execd = 1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+        epoll_ctl(ep, EPOLL_CTL_ADD, s->pidfd, &ev);
+        continue;
+      }
+      epoll_ctl(ep, EPOLL_CTL_DEL, s->pidfd, NULL);
+      wait_pidfd(s->pidfd);
+      done++;
+      live--;
+      if (now_us() < deadline_us) {
+        loop_start(ep, s);
+        live++;
+      }
+    }
+  }
+  return done;
 }
 
 static void ballast(long mib) {
@@ -58,6 +119,18 @@ int main(int argc, char **argv) {
     double secs = (now_us() - t0) / 1e6;
     printf("{\"name\":\"c-clone3-vm-floor-threads\",\"threads\":%d,\"spawns\":%ld,\"seconds\":%.4f,\"perSecond\":%.1f}\n",
            nthreads, atomic_load(&spawned), secs, (double)atomic_load(&spawned) / secs);
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "loop") == 0) {
+    int k = argc > 2 ? atoi(argv[2]) : 1;
+    long ms = argc > 3 ? atol(argv[3]) : 1000;
+    ballast(argc > 4 ? atol(argv[4]) : 0);
+    double t0 = now_us();
+    deadline_us = t0 + (double)ms * 1000;
+    long done = loop_run(k);
+    double secs = (now_us() - t0) / 1e6;
+    printf("{\"name\":\"c-clone3-vm-floor-loop\",\"inFlight\":%d,\"spawns\":%ld,\"seconds\":%.4f,\"perSecond\":%.1f}\n", k,
+           done, secs, (double)done / secs);
     return 0;
   }
   int n = argc > 1 ? atoi(argv[1]) : 200;

@@ -18,7 +18,8 @@
 // with/without comparison is interleaved too. Then throughput: for each of
 // cfg.inFlight (1, 4, 16), `ours` (and `node`) keeps that many spawns in flight
 // from this one thread (Promise-level concurrency) for cfg.concMs, taking turns
-// with the C floor running as many threads for as long, cfg.concRounds times.
+// with the C floor running as many threads for as long, and with the C floor's
+// one-thread event loop keeping as many in flight, cfg.concRounds times.
 // With cfg.loaded, a CPU-bound busy loop pinned to the last CPU runs
 // throughout (started here, killed by pid at the end). Prints one JSON line:
 // {samples: {"ours@0": [[µs...] per slice], ...}, conc: [{k, ours, floor, node?} spawns/s per round]}.
@@ -133,6 +134,12 @@ function floorThreads(k, ms) {
   return JSON.parse(out).perSecond;
 }
 
+/** The C floor's spawns from one thread with an event loop, `k` in flight (spawn-floor.c's loop mode). */
+function floorLoop(k, ms) {
+  const out = execFileSync(cfg.floor, ["loop", String(k), String(ms)], { encoding: "utf8" });
+  return JSON.parse(out).perSecond;
+}
+
 const samples = {};
 // One array per slice, so that the ratios can be paired slice by slice.
 const add = (key, xs) => {
@@ -175,6 +182,7 @@ for (let r = 0; r < cfg.concRounds; r++) {
     const sides = [
       ["floor", () => floorThreads(k, cfg.concMs)],
       ["ours", () => inFlight(ways.ours, k, cfg.concMs)],
+      ["loop", () => floorLoop(k, cfg.concMs)],
       ...(nodeFloor ? [["node", () => inFlight(ways.node, k, cfg.concMs)]] : []),
     ];
     const round = { k };
