@@ -78,29 +78,6 @@ struct Region {
   uint8_t *program() const { return base + kControlSize; }
 };
 
-// Formats "/proc/<pid>/<file>" or "/proc/self/<file>" without snprintf.
-void ProcPath(char *buf, int pid, const char *file) {
-  const char *pre = "/proc/";
-  char *p = buf;
-  while (*pre) *p++ = *pre++;
-  if (pid < 0) {
-    const char *s = "self";
-    while (*s) *p++ = *s++;
-  } else {
-    char tmp[12];
-    int n = 0;
-    unsigned v = static_cast<unsigned>(pid);
-    do {
-      tmp[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    while (n > 0) *p++ = tmp[--n];
-  }
-  *p++ = '/';
-  while (*file) *p++ = *file++;
-  *p = '\0';
-}
-
 // What one process (W or an agent) needs to execute steps.
 struct Exec {
   Region region;
@@ -130,7 +107,7 @@ int TargetPid(const Exec &x, uint8_t target) {
 
 long OpenTarget(const Exec &x, const Step &s, int flags) {
   char path[64];
-  ProcPath(path, TargetPid(x, s.target), kFiles[s.file]);
+  child::ProcPath(path, TargetPid(x, s.target), kFiles[s.file]);
   return Sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), flags | O_CLOEXEC | O_NOCTTY);
 }
 

@@ -89,7 +89,7 @@ std::vector<std::string> ArgProcFiles(const Napi::CallbackInfo &info, size_t i, 
 int WriteProcFile(int pid, const std::string &name, const std::string &data, bool *opened) {
   char path[32 + 256];
   if (name.size() > 255) return ENAMETOOLONG;
-  snprintf(path, sizeof path, "/proc/%d/%s", pid, name.c_str());
+  ProcPath(path, pid, name.c_str());
   int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
   *opened = fd >= 0;
   if (fd < 0) return errno;
