@@ -101,7 +101,11 @@ struct Arg {
 };
 Arg IntArg(std::optional<int> v) { return v.has_value() ? Arg{Arg::kInt, *v} : Arg{Arg::kNull, 0}; }
 
-void FinalizeWatch(Napi::Env, Watch *) {}
+// The handle JS holds for a watch (pidfdWatchRef takes it): a bare pointer, without a finalizer. The watch is not
+// the handle's to free (it ends with its event), and a finalizer, even one that does nothing, costs N-API a weak
+// reference per handle, which V8 then tracks through every young collection. A stale handle is harmless:
+// pidfdWatchRef looks the pointer up among the live watches first.
+Napi::Value WatchHandle(Napi::Env env, Watch *w) { return Napi::External<Watch>::New(env, w); }
 
 // Calls the watch's JS callback with these arguments. Raw N-API with status
 // checks, not the throwing wrappers: while a worker is being terminated its
@@ -116,7 +120,7 @@ void Invoke(Watch *w, std::initializer_list<Arg> values) {
     if (v.kind == Arg::kInt)
       napi_create_int32(env, v.value, &args[argc]);
     else if (v.kind == Arg::kSelf)
-      args[argc] = Napi::External<Watch>::New(env, w, FinalizeWatch);
+      args[argc] = WatchHandle(env, w);
     else
       napi_get_null(env, &args[argc]);
     argc++;
@@ -365,7 +369,7 @@ ExitWatch *ArmExitWatch(Napi::Env env, int pidfd, Napi::Function cb) {
 }
 
 Napi::Value AdoptExitWatch(Napi::Env env, ExitWatch *w) {
-  return Napi::External<Watch>::New(env, reinterpret_cast<Watch *>(w), FinalizeWatch);
+  return WatchHandle(env, reinterpret_cast<Watch *>(w));
 }
 
 void DropExitWatch(ExitWatch *w) {
@@ -405,7 +409,7 @@ Napi::Value PidfdWatch(const Napi::CallbackInfo &info) {
   // On failure the caller still owns the fd.
   Watch *w = NewWatch(env, fd, info[1].As<Napi::Function>(), &failed);
   if (w == nullptr) ThrowErrno(env, errno, failed, "watching the child's pidfd");
-  return Napi::External<Watch>::New(env, w, FinalizeWatch);
+  return WatchHandle(env, w);
 }
 
 // spawnWatch(handle, cb(kind, a, b)) -> whether it watches. Releases the
