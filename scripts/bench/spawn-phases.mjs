@@ -14,6 +14,7 @@
 // (which adds the exit watch: the event-loop wake-up, waitid, the callback).
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { measuredSpawnOptions } from "./spawn-call.mjs";
 
 const root = join(import.meta.dirname, "..", "..");
 const { spawn } = await import(pathToFileURL(join(root, "dist", "spawn", "index.js")).href);
@@ -53,13 +54,7 @@ for (const name of names) {
     }
   };
 }
-const opts = {
-  namespaces: ["user"],
-  uidMap: "0 100000 65536",
-  gidMap: "0 100000 65536",
-  setgroups: "deny",
-  stdio: "ignore",
-};
+const opts = measuredSpawnOptions;
 async function one() {
   const c = spawn("/bin/true", [], opts);
   const p = c.exited;

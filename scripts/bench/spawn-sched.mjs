@@ -22,15 +22,10 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { measuredSpawnOptions } from "./spawn-call.mjs";
 
 const root = join(import.meta.dirname, "..", "..");
-const opts = {
-  namespaces: ["user"],
-  uidMap: "0 100000 65536",
-  gidMap: "0 100000 65536",
-  setgroups: "deny",
-  stdio: "ignore",
-};
+const opts = measuredSpawnOptions;
 const BATCH = 100;
 const WARM_BATCHES = 20;
 

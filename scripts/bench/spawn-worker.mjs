@@ -28,6 +28,7 @@ import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { measuredSpawnOptions } from "./spawn-call.mjs";
 
 const cfg = JSON.parse(process.argv[2] ?? "{}");
 if (readlinkSync("/proc/self/ns/mnt") === cfg.callerMountNs) {
@@ -57,13 +58,7 @@ if (cfg.loaded) {
 }
 
 const { spawn } = await import(pathToFileURL(join(cfg.root, "dist", "spawn", "index.js")).href);
-const opts = {
-  namespaces: ["user"],
-  uidMap: "0 100000 65536",
-  gidMap: "0 100000 65536",
-  setgroups: "deny",
-  stdio: "ignore",
-};
+const opts = measuredSpawnOptions;
 const unshareArgs = ["--map-users=100000,0,65536", "--map-groups=100000,0,65536", "/bin/true"];
 
 // The Node floor (spawn-node-floor.c), when the bench could build it: the C floor's syscalls from one N-API call.
