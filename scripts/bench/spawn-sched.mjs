@@ -153,7 +153,9 @@ for (const x of ev) {
     inWindow = false;
   }
 }
-for (let i = 0; i + 1 < kids.length; i++) kids[i].nextFork = kids[i + 1].fork;
+// Programs only: a thread Node creates is a fork event too, but never execs.
+const spawned = kids.filter((k) => k.exec !== undefined);
+for (let i = 0; i + 1 < spawned.length; i++) spawned[i].nextFork = spawned[i + 1].fork;
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -169,16 +171,16 @@ const phases = [
   ["parent runs -> next fork", "parentRuns2", "nextFork"],
   ["fork -> next fork", "fork", "nextFork"],
 ];
-// The batches' forks are the last ones (loading the library may fork before them).
-if (kids.length < batches * BATCH)
-  throw new Error(`spawn-sched: ${kids.length} forks traced, expected ${batches * BATCH}`);
-kids.splice(0, kids.length - batches * BATCH);
+// The batches' programs are the last ones (anything Node or the library ran before them comes first).
+if (spawned.length < batches * BATCH)
+  throw new Error(`spawn-sched: ${spawned.length} programs traced, expected ${batches * BATCH}`);
+spawned.splice(0, spawned.length - batches * BATCH);
 const ways = [
   ["spawn()", 0],
   ["Node floor", 1],
 ];
 const sel = (w) =>
-  kids.filter((_, i) => i >= WARM_BATCHES * BATCH && Math.floor(i / BATCH) % 2 === w && i + 1 < kids.length);
+  spawned.filter((_, i) => i >= WARM_BATCHES * BATCH && Math.floor(i / BATCH) % 2 === w && i + 1 < spawned.length);
 const rows = [["phase (median µs)", ...ways.map(([n]) => n)]];
 for (const [label, a, b] of phases)
   rows.push([
