@@ -8,7 +8,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, constants as osConstants, release, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { pathToFileURL } from "node:url";
 
 const root = join(import.meta.dirname, "..");
 const json = process.argv.includes("--json");
@@ -60,7 +61,11 @@ for (const [name, file] of sections) {
   rows.push(...r);
 }
 
-const env = `Linux ${release()}, ${cpus()[0]?.model ?? "cpu"} ×${cpus().length}, Node ${process.version}`;
+// Which addon the figures are of (a local build, a prebuilt binary, USERNS_BINDING): the workers load the same one.
+const addon = await import(pathToFileURL(join(root, "dist", "kernel", "native.js")).href)
+  .then((m) => relative(root, m.nativePath()))
+  .catch((e) => `none loadable (${e?.code ?? String(e)}; see userns doctor)`);
+const env = `Linux ${release()}, ${cpus()[0]?.model ?? "cpu"} ×${cpus().length}, Node ${process.version}, addon ${addon}`;
 if (json) {
   console.log(JSON.stringify({ env, rows }));
 } else {
