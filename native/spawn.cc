@@ -623,18 +623,21 @@ Napi::Value DupCloexec(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// capEffective() -> bigint: this thread's effective capability set (capget),
-// without reading and parsing /proc/self/status on every spawn.
-Napi::Value CapEffective(const Napi::CallbackInfo &info) {
+// This thread's effective capability set (capget), without reading and
+// parsing /proc/self/status on every spawn.
+uint64_t EffectiveCaps(Napi::Env env) {
   struct __user_cap_header_struct hdr;
   struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
   memset(&hdr, 0, sizeof hdr);
   memset(data, 0, sizeof data);
   hdr.version = _LINUX_CAPABILITY_VERSION_3;
-  hdr.pid = 0;
-  if (syscall(SYS_capget, &hdr, data) < 0) ThrowErrno(info.Env(), errno, "capget", "reading this process's capabilities");
-  uint64_t eff = (static_cast<uint64_t>(data[1].effective) << 32) | data[0].effective;
-  return Napi::BigInt::New(info.Env(), eff);
+  if (syscall(SYS_capget, &hdr, data) < 0) ThrowErrno(env, errno, "capget", "reading this process's capabilities");
+  return (static_cast<uint64_t>(data[1].effective) << 32) | data[0].effective;
+}
+
+// capEffective() -> bigint: EffectiveCaps.
+Napi::Value CapEffective(const Napi::CallbackInfo &info) {
+  return Napi::BigInt::New(info.Env(), EffectiveCaps(info.Env()));
 }
 
 // writerCreds(out: Uint32Array(3)): [CAP_SETUID and CAP_SETGID both effective
@@ -646,13 +649,7 @@ Napi::Value WriterCreds(const Napi::CallbackInfo &info) {
       info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
       info[0].As<Napi::Uint32Array>().ElementLength() < 3)
     ThrowUsage(env, "out must be a Uint32Array of 3");
-  struct __user_cap_header_struct hdr;
-  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-  memset(&hdr, 0, sizeof hdr);
-  memset(data, 0, sizeof data);
-  hdr.version = _LINUX_CAPABILITY_VERSION_3;
-  if (syscall(SYS_capget, &hdr, data) < 0) ThrowErrno(env, errno, "capget", "reading this process's capabilities");
-  uint32_t eff = data[0].effective;  // CAP_SETGID (6) and CAP_SETUID (7) are in the low word
+  uint64_t eff = EffectiveCaps(env);
   uint32_t *out = info[0].As<Napi::Uint32Array>().Data();
   out[0] = ((eff >> CAP_SETUID) & 1) != 0 && ((eff >> CAP_SETGID) & 1) != 0 ? 1 : 0;
   out[1] = geteuid();

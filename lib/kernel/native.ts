@@ -67,7 +67,6 @@ export interface ProcScanRaw {
   mntNamespaces: [bigint, number][];
 }
 
-/** What the addon exports. Every function throws a {@link UsernsError} on failure. */
 /**
  * What a child watch (spawnWatch, spawnStart's onEvent) reports, from the event loop:
  * - (1, pidfd, watch): the child exec'd; the same watch now waits for the program's exit and owns the pidfd (the
@@ -76,11 +75,12 @@ export interface ProcScanRaw {
  * - (2, null, null): anything else (a failed step, a death, an abort): spawnResume(handle, false) reports it.
  * - (0, code, signal): the program exited and was reaped (after a 1 with a watch).
  */
+export type ChildWatchCallback = (kind: 0 | 1 | 2 | 3, a: number | null, b: unknown) => void;
+
 /** An addon-side copy of a [name, data, ...] list of /proc files (procFiles); opaque. */
 export type ProcFilesHandle = { readonly __procFiles: unique symbol };
 
-export type ChildWatchCallback = (kind: 0 | 1 | 2 | 3, a: number | null, b: unknown) => void;
-
+/** What the addon exports. Every function throws a {@link UsernsError} on failure. */
 export interface NativeBinding {
   setErrorClass(cls: new (attempted: string, opts: { errno: number; syscall: string }) => Error): void;
   openNs(path: string): number;

@@ -758,13 +758,7 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     const what = `spawning ${file} (pid ${held.pid})`;
     const h = held;
     // Runs the child on to execve. `release`: it is at an earlier wait (the maps') that must be released first.
-    const toExec = (release: boolean): void => {
-      const r = resumeChild(h, what, release);
-      if (r.kind !== "exec")
-        throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
-      child.pid = r.pid;
-      child._started(r.pidfd);
-    };
+    const toExec = (release: boolean): void => runToExec(h, child, what, release);
     // After the maps (if any): with a hold, first to the hold wait (beforeExec, then blockFd, which is asynchronous:
     // a promise then), then to execve. The maps' wait, if there is one, is still to be released.
     const finish = (): Promise<void> | undefined => {
@@ -972,6 +966,17 @@ function exitOf(child: UsernsChildProcess): (code: number | null, signal: number
 }
 
 /**
+ * Runs the held child on to its execve, blocking (`release`: it is at a wait to release first), and tells the handle
+ * the program started; throws what the child reported instead (a failed step, a death).
+ */
+function runToExec(h: HeldChild, child: UsernsChildProcess, what: string, release: boolean): void {
+  const r = resumeChild(h, what, release);
+  if (r.kind !== "exec") throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
+  child.pid = r.pid;
+  child._started(r.pidfd);
+}
+
+/**
  * kill() between the release and the exec. A signal goes to the released child, which blocks it until its execve:
  * it acts on the program as it starts. SIGKILL and SIGSTOP cannot be blocked and would end the child before the
  * program existed: for those, `toExec.resume()` first waits here for the exec (or the failure it reports), and the
@@ -1026,13 +1031,8 @@ class OneCallWatch {
   /** Runs the released child on to its next event, blocking: the exec, or the failure it reports. */
   resume(): void {
     const h = this.held!;
-    const what = `spawning ${this.file} (pid ${h.pid})`;
     try {
-      const r = resumeChild(h, what, false);
-      if (r.kind !== "exec")
-        throw new UsernsError(what, { code: "ERR_USERNS_PROTOCOL", reason: `unexpected ${r.kind}` });
-      this.child.pid = r.pid;
-      this.child._started(r.pidfd);
+      runToExec(h, this.child, `spawning ${this.file} (pid ${h.pid})`, false);
     } catch (e) {
       this.fail(e);
     }
