@@ -834,9 +834,14 @@ export function spawn(file: string, args: readonly string[] = [], options: Spawn
     };
     // What the watch of a released child reports: its exec, then the program's exit, or anything else, which
     // finishNow() (resumeChild) reports unless the handle failed meanwhile (closeJoins runs once however often).
+    // The joins are closed before the handle is told, whose listeners may run then and throw.
     const onWatchEvent = (e: WatchEvent): void => {
-      if (startedOrExited(child, e) || h.done) closeJoins();
-      else finishNow();
+      if (e.kind === "other" && !h.done) {
+        finishNow();
+        return;
+      }
+      closeJoins();
+      startedOrExited(child, e);
     };
     // Releases the child and learns of its exec, then of the program's exit, from one watch on the event loop.
     // False when nothing could be watched: the child is released, and finishNow() waits for it here.

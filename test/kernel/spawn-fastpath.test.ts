@@ -1,6 +1,7 @@
 // The per-spawn shortcuts: the default environment copied natively from
 // environ, /dev/null opened by the child, the map files written in one
 // native call, validated requests reused, child stacks reused.
+import { once } from "node:events";
 import { chmodSync, existsSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,22 @@ import { CLONE_NEW } from "../../lib/kernel/nsfs.js";
 import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
 import { children, run } from "../helpers/spawn.js";
+
+/** Counts the process.nextTick calls made from lib/spawn/child-process until restore(). */
+function countTicks(): { count: number; restore(): void } {
+  const nextTick = process.nextTick;
+  const t = {
+    count: 0,
+    restore: () => {
+      process.nextTick = nextTick;
+    },
+  };
+  process.nextTick = ((...args: Parameters<typeof nextTick>) => {
+    if (new Error().stack?.includes("child-process")) t.count++;
+    return nextTick(...args);
+  }) as typeof nextTick;
+  return t;
+}
 
 /** Whether our child `pid` has exited and waits to be reaped. */
 const isZombie = (pid: number): boolean => children().some((c) => c.pid === pid && c.state === "Z");
@@ -399,5 +416,69 @@ describeKernel("spawn fast paths", () => {
       await keeper.exited;
     }
     expect(children()).toEqual([]);
+  });
+
+  it("'spawn' costs a tick only for its listeners, and reaches each listener added before 'exit' once", async () => {
+    const opts = {
+      namespaces: ["user"] as const,
+      uidMap: "0 100000 1",
+      gidMap: "0 100000 1",
+      stdio: "ignore" as const,
+    };
+    const ticks = countTicks();
+    try {
+      // Alone, nobody listening: the program starts and ends without a tick of ours.
+      for (let i = 0; i < 5; i++) expect((await spawn("/bin/true", [], opts).exited).code).toBe(0);
+      expect(ticks.count).toBe(0);
+      // A listener added right after spawn(): called once, on a later tick, before 'exit'.
+      const events: string[] = [];
+      const early = spawn("sleep", ["0.3"], opts);
+      early.on("spawn", () => events.push("spawn"));
+      events.push("returned");
+      await new Promise((r) => setTimeout(r, 100));
+      // One added while the program runs (ChildProcess would not call it): on the next tick, not within on().
+      early.prependListener("spawn", () => events.push("late spawn"));
+      // One removed before its tick: not called.
+      const removed = (): void => void events.push("removed");
+      early.on("spawn", removed);
+      early.off("spawn", removed);
+      events.push("added");
+      await new Promise((r) => setImmediate(r));
+      early.on("exit", () => events.push("exit"));
+      await early.exited;
+      // After the exit: never.
+      early.once("spawn", () => events.push("after exit"));
+      await new Promise((r) => setImmediate(r));
+      expect(events).toEqual(["returned", "spawn", "added", "late spawn", "exit"]);
+      // A tick for the first listener, and one for each added after 'spawn' (the removed one's too).
+      expect(ticks.count).toBe(3);
+      // events.once() after the exec, while the program runs.
+      const running = spawn("sleep", ["0.3"], opts);
+      await new Promise((r) => setTimeout(r, 100));
+      await once(running, "spawn");
+      await running.exited;
+      // Watched (another program in flight), exec and exit learned of together: 'spawn' then 'exit', no tick.
+      const keeper = spawn("sleep", ["5"], opts);
+      try {
+        ticks.count = 0;
+        const quick = spawn("/bin/true", [], opts);
+        const until = Date.now() + 2000;
+        while (Date.now() < until && !isZombie(quick.pid!));
+        expect((await quick.exited).code).toBe(0);
+        expect(ticks.count).toBe(0);
+        const order: string[] = [];
+        const heard = spawn("/bin/true", [], opts);
+        heard.on("spawn", () => order.push("spawn"));
+        heard.on("exit", () => order.push("exit"));
+        while (Date.now() < until + 2000 && !isZombie(heard.pid!));
+        await heard.exited;
+        expect(order).toEqual(["spawn", "exit"]);
+      } finally {
+        keeper.kill("SIGKILL");
+        await keeper.exited;
+      }
+    } finally {
+      ticks.restore();
+    }
   });
 });
