@@ -392,9 +392,17 @@ export class UsernsChildProcess<T extends ChildStreams = ChildStreams>
   }
 
   #onExit(code: number | null, signal: number | null): void {
-    // 'spawn' before 'exit', if it is still due; none after.
-    UsernsChildProcess.#emitSpawn(this);
-    this.#spawn = SPAWN_NONE;
+    // 'spawn' before 'exit', if it is still due; none after. A 'spawn' listener that throws does not keep the exit
+    // from being settled (the exception is still uncaught, as from any listener).
+    try {
+      UsernsChildProcess.#emitSpawn(this);
+    } finally {
+      this.#spawn = SPAWN_NONE;
+      this.#settleExit(code, signal);
+    }
+  }
+
+  #settleExit(code: number | null, signal: number | null): void {
     this.#end();
     this.pidfd = -1;
     this.#watch = undefined;

@@ -1,6 +1,7 @@
 // The per-spawn shortcuts: the default environment copied natively from
 // environ, /dev/null opened by the child, the map files written in one
 // native call, validated requests reused, child stacks reused.
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, existsSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,10 +11,11 @@ import { writeMapsDirect } from "../../lib/child/maps.js";
 import { abortChild, DEV_NULL, resumeChild, startChild, type WatchEvent, watchChild } from "../../lib/child/steps.js";
 import { prepareMapRequest } from "../../lib/child/validate.js";
 import { UsernsError } from "../../lib/errors.js";
-import { native, type ProcFilesHandle } from "../../lib/kernel/native.js";
+import { native, nativePath, type ProcFilesHandle } from "../../lib/kernel/native.js";
 import { CLONE_NEW } from "../../lib/kernel/nsfs.js";
 import { spawn } from "../../lib/spawn/index.js";
 import { describeKernel } from "../helpers/kernel.js";
+import { compiledLib } from "../helpers/mountns.js";
 import { children, run } from "../helpers/spawn.js";
 
 /** Counts the process.nextTick calls made from lib/spawn/child-process until restore(). */
@@ -480,5 +482,21 @@ describeKernel("spawn fast paths", () => {
     } finally {
       ticks.restore();
     }
+  });
+  it("a 'spawn' listener that throws (uncaught, as any listener's) does not keep the exit from being settled", () => {
+    const out = execFileSync(
+      process.execPath,
+      [join(import.meta.dirname, "..", "fixtures", "spawn-throwing-listener.mjs")],
+      {
+        env: { ...process.env, USERNS_LIB: compiledLib(), USERNS_BINDING: nativePath() },
+        encoding: "utf8",
+      },
+    );
+    const r = JSON.parse(out);
+    expect(r.events).toEqual(["spawn", "exit 0"]);
+    expect(r.uncaught).toEqual(["from the spawn listener"]);
+    expect(r.status.code).toBe(0);
+    expect(r.after.code).toBe(0);
+    expect(r.fdsLeft).toBe(0);
   });
 });
