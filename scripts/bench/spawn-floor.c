@@ -45,8 +45,8 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
-// One spawn of the loop mode: its job and stack live until its exit; `fd` is what the epoll set watches (the
-// error pipe until the exec, then the pidfd).
+// One spawn of the loop mode: its job and stack live until its exit. The epoll set watches its error pipe until
+// the exec (execd 0), then its pidfd.
 struct slot {
   struct job job;
   char *stack;
